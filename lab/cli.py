@@ -1,0 +1,291 @@
+"""The `oslab` command line. One boundary prints every OslabError with its hint."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from oslab import spec as specmod
+from oslab.errors import OslabError, SpecError
+from oslab.state import LabState
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_URI = "qemu:///system"
+
+
+@dataclass
+class Options:
+    file: str | None = None
+    lab: str | None = None
+    uri: str = DEFAULT_URI
+    debug: bool = False
+
+    def spec(self) -> specmod.LabSpec:
+        spec = specmod.load(self.file)
+        if self.lab and self.lab != spec.name:
+            raise SpecError(f"--lab {self.lab} does not match the spec's lab.name {spec.name}",
+                            hint="drop --lab, or pass the spec of that lab with -f")
+        return spec
+
+    def lab_name(self) -> str:
+        """The lab addressed by --lab, else by the spec (-f, or the built-in default)."""
+        return self.lab or self.spec().name
+
+    def state(self) -> LabState:
+        return LabState(self.lab_name())
+
+    def connect(self) -> Any:
+        from oslab.virt import connect
+        return connect(self.uri)
+
+
+def global_options(fn: F) -> F:
+    """-f/--file, --lab, --uri and --debug, accepted before or after the command name."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        opts = ctx.find_object(Options)
+        if opts is None:
+            opts = ctx.ensure_object(Options)
+        if value not in (None, False) and param.name is not None:
+            setattr(opts, param.name, value)
+        return value
+
+    decorators = [
+        click.option("-f", "--file", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=store, help="Lab spec (TOML). Default: the built-in lab."),
+        click.option("--lab", expose_value=False, callback=store,
+                     help="Address an existing lab by name (no spec needed)."),
+        click.option("--uri", expose_value=False, callback=store,
+                     help=f"libvirt URI. Default: {DEFAULT_URI}."),
+        click.option("--debug", is_flag=True, expose_value=False, callback=store,
+                     help="Show tracebacks."),
+    ]
+    for deco in reversed(decorators):
+        fn = deco(fn)
+    return fn
+
+
+def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(click.get_current_context().ensure_object(Options), *args, **kwargs)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+def cli() -> None:
+    """Build a complete OpenStack lab on this host with libvirt."""
+
+
+@cli.command()
+@global_options
+@click.argument("path", default="lab.toml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write the built-in default lab spec as a commented TOML file to edit."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
+    p.write_text(specmod.default_spec_text())
+    click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
+
+
+@cli.command()
+@global_options
+@pass_options
+def check(opts: Options) -> None:
+    """Host preflight: can this host run the lab?"""
+    from oslab import preflight
+    from oslab.provision import pool_dir
+
+    spec = opts.spec()
+    try:
+        conn = opts.connect()
+    except OslabError:
+        conn = None
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    for f in findings:
+        click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
+        if f.hint and f.severity.value != "ok":
+            click.echo(f"       hint: {f.hint}")
+    if preflight.blocking(findings):
+        raise SystemExit(1)
+    click.echo("host is ready for `oslab up`")
+
+
+STAGES = ("provision", "install", "verify", "all")
+
+
+@cli.command()
+@global_options
+@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+              help="Stop after this stage.")
+@pass_options
+def up(opts: Options, stage: str) -> None:
+    """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
+    from oslab import preflight
+    from oslab.provision import Provisioner, pool_dir
+    from oslab.report import Reporter
+
+    spec = opts.spec()
+    conn = opts.connect()
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    blockers = [f for f in findings if f.severity.value == "block"]
+    if blockers:
+        raise OslabError("the host cannot run this lab:\n" + "\n".join(
+            f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
+            for f in blockers), hint="fix the above, then rerun; `oslab check` shows them all")
+    choice, _ = preflight.choose_virt_type(conn=conn)
+    state = LabState(spec.name).ensure()
+    reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
+    reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
+                 f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
+    result = Provisioner(spec, conn, state, reporter, choice.virt_type).run()
+    click.echo("")
+    if result.change_count == 0:
+        click.echo(f"lab {spec.name}: no changes; every node answers SSH.")
+    else:
+        click.echo(f"lab {spec.name}: provisioned in {result.seconds:.0f}s "
+                   f"({result.change_count} changes).")
+    for n in result.nodes:
+        click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
+    if stage != "provision":
+        click.echo(f"stage {stage!r}: the install stage is not built yet; stopped after "
+                   "provisioning.")
+
+
+@cli.command()
+@global_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_options
+def status(opts: Options, as_json: bool) -> None:
+    """Show the lab's nodes, networks and volumes, read from libvirt."""
+    from oslab.inventory import gather
+
+    st = gather(opts.connect(), opts.lab_name(), opts.state())
+    if as_json:
+        click.echo(json.dumps(st.as_dict(), indent=2))
+        return
+    if st.empty:
+        click.echo(f"lab {st.lab}: nothing in libvirt")
+        return
+    click.echo(f"lab {st.lab}")
+    click.echo(f"  {'NODE':<12} {'ROLE':<11} {'ADDRESS':<15} {'STATE':<9} {'PHASE':<10} "
+               f"{'VIRT':<5} SSH")
+    for n in st.nodes:
+        click.echo(f"  {n.node:<12} {n.role:<11} {n.address:<15} {n.state:<9} {n.phase:<10} "
+                   f"{n.virt_type:<5} {n.ssh}")
+    for net in st.networks:
+        click.echo(f"  network {net['name']} ({net['kind']}, "
+                   f"{'active' if net['active'] else 'inactive'})")
+    for v in st.volumes:
+        click.echo(f"  volume  {v['name']} ({v['capacity'] / 2**30:.1f} GiB, "
+                   f"{v['allocation'] / 2**20:.0f} MiB used)")
+
+
+@cli.command()
+@global_options
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, delete nothing.")
+@pass_options
+def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
+    """Remove everything oslab made for the lab, and nothing else."""
+    from oslab.inventory import destroy as do_destroy
+    from oslab.inventory import destroy_plan, gather
+
+    conn = opts.connect()
+    lab = opts.lab_name()
+    state = LabState(lab)
+    plan = destroy_plan(gather(conn, lab, state, probe_ssh=False))
+    if not plan:
+        click.echo(f"lab {lab}: nothing to remove")
+        return
+    click.echo(f"lab {lab}: {'would remove' if dry_run else 'removing'}:")
+    for line in plan:
+        click.echo(f"  - {line}")
+    if dry_run:
+        return
+    if not yes and not click.confirm("remove all of this?", default=False):
+        raise SystemExit(1)
+    for warning in do_destroy(conn, lab, state):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"lab {lab} destroyed (the ISO cache is kept)")
+
+
+def _node_target(opts: Options, node: str) -> Any:
+    from oslab.inventory import gather
+    from oslab.ssh import Target
+
+    state = opts.state()
+    st = gather(opts.connect(), opts.lab_name(), state, probe_ssh=False)
+    found = [n for n in st.nodes if n.node == node]
+    if not found:
+        raise OslabError(f"lab {st.lab} has no node {node!r}",
+                         hint="nodes: " + (", ".join(n.node for n in st.nodes) or "none"))
+    hostkey = state.dir / "hostkeys" / f"{node}_ed25519.pub"
+    return found[0], Target(node, found[0].address, hostkey.read_text().strip(),
+                            state.dir / "id_ed25519")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@global_options
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_options
+def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
+    """SSH to NODE as root; with COMMAND, run it and exit with its code."""
+    from oslab.inventory import write_known_hosts
+    from oslab.ssh import Session
+
+    _status, target = _node_target(opts, node)
+    if command:
+        with Session(target) as s:
+            result = s.run(shlex.join(command) if len(command) > 1 else command[0],
+                           on_line=click.echo)
+            sys.stderr.write(result.stderr)
+            raise SystemExit(result.returncode)
+    known = write_known_hosts(opts.state(), [target])
+    os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-o", f"UserKnownHostsFile={known}",
+                      "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                      f"root@{target.address}"])
+
+
+@cli.command()
+@global_options
+@click.argument("node")
+@pass_options
+def console(opts: Options, node: str) -> None:
+    """Attach to NODE's serial console (leave with Ctrl-])."""
+    status_, _target = _node_target(opts, node)
+    os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.domain])
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except OslabError as exc:
+        if "--debug" in sys.argv[1:]:
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun `oslab up` to continue where it stopped", err=True)
+        sys.exit(130)

@@ -1,0 +1,83 @@
+"""Distro and OpenStack release profiles: small registered classes.
+
+A distro profile says where an installer ISO keeps its kernel and initrd, how to boot it
+with a kickstart, which kickstart template renders it and how long an install may take.
+``testlinux`` is the small Debian-built guest the test suite installs through the very same
+path as CentOS (ISO, OEMDRV kickstart, install boot, power-off, boot from disk).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from oslab.spec import IsoSource
+
+
+class Distro:
+    name: ClassVar[str]
+    kickstart_template: ClassVar[str]
+    kernel_path: ClassVar[str] = "/images/pxeboot/vmlinuz"
+    initrd_path: ClassVar[str] = "/images/pxeboot/initrd.img"
+    install_timeout_s: ClassVar[int] = 3600
+    # Lines on the serial console that mean the unattended install failed.
+    install_failures: ClassVar[tuple[str, ...]] = (
+        "Kickstart insufficient", "An unknown error has occurred",
+        "Traceback (most recent call last)", "The installation was stopped",
+    )
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        DISTROS[cls.name] = cls
+
+    @classmethod
+    def install_cmdline(cls, iso_label: str) -> str:
+        """Kernel arguments for the unattended install: stage2 from the ISO, ks from OEMDRV."""
+        return (f"inst.stage2=hd:LABEL={iso_label} inst.ks=hd:LABEL=OEMDRV:/ks.cfg "
+                "console=ttyS0,115200n8 inst.text")
+
+
+DISTROS: dict[str, type[Distro]] = {}
+
+
+class CentOSStream9(Distro):
+    name = "centos-stream9"
+    kickstart_template = "centos-stream9.ks.j2"
+    mirror = "http://mirror.stream.centos.org/9-stream"
+
+
+class TestLinux(Distro):
+    """The test suite's guest: a Debian kernel and busybox, installed by a kickstart-reading
+    initrd through the same path as CentOS."""
+
+    name = "testlinux"
+    kickstart_template = "testlinux.ks.j2"
+    install_timeout_s = 600
+    install_failures = ("testlinux-install: FAILED",)
+
+
+class Release:
+    """An OpenStack release profile: what RDO ships for it on the lab's distro."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    rdo_release_package: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        RELEASES[cls.name] = cls
+
+
+RELEASES: dict[str, type[Release]] = {}
+
+
+class Epoxy(Release):
+    name = "epoxy"
+    version = "2025.1"
+    rdo_release_package = "centos-release-openstack-epoxy"
+
+
+def distro_for(name: str) -> type[Distro]:
+    return DISTROS[name]
+
+
+__all__ = ["DISTROS", "RELEASES", "Distro", "IsoSource", "Release", "distro_for"]

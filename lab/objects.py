@@ -1,0 +1,137 @@
+"""Small frozen definitions of the lab's libvirt objects, rendered through jinja2 templates.
+
+The plan turns a spec into these; ``xml()`` gives the XML libvirt receives. A domain has two
+shapes: install-time (direct kernel boot of the installer, the ISO and the OEMDRV kickstart disk)
+and final (boot from disk, no installer media).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from oslab.distro import DISTROS
+from oslab.metadata import LabMeta
+from oslab.networks import network_name
+from oslab.spec import LabSpec, Node
+
+_env = Environment(loader=PackageLoader("oslab", "templates"), undefined=StrictUndefined,
+                   autoescape=True, keep_trailing_newline=True)
+
+GIB = 1 << 30
+INSTALLER_ISO = "installer.iso"
+INSTALLER_KERNEL = "installer-vmlinuz"
+INSTALLER_INITRD = "installer-initrd.img"
+POOL_MARKER = ".oslab-pool"
+
+
+def domain_name(lab: str, node: str) -> str:
+    return f"{lab}-{node}"
+
+
+def default_pool_dir(lab: str) -> Path:
+    return Path("/var/lib/libvirt/images") / f"oslab-{lab}"
+
+
+@dataclass(frozen=True)
+class PoolDef:
+    name: str
+    path: Path
+
+    def xml(self) -> str:
+        return _env.get_template("pool.xml.j2").render(pool=self)
+
+
+@dataclass(frozen=True)
+class VolumeDef:
+    name: str
+    capacity: int  # bytes
+    format: str = "qcow2"
+
+    def xml(self) -> str:
+        return _env.get_template("volume.xml.j2").render(vol=self)
+
+
+@dataclass(frozen=True)
+class Disk:
+    volume: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    network: str
+
+
+@dataclass(frozen=True)
+class InstallMedia:
+    kernel: str  # paths of the pool's volumes
+    initrd: str
+    cmdline: str
+    cdroms: tuple[Disk, ...]
+
+
+@dataclass(frozen=True)
+class DomainDef:
+    name: str
+    virt_type: str
+    memory_mib: int
+    vcpus: int
+    pool: str
+    disks: tuple[Disk, ...]
+    nics: tuple[Nic, ...]
+    console_log: str
+    meta: LabMeta
+    install: InstallMedia | None = None
+
+    def xml(self) -> str:
+        return _env.get_template("domain.xml.j2").render(dom=self, metadata=Markup(self.meta.xml()))
+
+    def final(self) -> DomainDef:
+        """The same machine booting from its disk, without the installer media."""
+        return replace(self, install=None, meta=self.meta.with_phase("final"))
+
+
+def system_volume(node: Node) -> VolumeDef:
+    return VolumeDef(f"{node.name}-system.qcow2", node.disk_gib * GIB)
+
+
+def extra_volumes(node: Node) -> tuple[VolumeDef, ...]:
+    return tuple(VolumeDef(f"{node.name}-disk{i}.qcow2", size * GIB)
+                 for i, size in enumerate(node.extra_disks_gib, start=1))
+
+
+def oemdrv_volume_name(node: Node) -> str:
+    return f"{node.name}-oemdrv.iso"
+
+
+def node_volumes(node: Node) -> tuple[VolumeDef, ...]:
+    return (system_volume(node), *extra_volumes(node))
+
+
+def domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,
+               kernel: str, initrd: str, iso_label: str) -> DomainDef:
+    """The install-time definition of ``node``; ``.final()`` gives the boot-from-disk one."""
+    vols = node_volumes(node)
+    distro = DISTROS[spec.distro]
+    return DomainDef(
+        name=domain_name(spec.name, node.name),
+        virt_type=virt_type,
+        memory_mib=node.memory_mib,
+        vcpus=node.vcpus,
+        pool=spec.name,
+        disks=tuple(Disk(v.name, f"vd{chr(ord('a') + i)}") for i, v in enumerate(vols)),
+        nics=(Nic(spec.mac(node, 0), network_name(spec.name, "management")),
+              Nic(spec.mac(node, 1), network_name(spec.name, "provider"))),
+        console_log=str(console_log),
+        meta=LabMeta(lab=spec.name, kind="domain", role=node.role.value, spec=spec.digest(),
+                     node=node.name, address=str(node.address), phase="defined"),
+        install=InstallMedia(
+            kernel=kernel, initrd=initrd, cmdline=distro.install_cmdline(iso_label),
+            cdroms=(Disk(INSTALLER_ISO, "sda"), Disk(oemdrv_volume_name(node), "sdb")),
+        ),
+    )

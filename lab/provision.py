@@ -1,0 +1,289 @@
+"""`oslab up --stage provision`: from a spec to kickstarted nodes that answer SSH.
+
+Every decision is read from libvirt each time (which objects exist, each domain's phase in its
+metadata, whether it runs), so a rerun after an interruption, even ``kill -9``, continues where
+the lab is and creates nothing twice. A finished lab reruns with zero changes.
+
+A node moves through phases kept in its domain's metadata:
+``defined`` (install-time XML, not started yet) → ``installing`` (started from the installer)
+→ powered off → ``final`` (redefined to boot from disk) → running and answering SSH.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from oslab import iso as isomod
+from oslab.distro import DISTROS, Distro
+from oslab.errors import OslabError, ProvisionError
+from oslab.kickstart.render import KickstartInput, oemdrv_iso, render, sha512_crypt, validate
+from oslab.metadata import LabMeta
+from oslab.networks import network_def
+from oslab.objects import (
+    INSTALLER_INITRD,
+    INSTALLER_ISO,
+    INSTALLER_KERNEL,
+    DomainDef,
+    PoolDef,
+    default_pool_dir,
+    domain_def,
+    domain_name,
+    node_volumes,
+    oemdrv_volume_name,
+)
+from oslab.report import Reporter, tail
+from oslab.spec import LabSpec, Node
+from oslab.ssh import Target, wait_ready
+from oslab.state import LabState, cache_root
+from oslab.virt import INACTIVE, LabObjects, state_name, wait_for
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    address: str
+    virt_type: str
+    changed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class ProvisionResult:
+    nodes: list[NodeOutcome]
+    changed: list[str]
+    seconds: float
+
+    @property
+    def change_count(self) -> int:
+        return len(self.changed) + sum(len(n.changed) for n in self.nodes)
+
+
+def pool_dir(spec: LabSpec) -> Path:
+    return Path(spec.pool_dir) if spec.pool_dir else default_pool_dir(spec.name)
+
+
+def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:
+    return Target(node.name, str(node.address), state.host_key(node.name).public,
+                  state.ssh_key().private_path)
+
+
+def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: str) -> int:
+    if spec.install_timeout_s:
+        return spec.install_timeout_s
+    # Under plain qemu (TCG) an install takes several times longer than under kvm.
+    return distro.install_timeout_s * (1 if virt_type == "kvm" else 4)
+
+
+class Provisioner:
+    def __init__(self, spec: LabSpec, conn: Any, state: LabState, reporter: Reporter,
+                 virt_type: str) -> None:
+        self.spec = spec
+        self.conn = conn
+        self.state = state
+        self.report = reporter
+        self.virt_type = virt_type
+        self.distro = DISTROS[spec.distro]
+        self.objs = LabObjects(conn, spec.name)
+        self.changed: list[str] = []
+
+    # -- the whole stage --------------------------------------------------------------------
+
+    def run(self) -> ProvisionResult:
+        start = time.monotonic()
+        self.check_existing()
+        kickstarts = self.kickstarts()  # all validated before any VM starts
+        self.ensure_shared()
+        pending = [n for n in self.spec.nodes if self.needs_install(n)]
+        media = self.installer_media() if pending else None
+        for node in self.spec.nodes:
+            for vol in node_volumes(node):
+                if self.objs.ensure_volume(vol):
+                    self.changed.append(f"volume {vol.name}")
+        with tempfile.TemporaryDirectory(prefix="oslab-ks-") as tmp:
+            for node in pending:
+                path = oemdrv_iso(kickstarts[node.name], Path(tmp) / f"{node.name}.iso")
+                if self.objs.volume(oemdrv_volume_name(node)) is None:
+                    self.changed.append(f"volume {oemdrv_volume_name(node)}")
+                self.objs.upload(oemdrv_volume_name(node), path, replace=True)
+        with ThreadPoolExecutor(max_workers=len(self.spec.nodes)) as pool:
+            futures = [pool.submit(self.node, n, media) for n in self.spec.nodes]
+            outcomes: list[NodeOutcome] = []
+            errors: list[BaseException] = []
+            for fut in futures:
+                try:
+                    outcomes.append(fut.result())
+                except OslabError as exc:
+                    errors.append(exc)
+        if errors:
+            if len(errors) == 1:
+                raise errors[0]
+            raise ProvisionError("\n".join(str(e) for e in errors),
+                                 hint="see the logs in " + str(self.state.dir / "logs"))
+        return ProvisionResult(outcomes, self.changed, time.monotonic() - start)
+
+    def check_existing(self) -> None:
+        """Refuse foreign objects with the lab's names, and domains built from another spec."""
+        self.objs.pool()
+        for net in self.spec.networks:
+            self.objs.network(network_def(self.spec, net).name)
+        for node in self.spec.nodes:
+            dom = self.objs.domain(domain_name(self.spec.name, node.name))
+            if dom is None:
+                continue
+            meta = self.meta(dom)
+            if meta.spec != self.spec.digest():
+                raise OslabError(
+                    f"node {node.name} was built from a different spec "
+                    f"({meta.spec}, now {self.spec.digest()})",
+                    hint=f"run `oslab --lab {self.spec.name} destroy` to rebuild the lab from "
+                         "this spec, or restore the spec it was built from")
+
+    def kickstarts(self) -> dict[str, str]:
+        ssh_pub = self.state.ssh_key().public
+        root_hash = sha512_crypt(self.state.password("root"))
+        out = {}
+        for node in self.spec.nodes:
+            host = self.state.host_key(node.name)
+            text = render(KickstartInput(
+                spec=self.spec, node=node, ssh_public_key=ssh_pub,
+                host_private_key_pem=host.private_path.read_text(),
+                host_public_key=host.public, root_password_hash=root_hash))
+            validate(text, f"{node.name}/ks.cfg")
+            out[node.name] = text
+        return out
+
+    def ensure_shared(self) -> None:
+        for net in self.spec.networks:
+            nd = network_def(self.spec, net)
+            if self.objs.ensure_network(nd):
+                self.changed.append(f"network {nd.name}")
+                self.report.lab(f"network {nd.name} ({net.cidr}, {net.mode.value}) is up")
+        if self.objs.ensure_pool(PoolDef(self.spec.name, pool_dir(self.spec))):
+            self.changed.append(f"pool {self.spec.name}")
+            self.report.lab(f"storage pool {self.spec.name} at {pool_dir(self.spec)}")
+
+    def needs_install(self, node: Node) -> bool:
+        dom = self.objs.domain(domain_name(self.spec.name, node.name))
+        return dom is None or self.meta(dom).phase != "final"
+
+    def installer_media(self) -> tuple[str, str, str]:
+        """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
+        iso_path = isomod.fetch(self.spec.iso, cache_root() / "iso")
+        label = isomod.read_label(iso_path)
+        self.report.lab(f"installer ISO {iso_path} (label {label})")
+        for name, source in ((INSTALLER_ISO, iso_path),):
+            if self.objs.volume(name) is None:
+                self.changed.append(f"volume {name}")
+            self.objs.upload(name, source)
+        with tempfile.TemporaryDirectory(prefix="oslab-boot-") as tmp:
+            kernel, initrd = isomod.extract_boot_files(
+                iso_path, self.distro.kernel_path, self.distro.initrd_path, Path(tmp))
+            kvol = self.objs.upload(INSTALLER_KERNEL, kernel)
+            ivol = self.objs.upload(INSTALLER_INITRD, initrd)
+        return kvol.path(), ivol.path(), label
+
+    # -- one node -----------------------------------------------------------------------------
+
+    def meta(self, dom: Any) -> LabMeta:
+        meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
+        assert meta is not None
+        return meta
+
+    def definition(self, node: Node, media: tuple[str, str, str] | None) -> DomainDef:
+        kernel, initrd, label = media or ("", "", "")
+        return domain_def(self.spec, node, virt_type=self.virt_type,
+                          console_log=self.state.console_log_path(node.name),
+                          kernel=kernel, initrd=initrd, iso_label=label)
+
+    def node(self, node: Node, media: tuple[str, str, str] | None) -> NodeOutcome:
+        start = time.monotonic()
+        out = NodeOutcome(node.name, str(node.address), self.virt_type)
+        name = domain_name(self.spec.name, node.name)
+        say = functools.partial(self.report.node, node.name)
+        dom = self.objs.domain(name)
+        if dom is None:
+            assert media is not None
+            dom = self.conn.defineXML(self.definition(node, media).xml())
+            out.changed.append("domain defined")
+            say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, {node.vcpus} vCPU)")
+        phase = self.meta(dom).phase
+        if phase in ("defined", "installing"):
+            assert media is not None
+            self.install(node, dom, phase, media, out)
+        if not dom.isActive():
+            dom.create()
+            out.changed.append("started")
+            say("booting from disk")
+        elif dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+            out.changed.append("resumed")
+            say("resumed")
+        say(f"waiting for SSH at {node.address}")
+        target = ssh_target(self.spec, self.state, node)
+        ok, reason = wait_ready(target, self.spec.boot_timeout_s,
+                                on_wait=self.ticker(node.name, "waiting for SSH"))
+        if not ok:
+            raise ProvisionError(
+                f"{node.name}: no SSH at {node.address} after {self.spec.boot_timeout_s}s "
+                f"({reason}); the serial console ends with:\n"
+                + tail(self.state.console_log_path(node.name)),
+                hint=f"look at `oslab console {node.name}`; rerun `oslab up` to continue")
+        out.seconds = time.monotonic() - start
+        say(f"ready: ssh root@{node.address} (oslab ssh {node.name})")
+        return out
+
+    def install(self, node: Node, dom: Any, phase: str, media: tuple[str, str, str],
+                out: NodeOutcome) -> None:
+        say = functools.partial(self.report.node, node.name)
+        definition = self.definition(node, media)
+        console = self.state.console_log_path(node.name)
+        if not dom.isActive() and phase == "defined":
+            console.parent.mkdir(parents=True, exist_ok=True)
+            console.write_bytes(b"")
+            dom.create()
+            out.changed.append("install started")
+            say("install started (unattended kickstart)")
+        if phase == "defined":
+            # Record that the installer runs, so a rerun waits for it instead of restarting it.
+            installing = replace(definition, meta=definition.meta.with_phase("installing"))
+            self.conn.defineXML(installing.xml())
+        else:
+            say("install already under way; waiting for it")
+        limit = install_timeout(self.spec, self.distro, self.virt_type)
+        done = wait_for(lambda: not dom.isActive(), limit, interval=2.0,
+                        on_tick=self.ticker(node.name, "installing"))
+        if not done:
+            raise ProvisionError(
+                f"{node.name}: the install did not finish within {limit}s "
+                f"(the domain is still {state_name(dom)}); the serial console ends with:\n"
+                + tail(console),
+                hint=f"watch it with `oslab console {node.name}`, raise lab.install_timeout_s, "
+                     "or `oslab destroy` and retry")
+        text = console.read_text(errors="replace") if console.exists() else ""
+        failed = [p for p in self.distro.install_failures if p in text]
+        if failed:
+            raise ProvisionError(
+                f"{node.name}: the install failed ({failed[0]!r} on the console):\n"
+                + tail(console),
+                hint=f"the kickstart is in the OEMDRV disk; `oslab destroy` then `oslab up` "
+                     f"retries; full console log: {console}")
+        self.conn.defineXML(definition.final().xml())
+        out.changed.append("installed")
+        say("install finished and powered off; now boots from disk")
+
+    def ticker(self, node: str, what: str) -> Any:
+        last = [0.0]
+
+        def tick(elapsed: float, *_: object) -> None:
+            if elapsed - last[0] >= 30:
+                last[0] = elapsed
+                self.report.node(node, f"{what} ({elapsed:.0f}s)")
+        return tick

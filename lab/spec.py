@@ -1,0 +1,318 @@
+"""The lab spec: TOML (or the built-in default) parsed into validated frozen dataclasses.
+
+Every problem is reported as one ``SpecError`` that names the field and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from oslab.errors import SpecError
+
+HOSTNAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# The lab name prefixes every libvirt object and the bridges ("<lab>-mgmt" must fit IFNAMSIZ 15).
+LAB_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,8}[a-z0-9])?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Role(StrEnum):
+    CONTROLLER = "controller"
+    COMPUTE = "compute"
+
+
+class NetMode(StrEnum):
+    NAT = "nat"
+    ISOLATED = "isolated"
+
+
+@dataclass(frozen=True)
+class Network:
+    """A libvirt network. ``kind`` is ``management`` or ``provider``."""
+
+    kind: str
+    cidr: ipaddress.IPv4Network
+    mode: NetMode
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        """The host side of the bridge: the first address of the range."""
+        return self.cidr.network_address + 1
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: Role
+    address: ipaddress.IPv4Address
+    memory_mib: int
+    vcpus: int
+    disk_gib: int
+    extra_disks_gib: tuple[int, ...] = ()
+
+    @property
+    def is_compute(self) -> bool:
+        return self.role is Role.COMPUTE
+
+
+@dataclass(frozen=True)
+class IsoSource:
+    """A local ``path``, or a ``url`` with its ``sha256`` (or ``sha256_url``: a CHECKSUM file)."""
+
+    path: str = ""
+    url: str = ""
+    sha256: str = ""
+    sha256_url: str = ""
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    distro: str
+    release: str
+    iso: IsoSource
+    management: Network
+    provider: Network
+    nodes: tuple[Node, ...]
+    timezone: str = "UTC"
+    pool_dir: str = ""
+    install_timeout_s: int = 0
+    boot_timeout_s: int = 600
+    source: str = field(default="<built-in default>", compare=False)
+
+    @property
+    def networks(self) -> tuple[Network, Network]:
+        return (self.management, self.provider)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise SpecError(f"lab {self.name!r} has no node {name!r}", hint=f"nodes are: {known}")
+
+    @property
+    def controller(self) -> Node:
+        return next(n for n in self.nodes if n.role is Role.CONTROLLER)
+
+    def digest(self) -> str:
+        """A short hash of everything that shapes the libvirt objects (stored in their metadata)."""
+        data = asdict(self)
+        data.pop("source")
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def mac(self, node: Node, nic: int) -> str:
+        """A fixed, locally administered MAC per lab, node and NIC (qemu's 52:54:00 prefix)."""
+        h = hashlib.sha256(f"{self.name}/{node.name}/{nic}".encode()).digest()
+        return "52:54:00:{:02x}:{:02x}:{:02x}".format(*h[:3])
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"lab", "iso", "networks", "nodes"}
+_LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
+             "boot_timeout_s"}
+_ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
+_NET_KEYS = {"cidr", "mode"}
+_NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
+
+
+def default_spec_text() -> str:
+    return resources.files("oslab").joinpath("default-lab.toml").read_text()
+
+
+def load_default() -> LabSpec:
+    return parse(default_spec_text(), source="<built-in default>")
+
+
+def load(path: str | Path | None) -> LabSpec:
+    """Load the spec at ``path``, or the built-in default when ``path`` is None."""
+    if path is None:
+        return load_default()
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read lab spec {p}: {exc.strerror}",
+                        hint="write one with `oslab init lab.toml`") from exc
+    return parse(text, source=str(p))
+
+
+def parse(text: str, source: str = "<string>") -> LabSpec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
+    return _Parser(source).spec(raw)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
+        return SpecError(f"{self.source}: {where}: {problem}", hint=hint)
+
+    def table(self, raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(where, "must be a table")
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}" if where else key, "unknown key",
+                                hint="known keys here: " + ", ".join(sorted(allowed)))
+        return raw
+
+    def get(self, tbl: dict[str, Any], key: str, where: str, typ: type, default: Any = None) -> Any:
+        if key not in tbl:
+            if default is None:
+                raise self.fail(where, f"missing required key {key!r}")
+            return default
+        value = tbl[key]
+        if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise self.fail(f"{where}.{key}", f"must be an integer, not {value!r}")
+        if typ is not int and not isinstance(value, typ):
+            raise self.fail(f"{where}.{key}", f"must be a {typ.__name__}, not {value!r}")
+        return value
+
+    def positive(self, tbl: dict[str, Any], key: str, where: str, lo: int, hi: int,
+                 default: int | None = None) -> int:
+        value: int = self.get(tbl, key, where, int, default)
+        if not lo <= value <= hi:
+            raise self.fail(f"{where}.{key}", f"{value} is out of range ({lo} to {hi})")
+        return value
+
+    def spec(self, raw: dict[str, Any]) -> LabSpec:
+        self.table(raw, "", _TOP_KEYS)
+        lab = self.table(raw.get("lab", {}), "lab", _LAB_KEYS)
+        name = self.get(lab, "name", "lab", str)
+        if not LAB_NAME_RE.match(name):
+            raise self.fail("lab.name", f"{name!r} is not a valid lab name",
+                            hint="use 1 to 10 lower-case letters, digits or '-', starting with a "
+                                 "letter (it prefixes bridge names, which are at most 15 bytes)")
+        distro = self.get(lab, "distro", "lab", str, "centos-stream9")
+        release = self.get(lab, "release", "lab", str, "epoxy")
+        from oslab.distro import DISTROS, RELEASES  # late: the registry imports spec types
+        if distro not in DISTROS:
+            raise self.fail("lab.distro", f"unknown distro {distro!r}",
+                            hint="choose one of: " + ", ".join(sorted(DISTROS)))
+        if release not in RELEASES:
+            raise self.fail("lab.release", f"unknown OpenStack release {release!r}",
+                            hint="choose one of: " + ", ".join(sorted(RELEASES)))
+        iso = self.iso(raw.get("iso", {}))
+        nets = self.table(raw.get("networks", {}), "networks", {"management", "provider"})
+        management = self.network(nets.get("management"), "management")
+        provider = self.network(nets.get("provider"), "provider")
+        if management.cidr.overlaps(provider.cidr):
+            raise self.fail("networks.provider.cidr",
+                            f"{provider.cidr} overlaps the management network {management.cidr}",
+                            hint="give the two networks separate ranges")
+        nodes = self.nodes(raw.get("nodes"), management)
+        return LabSpec(
+            name=name, distro=distro, release=release, iso=iso,
+            management=management, provider=provider, nodes=nodes,
+            timezone=self.get(lab, "timezone", "lab", str, "UTC"),
+            pool_dir=self.get(lab, "pool_dir", "lab", str, ""),
+            install_timeout_s=self.positive(lab, "install_timeout_s", "lab", 0, 86400, 0),
+            boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
+            source=self.source,
+        )
+
+    def iso(self, raw: Any) -> IsoSource:
+        tbl = self.table(raw, "iso", _ISO_KEYS)
+        iso = IsoSource(**{k: self.get(tbl, k, "iso", str, "") for k in _ISO_KEYS})
+        if iso.path and iso.url:
+            raise self.fail("iso", "give either path or url, not both")
+        if iso.sha256 and not SHA256_RE.match(iso.sha256.lower()):
+            raise self.fail("iso.sha256", "must be 64 hexadecimal digits")
+        if iso.url and not (iso.sha256 or iso.sha256_url):
+            raise self.fail("iso", "a url needs its sha256 (or sha256_url to a CHECKSUM file)")
+        return iso
+
+    def network(self, raw: Any, kind: str) -> Network:
+        where = f"networks.{kind}"
+        if raw is None:
+            raise self.fail("networks", f"missing the {kind} network")
+        tbl = self.table(raw, where, _NET_KEYS)
+        text = self.get(tbl, "cidr", where, str)
+        try:
+            cidr = ipaddress.IPv4Network(text, strict=True)
+        except ValueError as exc:
+            raise self.fail(f"{where}.cidr", f"{text!r} is not an IPv4 network: {exc}") from exc
+        if cidr.prefixlen > 29:
+            raise self.fail(f"{where}.cidr", f"{cidr} is too small", hint="use a /29 or larger")
+        mode_text = self.get(tbl, "mode", where, str, "nat")
+        allowed = [NetMode.NAT.value] if kind == "management" else [m.value for m in NetMode]
+        if mode_text not in allowed:
+            raise self.fail(f"{where}.mode", f"{mode_text!r} is not a valid mode",
+                            hint="choose one of: " + ", ".join(allowed))
+        return Network(kind=kind, cidr=cidr, mode=NetMode(mode_text))
+
+    def nodes(self, raw: Any, management: Network) -> tuple[Node, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("nodes", "the lab needs at least one [[nodes]] entry")
+        nodes: list[Node] = []
+        names: set[str] = set()
+        addresses: dict[ipaddress.IPv4Address, str] = {}
+        for i, item in enumerate(raw):
+            where = f"nodes[{i}]"
+            tbl = self.table(item, where, _NODE_KEYS)
+            name = self.get(tbl, "name", where, str)
+            where = f"nodes[{i}] ({name})"
+            if not HOSTNAME_RE.match(name):
+                raise self.fail(f"{where}.name", f"{name!r} is not a valid hostname",
+                                hint="use lower-case letters, digits and '-', starting with a "
+                                     "letter, at most 63 characters")
+            if name in names:
+                raise self.fail(f"{where}.name", f"duplicate node name {name!r}")
+            names.add(name)
+            role_text = self.get(tbl, "role", where, str)
+            if role_text not in {r.value for r in Role}:
+                raise self.fail(f"{where}.role", f"unknown role {role_text!r}",
+                                hint="choose controller or compute")
+            addr_text = self.get(tbl, "address", where, str)
+            try:
+                address = ipaddress.IPv4Address(addr_text)
+            except ValueError as exc:
+                raise self.fail(f"{where}.address", f"{addr_text!r} is not an IPv4 address") \
+                    from exc
+            usable = address in management.cidr and address not in (
+                management.cidr.network_address, management.cidr.broadcast_address,
+                management.gateway)
+            if not usable:
+                raise self.fail(f"{where}.address",
+                                f"{address} is not a usable address of the management network "
+                                f"{management.cidr}",
+                                hint=f"pick one from {management.gateway + 1} to "
+                                     f"{management.cidr.broadcast_address - 1}")
+            if address in addresses:
+                raise self.fail(f"{where}.address",
+                                f"duplicate address {address} (also used by {addresses[address]})")
+            addresses[address] = name
+            extra_raw = self.get(tbl, "extra_disks_gib", where, list, [])
+            extra = []
+            for size in extra_raw:
+                if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 16384:
+                    raise self.fail(f"{where}.extra_disks_gib",
+                                    f"{size!r} is not a disk size in GiB (1 to 16384)")
+                extra.append(size)
+            nodes.append(Node(
+                name=name, role=Role(role_text), address=address,
+                memory_mib=self.positive(tbl, "memory_mib", where, 256, 1 << 20),
+                vcpus=self.positive(tbl, "vcpus", where, 1, 256),
+                disk_gib=self.positive(tbl, "disk_gib", where, 1, 16384),
+                extra_disks_gib=tuple(extra),
+            ))
+        controllers = [n for n in nodes if n.role is Role.CONTROLLER]
+        if len(controllers) != 1:
+            raise self.fail("nodes", f"the lab needs exactly one controller, found "
+                                     f"{len(controllers)}")
+        return tuple(nodes)

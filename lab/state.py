@@ -1,0 +1,124 @@
+"""The lab's state directory: only what cannot live in libvirt or on the nodes.
+
+``$XDG_STATE_HOME/oslab/<lab>/`` (default ``~/.local/state/oslab/<lab>``) holds the lab's SSH key
+pair, the host keys oslab generated for each node (so they can be pinned), generated passwords
+(mode 0600) and per-node logs. Everything secret is written 0600 inside a 0700 directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+def state_root() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "oslab"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "oslab"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (no window with a wider mode)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_path: Path
+    public: str  # OpenSSH one-line public key
+
+    @property
+    def public_blob(self) -> str:
+        """The base64 key material, without type or comment."""
+        return self.public.split()[1]
+
+
+def _ed25519(path: Path, comment: str) -> KeyPair:
+    """Load the ed25519 key at ``path``, generating it (mode 0600) the first time."""
+    pub_path = path.with_name(path.name + ".pub")
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+        pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                            serialization.PublicFormat.OpenSSH).decode()
+        _write_private(path, pem)
+        pub_path.write_text(f"{pub} {comment}\n")
+    return KeyPair(private_path=path, public=pub_path.read_text().strip())
+
+
+class LabState:
+    """The state directory of one lab."""
+
+    def __init__(self, lab: str, root: Path | None = None) -> None:
+        self.lab = lab
+        self.dir = (root or state_root()) / lab
+
+    def ensure(self) -> LabState:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        for sub in ("hostkeys", "logs"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        return self
+
+    @property
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
+    def ssh_key(self) -> KeyPair:
+        """The lab's one SSH key pair (root on every node)."""
+        self.ensure()
+        return _ed25519(self.dir / "id_ed25519", f"oslab-{self.lab}")
+
+    def host_key(self, node: str) -> KeyPair:
+        """The host key oslab generates for ``node``; the kickstart installs it, SSH pins it."""
+        self.ensure()
+        return _ed25519(self.dir / "hostkeys" / f"{node}_ed25519", f"root@{node}")
+
+    def log_path(self, node: str) -> Path:
+        self.ensure()
+        return self.dir / "logs" / f"{node}.log"
+
+    def console_log_path(self, node: str) -> Path:
+        """Where libvirt writes the node's serial console (qemu writes it, so not 0700-bound)."""
+        return self.dir / "logs" / f"{node}.console.log"
+
+    def password(self, name: str, length: int = 24) -> str:
+        """The lab's generated password ``name``, created on first use and kept 0600."""
+        self.ensure()
+        path = self.dir / "passwords.json"
+        data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if name not in data:
+            alphabet = string.ascii_letters + string.digits
+            data[name] = "".join(secrets.choice(alphabet) for _ in range(length))
+            _write_private(path, json.dumps(data, indent=1, sort_keys=True).encode())
+        return data[name]
+
+    def known_passwords(self) -> list[str]:
+        path = self.dir / "passwords.json"
+        return list(json.loads(path.read_text()).values()) if path.exists() else []
+
+    def remove(self) -> bool:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+            return True
+        return False

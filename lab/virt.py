@@ -1,0 +1,328 @@
+"""libvirt operations on one lab's objects, with ownership checks.
+
+Domains and networks are the lab's when their ``<metadata>`` says so. Storage pools carry no
+metadata in libvirt 9.0, so the lab's pool is the one named after the lab whose directory holds
+oslab's marker file; its volumes belong to it. An object with the lab's name but without that
+proof is refused, never reused or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from oslab.errors import HostError, OwnershipError
+from oslab.metadata import LabMeta
+from oslab.networks import NetworkDef
+from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
+
+INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}
+
+# libvirt quiets its default error printer so our own messages stay readable.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def connect(uri: str) -> Any:
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HostError(
+            f"cannot connect to libvirt at {uri}: {exc.get_error_message()}",
+            hint="install libvirt-daemon-system and qemu-system-x86, start libvirtd "
+                 "(and virtlogd), and run as root or as a member of the 'libvirt' group",
+        ) from exc
+
+
+def _no_such(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK,
+                                    libvirt.VIR_ERR_NO_STORAGE_POOL,
+                                    libvirt.VIR_ERR_NO_STORAGE_VOL)
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    name: str
+    meta: LabMeta
+    state: str
+    virt_type: str
+
+
+class LabObjects:
+    """Find, create and remove the libvirt objects of lab ``lab`` through ``conn``."""
+
+    def __init__(self, conn: Any, lab: str) -> None:
+        self.conn = conn
+        self.lab = lab
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _lookup(self, fn: Callable[[str], Any], name: str) -> Any | None:
+        try:
+            return fn(name)
+        except libvirt.libvirtError as exc:
+            if _no_such(exc):
+                return None
+            raise
+
+    def domain(self, name: str) -> Any | None:
+        """The domain ``name`` if it is this lab's; None if absent; refused if foreign."""
+        dom = self._lookup(self.conn.lookupByName, name)
+        if dom is not None:
+            self._check_owner(f"domain {name}", dom.XMLDesc(INACTIVE))
+        return dom
+
+    def network(self, name: str) -> Any | None:
+        net = self._lookup(self.conn.networkLookupByName, name)
+        if net is not None:
+            self._check_owner(f"network {name}",
+                              net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+        return net
+
+    def pool(self) -> Any | None:
+        pool = self._lookup(self.conn.storagePoolLookupByName, self.lab)
+        if pool is None:
+            return None
+        path = pool_path(pool)
+        if not _marker_ok(path, self.lab):
+            raise OwnershipError(
+                f"storage pool {self.lab} exists but oslab did not make it for lab {self.lab} "
+                f"(no {POOL_MARKER} marker in {path})",
+                hint="rename the lab (lab.name in the spec) or remove that pool yourself "
+                     f"(virsh pool-destroy {self.lab}; virsh pool-undefine {self.lab})")
+        return pool
+
+    def _check_owner(self, what: str, xml: str) -> LabMeta:
+        meta = LabMeta.from_object_xml(xml)
+        if meta is None or meta.lab != self.lab:
+            owner = "no oslab metadata" if meta is None else f"the metadata of lab {meta.lab!r}"
+            raise OwnershipError(
+                f"{what} exists with {owner}, so it is not lab {self.lab!r}'s",
+                hint="oslab never reuses or deletes an object it did not make: rename the lab "
+                     "(lab.name in the spec) or remove that object yourself")
+        return meta
+
+    def domains(self) -> list[DomainInfo]:
+        """Every domain carrying this lab's metadata, sorted by name."""
+        found = []
+        for dom in self.conn.listAllDomains(0):
+            meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
+            if meta is not None and meta.lab == self.lab:
+                found.append(self.info(dom, meta))
+        return sorted(found, key=lambda d: d.name)
+
+    def info(self, dom: Any, meta: LabMeta | None = None) -> DomainInfo:
+        xml = dom.XMLDesc(INACTIVE)
+        meta = meta or LabMeta.from_object_xml(xml)
+        assert meta is not None
+        virt_type = ET.fromstring(xml).get("type", "?")
+        return DomainInfo(dom.name(), meta, state_name(dom), virt_type)
+
+    def networks(self) -> list[tuple[str, LabMeta, bool]]:
+        found = []
+        for net in self.conn.listAllNetworks(0):
+            meta = LabMeta.from_object_xml(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+            if meta is not None and meta.lab == self.lab:
+                found.append((net.name(), meta, bool(net.isActive())))
+        return sorted(found)
+
+    def volumes(self) -> list[tuple[str, int, int]]:
+        """(name, capacity, allocation) of every volume in the lab's pool."""
+        pool = self.pool()
+        if pool is None or not pool.isActive():
+            return []
+        pool.refresh(0)
+        out = []
+        for vol in pool.listAllVolumes(0):
+            if vol.name() == POOL_MARKER:
+                continue
+            _type, capacity, allocation = vol.info()
+            out.append((vol.name(), capacity, allocation))
+        return sorted(out)
+
+    # -- creation (idempotent) ----------------------------------------------------------------
+
+    def ensure_network(self, net_def: NetworkDef) -> bool:
+        """Define, start and autostart the network; True when something was created."""
+        net = self.network(net_def.name)
+        created = False
+        if net is None:
+            net = self.conn.networkDefineXML(net_def.xml())
+            created = True
+        if not net.isActive():
+            try:
+                net.create()
+            except libvirt.libvirtError as exc:
+                raise HostError(f"cannot start network {net_def.name}: "
+                                f"{exc.get_error_message()}",
+                                hint="run `oslab check` to look for an address clash") from exc
+            created = True
+        net.setAutostart(1)
+        return created
+
+    def ensure_pool(self, pool_def: PoolDef) -> bool:
+        pool = self.pool()
+        created = False
+        if pool is None:
+            path = pool_def.path
+            if path.exists() and any(path.iterdir()) and not _marker_ok(path, self.lab):
+                raise OwnershipError(
+                    f"pool directory {path} exists and is not empty, and oslab did not make it",
+                    hint="set lab.pool_dir in the spec to a new directory")
+            path.mkdir(parents=True, exist_ok=True)
+            _write_marker(path, self.lab)
+            pool = self.conn.storagePoolDefineXML(pool_def.xml(), 0)
+            created = True
+        if not pool.isActive():
+            pool.create(0)
+            created = True
+        pool.setAutostart(1)
+        return created
+
+    def volume(self, name: str) -> Any | None:
+        pool = self.pool()
+        if pool is None:
+            return None
+        return self._lookup(pool.storageVolLookupByName, name)
+
+    def ensure_volume(self, vol_def: VolumeDef) -> bool:
+        pool = self.pool()
+        assert pool is not None, "ensure_pool first"
+        if self._lookup(pool.storageVolLookupByName, vol_def.name) is not None:
+            return False
+        pool.createXML(vol_def.xml(), 0)
+        return True
+
+    def upload(self, name: str, source: Path, *, replace: bool = False) -> Any:
+        """Copy ``source`` into the pool as raw volume ``name`` through a libvirt stream."""
+        pool = self.pool()
+        assert pool is not None, "ensure_pool first"
+        size = source.stat().st_size
+        vol = self._lookup(pool.storageVolLookupByName, name)
+        if vol is not None and not replace and vol.info()[1] == size:
+            return vol
+        if vol is not None:
+            vol.delete(0)
+        part = f"{name}.part"
+        stale = self._lookup(pool.storageVolLookupByName, part)
+        if stale is not None:
+            stale.delete(0)
+        tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
+        stream = self.conn.newStream(0)
+        tmp.upload(stream, 0, size, 0)
+        with source.open("rb") as f:
+            stream.sendAll(lambda _s, n, fh: fh.read(n), f)
+        stream.finish()
+        # libvirt has no rename: a complete upload is what lands under the final name.
+        final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
+        tmp.delete(0)
+        return final
+
+    # -- removal ------------------------------------------------------------------------------
+
+    def remove_domain(self, name: str) -> None:
+        dom = self.domain(name)
+        if dom is None:
+            return
+        if dom.isActive():
+            dom.destroy()
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                          | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                          | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+
+    def remove_network(self, name: str) -> None:
+        net = self.network(name)
+        if net is None:
+            return
+        if net.isActive():
+            net.destroy()
+        net.undefine()
+
+    def remove_pool(self) -> list[str]:
+        """Delete the lab's volumes and pool; returns what was left because it is not ours."""
+        pool = self.pool()
+        if pool is None:
+            return []
+        path = pool_path(pool)
+        if not pool.isActive():
+            pool.create(0)
+        pool.refresh(0)
+        for vol in pool.listAllVolumes(0):
+            vol.delete(0)
+        pool.destroy()
+        leftovers = []
+        if path.exists():
+            (path / POOL_MARKER).unlink(missing_ok=True)
+            leftovers = [str(p) for p in path.iterdir()]
+            if not leftovers:
+                path.rmdir()
+        pool.undefine()
+        return leftovers
+
+
+def state_name(dom: Any) -> str:
+    state, _reason = dom.state()
+    return STATE_NAMES.get(state, f"state {state}")
+
+
+def pool_path(pool: Any) -> Path:
+    return Path(ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or "/nonexistent")
+
+
+def _marker_ok(path: Path, lab: str) -> bool:
+    try:
+        data = json.loads((path / POOL_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("lab") == lab
+
+
+def _write_marker(path: Path, lab: str) -> None:
+    (path / POOL_MARKER).write_text(json.dumps({"lab": lab, "made_by": "oslab"}) + "\n")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0,
+             on_tick: Callable[[float], None] | None = None) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; True when it held."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return True
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout:
+            return False
+        if on_tick is not None:
+            on_tick(elapsed)
+        time.sleep(min(interval, max(0.05, timeout - elapsed)))
+
+
+def iter_lab_names(conn: Any) -> Iterator[str]:
+    """Every lab that has a domain or network in this libvirt."""
+    seen: set[str] = set()
+    for dom in conn.listAllDomains(0):
+        meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
+        if meta is not None and meta.lab not in seen:
+            seen.add(meta.lab)
+            yield meta.lab
+    for net in conn.listAllNetworks(0):
+        meta = LabMeta.from_object_xml(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+        if meta is not None and meta.lab not in seen:
+            seen.add(meta.lab)
+            yield meta.lab
+
