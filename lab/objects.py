@@ -87,6 +87,7 @@ class DomainDef:
     console_log: str
     meta: LabMeta
     install: InstallMedia | None = None
+    uuid: str = ""  # set when redefining an existing domain
 
     def xml(self) -> str:
         return _env.get_template("domain.xml.j2").render(dom=self, metadata=Markup(self.meta.xml()))
@@ -94,6 +95,10 @@ class DomainDef:
     def final(self) -> DomainDef:
         """The same machine booting from its disk, without the installer media."""
         return replace(self, install=None, meta=self.meta.with_phase("final"))
+
+    def redefinition(self, uuid: str, phase: str) -> DomainDef:
+        """This definition for the existing domain ``uuid``, in ``phase``."""
+        return replace(self, uuid=uuid, meta=self.meta.with_phase(phase))
 
 
 def system_volume(node: Node) -> VolumeDef:

@@ -15,7 +15,7 @@ import functools
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +253,7 @@ class Provisioner:
             say("install started (unattended kickstart)")
         if phase == "defined":
             # Record that the installer runs, so a rerun waits for it instead of restarting it.
-            installing = replace(definition, meta=definition.meta.with_phase("installing"))
-            self.conn.defineXML(installing.xml())
+            self.conn.defineXML(definition.redefinition(dom.UUIDString(), "installing").xml())
         else:
             say("install already under way; waiting for it")
         limit = install_timeout(self.spec, self.distro, self.virt_type)
@@ -275,7 +274,7 @@ class Provisioner:
                 + tail(console),
                 hint=f"the kickstart is in the OEMDRV disk; `oslab destroy` then `oslab up` "
                      f"retries; full console log: {console}")
-        self.conn.defineXML(definition.final().xml())
+        self.conn.defineXML(definition.final().redefinition(dom.UUIDString(), "final").xml())
         out.changed.append("installed")
         say("install finished and powered off; now boots from disk")
 

@@ -264,9 +264,10 @@ class _Parser:
         addresses: dict[ipaddress.IPv4Address, str] = {}
         for i, item in enumerate(raw):
             where = f"nodes[{i}]"
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                where = f"nodes[{i}] ({item['name']})"
             tbl = self.table(item, where, _NODE_KEYS)
             name = self.get(tbl, "name", where, str)
-            where = f"nodes[{i}] ({name})"
             if not HOSTNAME_RE.match(name):
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid hostname",
                                 hint="use lower-case letters, digits and '-', starting with a "

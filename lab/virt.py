@@ -313,7 +313,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.
 
 
 def iter_lab_names(conn: Any) -> Iterator[str]:
-    """Every lab that has a domain or network in this libvirt."""
+    """Every lab that has a domain, network or pool in this libvirt."""
     seen: set[str] = set()
     for dom in conn.listAllDomains(0):
         meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
@@ -325,4 +325,8 @@ def iter_lab_names(conn: Any) -> Iterator[str]:
         if meta is not None and meta.lab not in seen:
             seen.add(meta.lab)
             yield meta.lab
+    for pool in conn.listAllStoragePools(0):
+        if pool.name() not in seen and _marker_ok(pool_path(pool), pool.name()):
+            seen.add(pool.name())
+            yield pool.name()
 

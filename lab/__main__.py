@@ -1,0 +1,3 @@
+from oslab.cli import main
+
+main()

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Set up this host for oslab: Debian's libvirt and qemu, a venv with oslab in it, and the
+# libvirt daemons running.  Run as root on Debian 12 (or a derivative).
+#
+#   scripts/setup-host.sh            packages, .venv, start virtlogd + libvirtd
+#   scripts/setup-host.sh --test     also what the test suite needs (guest build inputs, linters)
+#   scripts/setup-host.sh --no-services   do not start the daemons (scripts/test.sh starts
+#                                    its own libvirtd inside a network namespace)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+test_deps=0
+services=1
+for arg in "$@"; do
+    case "$arg" in
+        --test) test_deps=1 ;;
+        --no-services) services=0 ;;
+        *) echo "setup-host.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+log() { echo "setup-host: $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host.sh: run it as root (it installs Debian packages and starts libvirtd)" >&2
+    exit 1
+fi
+
+packages=(
+    libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+    dnsmasq-base iptables iproute2 openssh-client
+    # to build libvirt-python in the venv
+    libvirt-dev pkg-config gcc python3-dev python3-venv
+)
+if [ "$test_deps" = 1 ]; then
+    packages+=(shellcheck)
+    while read -r p; do
+        [ -n "$p" ] && packages+=("$p")
+    done < <(grep -v '^\s*#' "$repo/tests/guest/packages.txt")
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+venv="$repo/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+fi
+extra=""
+[ "$test_deps" = 1 ] && extra="[test]"
+stamp="$venv/.oslab-installed"
+want=$(cat "$repo/pyproject.toml" <(echo "$extra") | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing oslab$extra into $venv"
+    "$venv/bin/pip" install -q --upgrade pip >/dev/null
+    "$venv/bin/pip" install -q -e "$repo$extra"
+    echo "$want" > "$stamp"
+fi
+
+if [ "$services" = 1 ]; then
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl enable --now virtlogd.socket libvirtd.socket >/dev/null 2>&1 \
+            || systemctl enable --now libvirtd
+    else
+        pgrep -x virtlogd >/dev/null || virtlogd -d
+        pgrep -x libvirtd >/dev/null || libvirtd -d
+    fi
+    log "libvirtd is running"
+fi
+log "done: run oslab as $venv/bin/oslab"

@@ -1,0 +1,170 @@
+"""Shared fixtures. Integration tests drive the real `oslab` command against a real libvirtd
+(qemu:///system) that runs inside the network namespace scripts/test.sh creates; pytest runs
+there too, so every packet the tests send stays inside that namespace."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+URI = "qemu:///system"
+TEST_LAB_PREFIX = "tst"
+
+
+def _netns_of(pid: int | str) -> str:
+    out = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def integration_problem() -> str | None:
+    """Why integration tests cannot run here, or None when they can."""
+    ns = _netns_of(os.getpid())
+    if not ns:
+        return "not inside a network namespace: run the suite with scripts/test.sh"
+    pids = subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout
+    if not pids.split():
+        return "no libvirtd is running: run the suite with scripts/test.sh"
+    if _netns_of(pids.split()[0]) != ns:
+        return f"libvirtd does not run in this network namespace ({ns})"
+    if not os.environ.get("OSLAB_TEST_ISO"):
+        return "OSLAB_TEST_ISO is not set: scripts/test.sh builds the test guest and sets it"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = integration_problem()
+    if problem is None:
+        return
+    skip = pytest.mark.skip(reason=problem)
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Lab:
+    """One test lab: a spec file in tmp_path, and the `oslab` command with its own state dirs."""
+
+    name: str
+    spec_path: Path
+    home: Path
+    nodes: list[str]
+    addresses: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "oslab", "-f", str(self.spec_path), *args]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 1500,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.cmd(*args), capture_output=True, text=True, env=self.env,
+                              timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"oslab {' '.join(args)} exited {proc.returncode}\n"
+                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def status(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(self.run("status", "--json").stdout)
+        return data
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.cmd(*args), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=self.env)
+
+
+_SUBNETS = iter(range(64, 250))
+
+
+def lab_spec_text(name: str, iso: str, nodes: int, subnet: int, **lab_extra: object) -> str:
+    mgmt = ipaddress.IPv4Network(f"10.{subnet}.0.0/24")
+    prov = ipaddress.IPv4Network(f"10.{subnet}.1.0/24")
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in lab_extra.items())
+    out = textwrap.dedent(f"""\
+        [lab]
+        name = "{name}"
+        distro = "testlinux"
+        install_timeout_s = 600
+        boot_timeout_s = 300
+        {extra}
+        [iso]
+        path = "{iso}"
+
+        [networks.management]
+        cidr = "{mgmt}"
+
+        [networks.provider]
+        cidr = "{prov}"
+        """)
+    for i in range(nodes):
+        role = "controller" if i == 0 else "compute"
+        out += textwrap.dedent(f"""
+            [[nodes]]
+            name = "{'ctl' if i == 0 else f'cmp{i}'}"
+            role = "{role}"
+            address = "{mgmt.network_address + 11 + i}"
+            memory_mib = 384
+            vcpus = 1
+            disk_gib = 2
+            """)
+    return out
+
+
+@pytest.fixture(scope="session")
+def test_iso() -> str:
+    return os.environ["OSLAB_TEST_ISO"]
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, test_iso: str) -> Iterator[object]:
+    """Factory for test labs; every lab made is destroyed afterwards, pass or fail."""
+    made: list[Lab] = []
+
+    def factory(nodes: int = 2, **lab_extra: object) -> Lab:
+        name = f"{TEST_LAB_PREFIX}{secrets.token_hex(3)}"
+        subnet = next(_SUBNETS)
+        home = tmp_path / name
+        home.mkdir()
+        spec_path = home / "lab.toml"
+        spec_path.write_text(lab_spec_text(name, test_iso, nodes, subnet, **lab_extra))
+        env = dict(os.environ, XDG_STATE_HOME=str(home / "state"),
+                   XDG_CACHE_HOME=str(home / "cache"), HOME=str(home))
+        names = ["ctl"] + [f"cmp{i}" for i in range(1, nodes)]
+        addresses = {n: f"10.{subnet}.0.{11 + i}" for i, n in enumerate(names)}
+        lab = Lab(name, spec_path, home, names, addresses, env)
+        made.append(lab)
+        return lab
+
+    yield factory
+    for lab in made:
+        subprocess.run(lab.cmd("destroy", "--yes"), env=lab.env, capture_output=True,
+                       timeout=300)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_test_labs() -> Iterator[None]:
+    """At the end of the run, remove whatever any test lab left behind in libvirt."""
+    yield
+    if integration_problem() is not None:
+        return
+    import libvirt
+
+    from oslab.inventory import destroy
+    from oslab.state import LabState
+    from oslab.virt import iter_lab_names
+
+    conn = libvirt.open(URI)
+    for lab in list(iter_lab_names(conn)):
+        if lab.startswith(TEST_LAB_PREFIX):
+            destroy(conn, lab, LabState(lab, root=Path("/nonexistent-oslab-test-state")))
