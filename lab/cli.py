@@ -270,6 +270,58 @@ def console(opts: Options, node: str) -> None:
     os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.domain])
 
 
+@cli.command()
+@global_options
+@click.argument("name", required=False)
+@click.option("--description", default="", help="Kept with the snapshot.")
+@click.option("--list", "list_", is_flag=True, help="List the lab's snapshots.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: machine-readable.")
+@click.option("--delete", "delete", metavar="NAME", help="Delete snapshot NAME on every node.")
+@pass_options
+def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_json: bool,
+             delete: str | None) -> None:
+    """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
+    from oslab.snapshot import LabSnapshots
+
+    snaps = LabSnapshots(opts.connect(), opts.lab_name())
+    if list_:
+        found = snaps.snapshots()
+        if as_json:
+            click.echo(json.dumps([s.as_dict() for s in found], indent=2))
+            return
+        if not found:
+            click.echo(f"lab {snaps.lab}: no snapshots")
+        for s in found:
+            d = s.as_dict()
+            click.echo(f"{s.name}  {d['created']}  {s.description}")
+            for n in s.nodes:
+                click.echo(f"    {n.node:<12} {n.state:<9} {n.progress}")
+        return
+    if delete:
+        nodes = snaps.delete(delete)
+        click.echo(f"deleted snapshot {delete} from {', '.join(nodes)}")
+        return
+    if not name:
+        raise OslabError("name the snapshot", hint="oslab snapshot NAME, or --list")
+    result = snaps.take(name, description)
+    click.echo(f"snapshot {name} of {', '.join(result.nodes)} taken in {result.seconds:.1f}s; "
+               f"the lab was paused for {result.paused_seconds:.2f}s")
+
+
+@cli.command()
+@global_options
+@click.argument("name")
+@pass_options
+def revert(opts: Options, name: str) -> None:
+    """Return every node of the lab to snapshot NAME."""
+    from oslab import checkpoint
+
+    result, skew = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
+    fixed = ", ".join(f"{n} {s:.0f}s" for n, s in skew.items()) or "none running"
+    click.echo(f"reverted to {name} in {result.seconds:.1f}s; clocks corrected ({fixed}); "
+               "running nodes answer SSH")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -126,30 +126,48 @@ def test_iso() -> str:
     return os.environ["OSLAB_TEST_ISO"]
 
 
-@pytest.fixture
-def make_lab(tmp_path: Path, test_iso: str) -> Iterator[object]:
-    """Factory for test labs; every lab made is destroyed afterwards, pass or fail."""
-    made: list[Lab] = []
+class LabFactory:
+    """Makes test labs under ``root``; ``cleanup()`` destroys every one, pass or fail."""
 
-    def factory(nodes: int = 2, **lab_extra: object) -> Lab:
+    def __init__(self, root: Path, iso: str) -> None:
+        self.root = root
+        self.iso = iso
+        self.made: list[Lab] = []
+
+    def __call__(self, nodes: int = 2, **lab_extra: object) -> Lab:
         name = f"{TEST_LAB_PREFIX}{secrets.token_hex(3)}"
         subnet = next(_SUBNETS)
-        home = tmp_path / name
-        home.mkdir()
+        home = self.root / name
+        home.mkdir(parents=True)
         spec_path = home / "lab.toml"
-        spec_path.write_text(lab_spec_text(name, test_iso, nodes, subnet, **lab_extra))
+        spec_path.write_text(lab_spec_text(name, self.iso, nodes, subnet, **lab_extra))
         env = dict(os.environ, XDG_STATE_HOME=str(home / "state"),
                    XDG_CACHE_HOME=str(home / "cache"), HOME=str(home))
         names = ["ctl"] + [f"cmp{i}" for i in range(1, nodes)]
         addresses = {n: f"10.{subnet}.0.{11 + i}" for i, n in enumerate(names)}
         lab = Lab(name, spec_path, home, names, addresses, env)
-        made.append(lab)
+        self.made.append(lab)
         return lab
 
+    def cleanup(self) -> None:
+        for lab in self.made:
+            subprocess.run(lab.cmd("destroy", "--yes"), env=lab.env, capture_output=True,
+                           timeout=300)
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, test_iso: str) -> Iterator[LabFactory]:
+    factory = LabFactory(tmp_path, test_iso)
     yield factory
-    for lab in made:
-        subprocess.run(lab.cmd("destroy", "--yes"), env=lab.env, capture_output=True,
-                       timeout=300)
+    factory.cleanup()
+
+
+@pytest.fixture(scope="module")
+def make_module_lab(tmp_path_factory: pytest.TempPathFactory,
+                    test_iso: str) -> Iterator[LabFactory]:
+    factory = LabFactory(tmp_path_factory.mktemp("labs"), test_iso)
+    yield factory
+    factory.cleanup()
 
 
 @pytest.fixture(scope="session", autouse=True)

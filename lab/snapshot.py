@@ -1,0 +1,281 @@
+"""Lab-wide snapshots: every node captured at one moment, and reverted together.
+
+A snapshot pauses every running node, takes each node's internal snapshot in parallel
+(memory and disks for a running node, disks only for one that is shut off), then resumes them.
+It is all or nothing: if one node fails, the snapshots already taken under that name are deleted.
+
+The list is read from libvirt. oslab's bookkeeping (the user's description, each node's state
+when the snapshot was taken, the install progress) lives in each snapshot's ``<description>``
+as ``oslab:{json}``, so a snapshot without it was made outside oslab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from xml.sax.saxutils import escape
+
+import libvirt
+
+from oslab.errors import OslabError
+from oslab.virt import INACTIVE, DomainInfo, LabObjects
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PREFIX = "oslab:"
+T = TypeVar("T")
+
+
+class SnapshotError(OslabError):
+    """A lab snapshot could not be taken, reverted or deleted."""
+
+
+@dataclass(frozen=True)
+class NodeSnap:
+    node: str
+    domain: str
+    state: str  # "running" or "shut off" when it was taken
+    progress: str
+
+
+@dataclass(frozen=True)
+class LabSnapshot:
+    name: str
+    created: float  # epoch seconds
+    description: str
+    nodes: tuple[NodeSnap, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "created": datetime.fromtimestamp(self.created, UTC).isoformat(),
+                "description": self.description,
+                "nodes": [n.__dict__ for n in self.nodes]}
+
+
+@dataclass(frozen=True)
+class SnapResult:
+    name: str
+    seconds: float
+    paused_seconds: float  # the longest time any node stayed paused
+    nodes: tuple[str, ...]
+
+
+def _parallel(fn: Callable[[Any], T], items: list[Any]) -> list[tuple[Any, T | BaseException]]:
+    """Run ``fn`` on every item at once; each item's result or the error it raised."""
+    def guarded(item: Any) -> T | BaseException:
+        try:
+            return fn(item)
+        except (libvirt.libvirtError, OslabError) as exc:
+            return exc
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(zip(items, pool.map(guarded, items), strict=True))
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, libvirt.libvirtError):
+        return exc.get_error_message() or str(exc)
+    return str(exc)
+
+
+def encode_description(description: str, node: str, state: str, progress: str) -> str:
+    return PREFIX + json.dumps({"description": description, "node": node, "state": state,
+                                "progress": progress}, sort_keys=True)
+
+
+def decode_description(text: str) -> dict[str, str] | None:
+    if not text.startswith(PREFIX):
+        return None
+    try:
+        data = json.loads(text[len(PREFIX):])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class LabSnapshots:
+    def __init__(self, conn: Any, lab: str,
+                 progress: Callable[[DomainInfo], str] | None = None) -> None:
+        self.conn = conn
+        self.lab = lab
+        self.objs = LabObjects(conn, lab)
+        self.progress = progress or (lambda d: d.meta.phase)
+
+    def _domains(self) -> list[tuple[DomainInfo, Any]]:
+        infos = self.objs.domains()
+        if not infos:
+            raise SnapshotError(f"lab {self.lab} has no nodes in libvirt",
+                                hint="build it with `oslab up`, or name another lab with --lab")
+        return [(i, self.conn.lookupByName(i.name)) for i in infos]
+
+    # -- guards ---------------------------------------------------------------------------------
+
+    def _guard(self, doms: list[tuple[DomainInfo, Any]], name: str) -> None:
+        if not NAME_RE.match(name):
+            raise SnapshotError(f"{name!r} is not a valid snapshot name",
+                                hint="use letters, digits, '.', '_' and '-', starting with a "
+                                     "letter or digit, at most 64 characters")
+        for info, dom in doms:
+            root = ET.fromstring(dom.XMLDesc(INACTIVE))
+            loader = root.find("os/loader")
+            if root.find("os").get("firmware") == "efi" or (  # type: ignore[union-attr]
+                    loader is not None and loader.get("type") == "pflash"):
+                raise SnapshotError(
+                    f"node {info.meta.node} boots with UEFI/pflash firmware; internal "
+                    "snapshots need BIOS guests on this libvirt",
+                    hint="rebuild the node as a BIOS guest (oslab's default)")
+            for snap in dom.listAllSnapshots(0):
+                sx = ET.fromstring(snap.getXMLDesc(0))
+                external = sx.find("memory[@snapshot='external']") is not None or \
+                    sx.find("disks/disk[@snapshot='external']") is not None
+                if external:
+                    raise SnapshotError(
+                        f"node {info.meta.node} has an external snapshot {snap.getName()!r} "
+                        "made outside oslab; oslab takes and reverts internal snapshots only",
+                        hint=f"remove it first (virsh snapshot-delete {info.name} "
+                             f"{snap.getName()} --metadata) and merge its overlay")
+                if snap.getName() == name:
+                    raise SnapshotError(f"snapshot {name!r} exists already on node "
+                                        f"{info.meta.node}",
+                                        hint=f"choose another name, or `oslab snapshot --delete "
+                                             f"{name}` first")
+
+    # -- take -------------------------------------------------------------------------------------
+
+    def take(self, name: str, description: str = "") -> SnapResult:
+        start = time.monotonic()
+        doms = self._domains()
+        self._guard(doms, name)
+        running = [(i, d) for i, d in doms if d.isActive()]
+        progress = {i.name: self.progress(i) for i, _d in doms}
+        paused_at: dict[str, float] = {}
+
+        def pause(item: tuple[DomainInfo, Any]) -> None:
+            item[1].suspend()
+            paused_at[item[0].name] = time.monotonic()
+
+        failures = [(i, e) for (i, _d), e in _parallel(pause, running)
+                    if isinstance(e, BaseException)]
+
+        def snap(item: tuple[DomainInfo, Any]) -> None:
+            info, dom = item
+            state = "running" if info.name in paused_at else "shut off"
+            desc = encode_description(description, info.meta.node, state, progress[info.name])
+            xml = (f"<domainsnapshot><name>{escape(name)}</name>"
+                   f"<description>{escape(desc)}</description></domainsnapshot>")
+            dom.snapshotCreateXML(xml, 0)
+
+        if not failures:
+            failures = [(i, e) for (i, _d), e in _parallel(snap, doms)
+                        if isinstance(e, BaseException)]
+        resumed = _parallel(lambda item: item[1].resume(), [x for x in running
+                                                            if x[0].name in paused_at])
+        end = time.monotonic()
+        paused = max((end - t for t in paused_at.values()), default=0.0)
+        if failures:
+            for _info, dom in doms:
+                with contextlib.suppress(libvirt.libvirtError):  # none under that name
+                    dom.snapshotLookupByName(name, 0).delete(0)
+            info, exc = failures[0]
+            raise SnapshotError(
+                f"snapshot {name!r} failed on node {info.meta.node}: {_message(exc)}; "
+                "no node keeps a snapshot of that name and every node runs again",
+                hint="see `oslab status`; internal snapshots need qcow2 disks on BIOS guests")
+        stuck = [i.meta.node for (i, _d), e in resumed if isinstance(e, BaseException)]
+        if stuck:
+            raise SnapshotError(f"snapshot {name!r} taken, but nodes {stuck} did not resume",
+                                hint="resume them with `virsh resume`")
+        return SnapResult(name, end - start, paused, tuple(i.meta.node for i, _d in doms))
+
+    # -- list / delete ------------------------------------------------------------------------
+
+    def snapshots(self) -> list[LabSnapshot]:
+        by_name: dict[str, list[tuple[float, dict[str, str], NodeSnap]]] = {}
+        for info, dom in self._domains():
+            for snap in dom.listAllSnapshots(0):
+                sx = ET.fromstring(snap.getXMLDesc(0))
+                data = decode_description(sx.findtext("description") or "")
+                if data is None:
+                    continue  # not oslab's
+                created = float(sx.findtext("creationTime") or 0)
+                state = {"running": "running", "paused": "running"}.get(
+                    sx.findtext("state") or "", "shut off")
+                node = NodeSnap(info.meta.node, info.name, state, data.get("progress", ""))
+                by_name.setdefault(snap.getName(), []).append((created, data, node))
+        out = []
+        for name, entries in by_name.items():
+            out.append(LabSnapshot(name, min(c for c, _d, _n in entries),
+                                   entries[0][1].get("description", ""),
+                                   tuple(sorted((n for _c, _d, n in entries),
+                                                key=lambda n: n.node))))
+        return sorted(out, key=lambda s: s.created)
+
+    def delete(self, name: str) -> list[str]:
+        """Delete ``name`` from every node that has it; the nodes it was deleted from."""
+        doms = self._domains()
+        holders = []
+        for info, dom in doms:
+            try:
+                holders.append((info, dom.snapshotLookupByName(name, 0)))
+            except libvirt.libvirtError:
+                continue
+        if not holders:
+            raise SnapshotError(f"lab {self.lab} has no snapshot {name!r}",
+                                hint="`oslab snapshot --list` shows the snapshots")
+        errors = [(i, e) for (i, _s), e in _parallel(lambda h: h[1].delete(0), holders)
+                  if isinstance(e, BaseException)]
+        if errors:
+            info, exc = errors[0]
+            raise SnapshotError(f"deleting {name!r} failed on {info.meta.node}: "
+                                f"{_message(exc)}")
+        return [i.meta.node for i, _s in holders]
+
+    # -- revert -------------------------------------------------------------------------------
+
+    def revert(self, name: str) -> SnapResult:
+        """Return every node to ``name``; running nodes are resumed together at the end."""
+        start = time.monotonic()
+        doms = self._domains()
+        snaps = []
+        missing = []
+        for info, dom in doms:
+            try:
+                snaps.append((info, dom, dom.snapshotLookupByName(name, 0)))
+            except libvirt.libvirtError:
+                missing.append(info.meta.node)
+        if missing:
+            raise SnapshotError(
+                f"snapshot {name!r} is missing on node(s) {', '.join(missing)}; no node was "
+                "touched", hint="`oslab snapshot --list` shows which snapshots are complete")
+        for info, _dom, snap in snaps:
+            if decode_description(ET.fromstring(snap.getXMLDesc(0)).findtext("description")
+                                  or "") is None:
+                raise SnapshotError(f"snapshot {name!r} on {info.meta.node} was made outside "
+                                    "oslab", hint="revert it with virsh if you made it")
+
+        def was_running(snap: Any) -> bool:
+            return ET.fromstring(snap.getXMLDesc(0)).findtext("state") in ("running", "paused")
+
+        def revert_one(item: tuple[DomainInfo, Any, Any]) -> None:
+            _info, dom, snap = item
+            flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if was_running(snap) else 0
+            dom.revertToSnapshot(snap, flags | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
+
+        errors = [(i[0], e) for i, e in _parallel(revert_one, snaps)
+                  if isinstance(e, BaseException)]
+        if errors:
+            info, exc = errors[0]
+            raise SnapshotError(f"revert to {name!r} failed on {info.meta.node}: "
+                                f"{_message(exc)}",
+                                hint="the other nodes were reverted; fix it and revert again")
+        to_resume = [(i, d) for i, d, s in snaps if was_running(s)]
+        paused_from = time.monotonic()
+        _parallel(lambda item: item[1].resume(), to_resume)
+        return SnapResult(name, time.monotonic() - start, time.monotonic() - paused_from,
+                          tuple(i.meta.node for i, _d in to_resume))

@@ -1,0 +1,139 @@
+"""Lab-wide snapshots on a real 2-node lab of the test guest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import libvirt
+import pytest
+
+from tests.conftest import URI, Lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(make_module_lab: Any) -> Lab:
+    lab: Lab = make_module_lab(nodes=2)
+    lab.run("up", "--stage", "provision")
+    return lab
+
+
+def sh(lab: Lab, node: str, command: str) -> str:
+    return lab.run("ssh", node, "--", command).stdout.strip()
+
+
+def domain(lab: Lab, node: str) -> Any:
+    return libvirt.open(URI).lookupByName(f"{lab.name}-{node}")
+
+
+def snapshot_names(lab: Lab, node: str) -> list[str]:
+    return sorted(s.getName() for s in domain(lab, node).listAllSnapshots(0))
+
+
+def test_revert_brings_back_disk_and_memory_on_every_node(lab: Lab) -> None:
+    for node in lab.nodes:
+        sh(lab, node, f"echo disk-before-{node} > /root/marker; sync; "
+                      f"echo shm-before-{node} > /dev/shm/value")
+    out = lab.run("snapshot", "base", "--description", "before the risky step")
+    assert "the lab was paused for" in out.stdout
+    for node in lab.nodes:
+        sh(lab, node, "echo after > /root/marker; sync; echo after > /dev/shm/value")
+    lab.run("revert", "base")
+    for node in lab.nodes:
+        assert sh(lab, node, "cat /root/marker") == f"disk-before-{node}"
+        # tmpfs lives in RAM only: it is back because the snapshot captured memory
+        assert sh(lab, node, "cat /dev/shm/value") == f"shm-before-{node}"
+    listed = json.loads(lab.run("snapshot", "--list", "--json").stdout)
+    base = next(s for s in listed if s["name"] == "base")
+    assert base["description"] == "before the risky step"
+    assert {n["node"]: n["state"] for n in base["nodes"]} == {"ctl": "running", "cmp1": "running"}
+
+
+def test_shut_off_node_is_shut_off_again_after_revert(lab: Lab) -> None:
+    dom = domain(lab, "cmp1")
+    dom.destroy()  # power it off
+    lab.run("snapshot", "half")
+    dom.create()
+    lab.run("up", "--stage", "provision")  # waits until it answers SSH again
+    lab.run("revert", "half")
+    assert not domain(lab, "cmp1").isActive()
+    assert domain(lab, "ctl").isActive()
+    assert sh(lab, "ctl", "true") == ""
+    listed = json.loads(lab.run("snapshot", "--list", "--json").stdout)
+    half = next(s for s in listed if s["name"] == "half")
+    assert {n["node"]: n["state"] for n in half["nodes"]} == {"ctl": "running",
+                                                               "cmp1": "shut off"}
+    lab.run("up", "--stage", "provision")  # bring cmp1 back for the next tests
+
+
+def test_failure_on_one_node_leaves_no_snapshot_anywhere(lab: Lab, tmp_path: Any) -> None:
+    # A raw disk cannot hold an internal snapshot: libvirt refuses it on that node only.
+    raw = tmp_path / "raw.img"
+    raw.write_bytes(b"\0" * (1 << 20))
+    dom = domain(lab, "cmp1")
+    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source file='{raw}'/><target dev='vdz' bus='virtio'/></disk>")
+    dom.attachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    try:
+        out = lab.run("snapshot", "broken", check=False)
+        assert out.returncode != 0
+        assert "failed on node cmp1" in out.stderr
+        for node in lab.nodes:
+            assert "broken" not in snapshot_names(lab, node)
+            assert domain(lab, node).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    finally:
+        dom.detachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+
+def test_revert_to_a_name_one_node_lacks_changes_nothing(lab: Lab) -> None:
+    lab.run("snapshot", "partial")
+    domain(lab, "cmp1").snapshotLookupByName("partial", 0).delete(0)
+    for node in lab.nodes:
+        sh(lab, node, "echo kept > /root/after-partial; sync")
+    out = lab.run("revert", "partial", check=False)
+    assert out.returncode != 0
+    assert "missing on node(s) cmp1" in out.stderr and "no node was touched" in out.stderr
+    for node in lab.nodes:
+        assert sh(lab, node, "cat /root/after-partial") == "kept"
+
+
+def test_guards_refuse_bad_and_used_names(lab: Lab) -> None:
+    bad = lab.run("snapshot", "no spaces", check=False)
+    assert bad.returncode != 0 and "not a valid snapshot name" in bad.stderr
+    lab.run("snapshot", "dup")
+    again = lab.run("snapshot", "dup", check=False)
+    assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_automatic_checkpoints_replace_and_can_be_turned_off(lab: Lab) -> None:
+    from oslab.checkpoint import Checkpoints
+
+    conn = libvirt.open(URI)
+    said: list[str] = []
+    off = Checkpoints(conn, lab.name, enabled=False, say=said.append)
+    assert off.take("os") is None and off.hint() is None
+    on = Checkpoints(conn, lab.name, say=said.append)
+    on.take("os")
+    on.take("os")  # a rerun replaces it
+    for node in lab.nodes:
+        assert snapshot_names(lab, node).count("auto-os") == 1
+    assert on.last == "auto-os"
+    assert on.hint() == (f"the last checkpoint is auto-os: `oslab --lab {lab.name} revert "
+                         "auto-os` returns the lab to it")
+    assert len(said) == 2 and "checkpoint auto-os taken" in said[0]
+
+
+def test_delete_then_list_and_destroy_leaves_nothing(lab: Lab) -> None:
+    lab.run("snapshot", "gone")
+    assert "gone" in lab.run("snapshot", "--list").stdout
+    lab.run("snapshot", "--delete", "gone")
+    assert "gone" not in [s["name"] for s in json.loads(
+        lab.run("snapshot", "--list", "--json").stdout)]
+    for node in lab.nodes:
+        assert "gone" not in snapshot_names(lab, node)
+    lab.run("destroy", "--yes")
+    conn = libvirt.open(URI)
+    assert not [d for d in conn.listAllDomains(0) if d.name().startswith(lab.name)]
+    assert not [p for p in conn.listAllStoragePools(0) if p.name() == lab.name]
