@@ -176,7 +176,8 @@ class Provisioner:
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
-        iso_path = isomod.fetch(self.spec.iso, cache_root() / "iso")
+        iso_path = isomod.fetch(self.spec.iso, cache_root() / "iso",
+                                isomod.text_progress("installer ISO"))
         label = isomod.read_label(iso_path)
         self.report.lab(f"installer ISO {iso_path} (label {label})")
         for name, source in ((INSTALLER_ISO, iso_path),):
