@@ -10,6 +10,13 @@ ns=${OSLAB_TEST_NETNS:-oslab-test}
 log() { echo "in-testns: $*" >&2; }
 [ "$#" -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
 
+# One run at a time: libvirtd is one per host, and a finishing run stops what it started.
+exec 9>/run/oslab-test.lock
+if ! flock -n 9; then
+    log "another test run holds /run/oslab-test.lock; waiting for it"
+    flock 9
+fi
+
 started=()
 made_ns=0
 cleanup() {
