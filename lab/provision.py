@@ -103,12 +103,13 @@ class Provisioner:
         self.ensure_shared()
         pending = [n for n in self.spec.nodes if self.needs_install(n)]
         media = self.installer_media() if pending else None
+        unstarted = [n for n in pending if not self.install_started(n)]
         for node in self.spec.nodes:
             for vol in node_volumes(node):
                 if self.objs.ensure_volume(vol):
                     self.changed.append(f"volume {vol.name}")
         with tempfile.TemporaryDirectory(prefix="oslab-ks-") as tmp:
-            for node in pending:
+            for node in unstarted:
                 path = oemdrv_iso(kickstarts[node.name], Path(tmp) / f"{node.name}.iso")
                 if self.objs.volume(oemdrv_volume_name(node)) is None:
                     self.changed.append(f"volume {oemdrv_volume_name(node)}")
@@ -173,6 +174,11 @@ class Provisioner:
     def needs_install(self, node: Node) -> bool:
         dom = self.objs.domain(domain_name(self.spec.name, node.name))
         return dom is None or self.meta(dom).phase != "final"
+
+    def install_started(self, node: Node) -> bool:
+        """Whether the node's installer runs or ran (its kickstart disk is then in use)."""
+        dom = self.objs.domain(domain_name(self.spec.name, node.name))
+        return dom is not None and (dom.isActive() or self.meta(dom).phase != "defined")
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
