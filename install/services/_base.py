@@ -1,0 +1,229 @@
+"""What every area's content shares: templates, the lab's names and URLs, shell snippets.
+
+Config files are rendered from the jinja2 templates in ``install/templates/`` (package data of
+``oslab.install``); each holds only the options oslab sets. Passwords reach a template only
+through :meth:`Site.password`; in command text they are ``{password:KEY}`` placeholders that
+the engine substitutes and masks.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from oslab.distro import RELEASES
+from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
+from oslab.spec import LabSpec, Node
+
+REGION = "RegionOne"
+ADMIN_OPENRC = "/root/admin-openrc"
+DEMO_OPENRC = "/root/demo-openrc"
+DONE_DIR = "/var/lib/oslab/done"  # markers of one-shot commands (db syncs, bootstrap)
+VIRT_TYPES = ("kvm", "qemu")
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("oslab.install", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["py"] = repr  # a Python literal (local_settings is Python)
+    return env
+
+
+def render(template: str, **values: object) -> str:
+    """Render ``install/templates/<template>``; a missing value is an error, never empty."""
+    return _environment().get_template(template).render(**values)
+
+
+def config(path: str, template: str, values: Mapping[str, object], *, owner: str = "root",
+           group: str = "root", mode: int = 0o644, secret: bool = False) -> FileSpec:
+    """A file on the node, rendered from ``template`` with ``values``."""
+    return FileSpec(path=path, content=render(template, **values), mode=mode, owner=owner,
+                    group=group, secret=secret)
+
+
+@dataclass(frozen=True)
+class Site:
+    """The lab as the service content sees it: names, addresses, URLs and passwords."""
+
+    ctx: InstallContext
+
+    @property
+    def spec(self) -> LabSpec:
+        return self.ctx.spec
+
+    @property
+    def controller(self) -> Node:
+        return self.spec.controller
+
+    @property
+    def host(self) -> str:
+        """The controller's host name: every URL uses it, as the install guide does."""
+        return self.controller.name
+
+    @property
+    def computes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.spec.nodes if n.is_compute)
+
+    @property
+    def rdo_release_package(self) -> str:
+        return RELEASES[self.spec.release].rdo_release_package
+
+    def password(self, key: str) -> str:
+        return self.ctx.password(key)
+
+    def virt_type(self, node: Node) -> str:
+        value = self.ctx.virt_types.get(node.name, "")
+        if value not in VIRT_TYPES:
+            raise ValueError(f"no virt type for compute node {node.name!r} (got {value!r}); "
+                             f"the installer decides kvm or qemu on the node before planning")
+        return value
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    @property
+    def keystone(self) -> str:
+        """Keystone's only port since Queens (35357 is gone)."""
+        return f"http://{self.host}:5000"
+
+    @property
+    def keystone_v3(self) -> str:
+        return f"{self.keystone}/v3"
+
+    @property
+    def memcached_servers(self) -> str:
+        return f"{self.host}:11211"
+
+    @property
+    def transport_url(self) -> str:
+        return f"rabbit://openstack:{self.password('rabbit_openstack')}@{self.host}:5672/"
+
+    def db_url(self, user: str, database: str, password_key: str) -> str:
+        return f"mysql+pymysql://{user}:{self.password(password_key)}@{self.host}/{database}"
+
+    def values(self, **extra: object) -> dict[str, object]:
+        """What most templates need (the lab, the controller, the common URLs), and ``extra``."""
+        return {
+            "lab": self.spec.name,
+            "host": self.host,
+            "controller_address": str(self.controller.address),
+            "keystone": self.keystone,
+            "keystone_v3": self.keystone_v3,
+            "memcached_servers": self.memcached_servers,
+            "transport_url": self.transport_url,
+            "region": REGION,
+            **extra,
+        }
+
+
+# -- shell snippets (bash; placeholders {password:KEY} are the engine's) ----------------------
+
+
+def q(word: str) -> str:
+    return shlex.quote(word)
+
+
+def as_user(user: str, command: str) -> str:
+    """Run ``command`` as a service user, as the install guide does for db syncs."""
+    return f"su -s /bin/sh -c {q(command)} {user}"
+
+
+def once(marker: str, description: str, command: str, *, timeout: int = 600,
+         env_file: str = "") -> Guarded:
+    """A one-shot command without a natural check: a done marker records that it ran."""
+    path = f"{DONE_DIR}/{marker}"
+    return Guarded(
+        description=description,
+        check=f"test -f {path}",
+        run=f"{{ {command}; }} && mkdir -p {DONE_DIR} && touch {path}",
+        timeout=timeout,
+        env_file=env_file,
+    )
+
+
+def wait_until(check: str, seconds: int, interval: int = 5) -> str:
+    """A command that waits (bounded) until ``check`` passes."""
+    loop = f"until {check}; do sleep {interval}; done"
+    return f"timeout {seconds} bash -c {q(loop)}"
+
+
+def symlink(link: str, target: str, description: str) -> Guarded:
+    return Guarded(
+        description=description,
+        check=f'test "$(readlink {link})" = {target}',
+        run=f"ln -sfn {target} {link}",
+    )
+
+
+# -- keystone objects (run on the controller with the admin credentials) ----------------------
+
+
+def _os(description: str, check: str, run: str) -> Guarded:
+    return Guarded(description=description, check=check, run=run, env_file=ADMIN_OPENRC)
+
+
+def unless(check: str, run: str) -> str:
+    """``run`` only while ``check`` fails, also inside the command: the engine runs a guarded
+    command without its check when forced (``--from``), and this ``run`` is not idempotent."""
+    return f"{check} || {{ {run}; }}"
+
+
+def keystone_user(user: str, password_key: str, *, project: str = "service",
+                  role: str = "admin") -> list[Guarded]:
+    """A user in the default domain with ``role`` on ``project`` (service users: admin)."""
+    return [
+        _os(f"keystone user {user}",
+            f"openstack user show --domain default {user} >/dev/null 2>&1",
+            f"openstack user create --or-show --domain default "
+            f"--password '{{password:{password_key}}}' {user} >/dev/null"),
+        _os(f"role {role} for {user} on project {project}",
+            f"openstack role assignment list --user {user} --user-domain default "
+            f"--project {project} --project-domain default --role {role} -f value -c Role "
+            f"| grep -q .",
+            f"openstack role add --user {user} --user-domain default --project {project} "
+            f"--project-domain default {role}"),
+    ]
+
+
+def keystone_service(name: str, kind: str, description: str) -> Guarded:
+    check = f"openstack service show {name} >/dev/null 2>&1"
+    return _os(
+        f"keystone service {name} ({kind})", check,
+        unless(check, f"openstack service create --name {name} --description {q(description)} "
+                      f"{kind} >/dev/null"),
+    )
+
+
+def keystone_endpoints(kind: str, url: str) -> list[Guarded]:
+    """The public, internal and admin endpoints of service type ``kind``, all at ``url``."""
+    def endpoint(interface: str) -> Guarded:
+        check = (f"openstack endpoint list --service {kind} --interface {interface} "
+                 f"--region {REGION} -f value -c URL | grep -qxF {q(url)}")
+        create = (f"openstack endpoint create --region {REGION} {kind} {interface} {q(url)} "
+                  f">/dev/null")
+        return _os(f"{interface} endpoint of {kind}: {url}", check, unless(check, create))
+
+    return [endpoint(interface) for interface in ("public", "internal", "admin")]
+
+
+def registration(area: str, *, user: str, password_key: str, service: str, kind: str,
+                 description: str, url: str) -> StepDef:
+    """The ``<area>.keystone`` step: service user, service entity and its three endpoints."""
+    commands = [*keystone_user(user, password_key), keystone_service(service, kind, description),
+                *keystone_endpoints(kind, url)]
+    return StepDef(
+        name=f"{area}.keystone",
+        where=Where.CONTROLLER,
+        title=f"{area}: keystone user {user}, service {service} and endpoints {url}",
+        commands=tuple(commands),
+    )

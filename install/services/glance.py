@@ -1,0 +1,30 @@
+"""Glance with the local file store (the Epoxy guide's multi-store form: enabled_backends)."""
+
+from __future__ import annotations
+
+from oslab.install.model import Database, StepDef, Where
+from oslab.install.services._base import Site, as_user, config, once, registration
+
+
+def steps(site: Site) -> list[StepDef]:
+    url = f"http://{site.host}:9292"
+    register = registration("glance", user="glance", password_key="svc_glance",
+                            service="glance", kind="image", description="OpenStack Image",
+                            url=url)
+    install = StepDef(
+        name="glance.install",
+        where=Where.CONTROLLER,
+        title="Glance API with the file store in /var/lib/glance/images",
+        packages=("openstack-glance",),
+        files=(
+            config("/etc/glance/glance-api.conf", "glance/glance-api.conf.j2",
+                   site.values(database=site.db_url("glance", "glance", "db_glance"),
+                               password=site.password("svc_glance")),
+                   owner="root", group="glance", mode=0o640, secret=True),
+        ),
+        databases=(Database("glance", "glance", "db_glance"),),
+        commands=(once("glance-db-sync", "populate the Image service database",
+                       as_user("glance", "glance-manage db_sync")),),
+        services=("openstack-glance-api",),
+    )
+    return [register, install]

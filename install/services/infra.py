@@ -1,0 +1,139 @@
+"""The controller's infrastructure: MariaDB, RabbitMQ, memcached and etcd."""
+
+from __future__ import annotations
+
+from oslab.install.model import Guarded, StepDef, Where
+from oslab.install.services._base import Site, config
+
+MAX_CONNECTIONS = 4096
+# max_connections is only real when mariadbd may open enough files; systemd's LimitNOFILE
+# caps it (MariaDB lowers max_connections to fit and says so in its log).
+MARIADB_NOFILE = 65535
+LIMITS_DROPIN = "/etc/systemd/system/mariadb.service.d/oslab-limits.conf"
+
+
+def _sql_count(query: str) -> str:
+    """A check that the count ``query`` returns is 0."""
+    return f'test "$(mysql -N -B -e "{query}")" = 0'
+
+
+def _drop_users(where: str) -> str:
+    return (f'mysql -N -B -e "SELECT CONCAT(\'DROP USER \', QUOTE(User), \'@\', QUOTE(Host), '
+            f'\';\') FROM mysql.global_priv WHERE {where}" | mysql')
+
+
+def mariadb(site: Site) -> list[StepDef]:
+    reload = Guarded(
+        description=f"systemd sees mariadb's LimitNOFILE={MARIADB_NOFILE} drop-in",
+        check=f'test "$(systemctl show -p LimitNOFILE --value mariadb.service)" = '
+              f'{MARIADB_NOFILE}',
+        run="systemctl daemon-reload",
+    )
+    install = StepDef(
+        name="mariadb.install",
+        where=Where.CONTROLLER,
+        title=f"MariaDB on {site.controller.address} (max_connections {MAX_CONNECTIONS})",
+        packages=("mariadb", "mariadb-server", "python3-PyMySQL"),
+        files=(
+            config("/etc/my.cnf.d/openstack.cnf", "infra/openstack.cnf.j2",
+                   site.values(max_connections=MAX_CONNECTIONS)),
+            config(LIMITS_DROPIN, "infra/oslab-limits.conf.j2",
+                   site.values(nofile=MARIADB_NOFILE)),
+        ),
+        commands=(reload,),
+        services=("mariadb",),
+    )
+    # mysql_secure_installation, unattended. root keeps unix_socket (root on the node, as the
+    # engine connects for databases) and gets the lab's password for mysql_native_password.
+    root_password = Guarded(
+        description="MariaDB root password",
+        check='test "$(mysql -N -B -e "SELECT COUNT(*) FROM mysql.global_priv WHERE '
+              "User='root' AND Host='localhost' AND "
+              "Priv LIKE CONCAT('%', PASSWORD('{password:mariadb_root}'), '%')\")\" = 1",
+        run='mysql -e "ALTER USER \'root\'@\'localhost\' IDENTIFIED VIA unix_socket OR '
+            "mysql_native_password USING PASSWORD('{password:mariadb_root}')\"",
+    )
+    anonymous = Guarded(
+        description="no anonymous MariaDB users",
+        check=_sql_count("SELECT COUNT(*) FROM mysql.global_priv WHERE User=''"),
+        run=_drop_users("User=''"),
+    )
+    remote_root = Guarded(
+        description="MariaDB root only from localhost",
+        check=_sql_count("SELECT COUNT(*) FROM mysql.global_priv WHERE User='root' AND "
+                         "Host NOT IN ('localhost', '127.0.0.1', '::1')"),
+        run=_drop_users("User='root' AND Host NOT IN ('localhost', '127.0.0.1', '::1')"),
+    )
+    test_db = Guarded(
+        description="no test database",
+        check=_sql_count("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
+                         "SCHEMA_NAME='test'") + " && " +
+              _sql_count("SELECT COUNT(*) FROM mysql.db WHERE Db LIKE 'test%'"),
+        run='mysql -e "DROP DATABASE IF EXISTS test; DELETE FROM mysql.db WHERE '
+            "Db LIKE 'test%'; FLUSH PRIVILEGES\"",
+    )
+    secure = StepDef(
+        name="mariadb.secure",
+        where=Where.CONTROLLER,
+        title="secure MariaDB: root password, no anonymous users, no test database",
+        commands=(root_password, anonymous, remote_root, test_db),
+    )
+    return [install, secure]
+
+
+def rabbitmq(site: Site) -> list[StepDef]:
+    user = Guarded(
+        description="RabbitMQ user openstack",
+        check="rabbitmqctl -q authenticate_user openstack '{password:rabbit_openstack}' "
+              ">/dev/null 2>&1",
+        run="rabbitmqctl -q add_user openstack '{password:rabbit_openstack}' 2>/dev/null || "
+            "rabbitmqctl -q change_password openstack '{password:rabbit_openstack}'",
+    )
+    permissions = Guarded(
+        description="RabbitMQ user openstack may configure, write and read everything on /",
+        check="rabbitmqctl -s list_user_permissions openstack | awk '$1 == \"/\" && "
+              "$2 == \".*\" && $3 == \".*\" && $4 == \".*\" {found = 1} END {exit !found}'",
+        run="rabbitmqctl -q set_permissions openstack '.*' '.*' '.*'",
+    )
+    return [
+        StepDef(
+            name="rabbitmq.install",
+            where=Where.CONTROLLER,
+            title="RabbitMQ",
+            packages=("rabbitmq-server",),
+            services=("rabbitmq-server",),
+        ),
+        StepDef(
+            name="rabbitmq.user",
+            where=Where.CONTROLLER,
+            title="RabbitMQ user openstack",
+            commands=(user, permissions),
+        ),
+    ]
+
+
+def memcached(site: Site) -> StepDef:
+    return StepDef(
+        name="memcached.install",
+        where=Where.CONTROLLER,
+        title=f"memcached on localhost and {site.controller.address}",
+        packages=("memcached", "python3-memcached"),
+        files=(config("/etc/sysconfig/memcached", "infra/memcached.j2", site.values()),),
+        services=("memcached",),
+    )
+
+
+def etcd(site: Site) -> StepDef:
+    return StepDef(
+        name="etcd.install",
+        where=Where.CONTROLLER,
+        title=f"etcd on {site.controller.address}",
+        packages=("etcd",),
+        files=(config("/etc/etcd/etcd.conf", "infra/etcd.conf.j2", site.values()),),
+        services=("etcd",),
+        checkpoint="infra",
+    )
+
+
+def steps(site: Site) -> list[StepDef]:
+    return [*mariadb(site), *rabbitmq(site), memcached(site), etcd(site)]

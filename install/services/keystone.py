@@ -1,0 +1,124 @@
+"""Keystone with Fernet tokens under httpd (port 5000 only), projects, users and openrc files."""
+
+from __future__ import annotations
+
+from oslab.install import openrc as rc
+from oslab.install.model import Database, Guarded, StepDef, Where
+from oslab.install.services._base import (
+    ADMIN_OPENRC,
+    DEMO_OPENRC,
+    REGION,
+    Site,
+    as_user,
+    config,
+    keystone_user,
+    once,
+    symlink,
+    wait_until,
+)
+
+# The admin and demo credentials, as oslab.install.openrc (``oslab openrc``) knows them.
+ADMIN = rc.credentials(rc.ADMIN)
+DEMO = rc.credentials(rc.DEMO)
+DEMO_PROJECT = DEMO.project
+DEMO_USER = DEMO.user
+DEMO_ROLE = "member"  # created by keystone-manage bootstrap (admin, member, reader)
+
+
+def install(site: Site) -> StepDef:
+    url = f"{site.keystone_v3}/"
+    bootstrap = (
+        f"OS_BOOTSTRAP_PASSWORD='{{password:{ADMIN.password_key}}}' keystone-manage bootstrap "
+        f"--bootstrap-admin-url {url} --bootstrap-internal-url {url} "
+        f"--bootstrap-public-url {url} --bootstrap-region-id {REGION}"
+    )
+    return StepDef(
+        name="keystone.install",
+        where=Where.CONTROLLER,
+        title="Keystone: database, keystone.conf, db sync, Fernet keys, bootstrap",
+        packages=("openstack-keystone", "httpd", "python3-mod_wsgi"),
+        files=(
+            config("/etc/keystone/keystone.conf", "keystone/keystone.conf.j2",
+                   site.values(database=site.db_url("keystone", "keystone", "db_keystone")),
+                   owner="root", group="keystone", mode=0o640, secret=True),
+        ),
+        databases=(Database("keystone", "keystone", "db_keystone"),),
+        commands=(
+            once("keystone-db-sync", "populate the Identity database",
+                 as_user("keystone", "keystone-manage db_sync")),
+            Guarded(
+                description="Fernet key repository",
+                check="test -f /etc/keystone/fernet-keys/0",
+                run="keystone-manage fernet_setup --keystone-user keystone "
+                    "--keystone-group keystone",
+            ),
+            Guarded(
+                description="credential key repository",
+                check="test -f /etc/keystone/credential-keys/0",
+                run="keystone-manage credential_setup --keystone-user keystone "
+                    "--keystone-group keystone",
+            ),
+            once("keystone-bootstrap", f"bootstrap the Identity service at {url}", bootstrap),
+        ),
+    )
+
+
+def openrc(site: Site) -> StepDef:
+    """The guide's admin-openrc and demo-openrc in /root, rendered by oslab.install.openrc
+    (one definition for the installer and ``oslab openrc``), with the guide's auth URL."""
+    files = rc.file_specs(site.spec, site.password, directory="/root", url=site.keystone_v3)
+    if {f.path for f in files} != {ADMIN_OPENRC, DEMO_OPENRC}:
+        raise RuntimeError(f"openrc files moved: {[f.path for f in files]}")
+    return StepDef(
+        name="keystone.openrc",
+        where=Where.CONTROLLER,
+        title=f"client environment scripts {ADMIN_OPENRC} and {DEMO_OPENRC}",
+        files=files,
+    )
+
+
+def httpd(site: Site) -> StepDef:
+    return StepDef(
+        name="keystone.httpd",
+        where=Where.CONTROLLER,
+        title=f"httpd: ServerName {site.host}, wsgi-keystone.conf (Keystone on port 5000)",
+        files=(config("/etc/httpd/conf.d/oslab-servername.conf", "keystone/servername.conf.j2",
+                      site.values()),),
+        commands=(symlink("/etc/httpd/conf.d/wsgi-keystone.conf",
+                          "/usr/share/keystone/wsgi-keystone.conf",
+                          "httpd serves Keystone (wsgi-keystone.conf)"),),
+        services=("httpd",),
+    )
+
+
+def projects(site: Site) -> StepDef:
+    token = "openstack token issue -f value -c id >/dev/null 2>&1"
+
+    def os_cmd(description: str, check: str, run: str) -> Guarded:
+        return Guarded(description=description, check=check, run=run, env_file=ADMIN_OPENRC)
+
+    commands = [
+        os_cmd("Keystone answers on port 5000", token, wait_until(token, 300, 3)),
+        os_cmd("project service",
+               "openstack project show --domain default service >/dev/null 2>&1",
+               "openstack project create --or-show --domain default "
+               "--description 'Service Project' service >/dev/null"),
+        os_cmd(f"project {DEMO_PROJECT}",
+               f"openstack project show --domain default {DEMO_PROJECT} >/dev/null 2>&1",
+               "openstack project create --or-show --domain default "
+               f"--description 'Demo Project' {DEMO_PROJECT} >/dev/null"),
+        os_cmd(f"role {DEMO_ROLE}",
+               f"openstack role show {DEMO_ROLE} >/dev/null 2>&1",
+               f"openstack role create --or-show {DEMO_ROLE} >/dev/null"),
+        *keystone_user(DEMO_USER, DEMO.password_key, project=DEMO_PROJECT, role=DEMO_ROLE),
+    ]
+    return StepDef(
+        name="keystone.projects",
+        where=Where.CONTROLLER,
+        title=f"projects service and {DEMO_PROJECT}, user {DEMO_USER} with role {DEMO_ROLE}",
+        commands=tuple(commands),
+    )
+
+
+def steps(site: Site) -> list[StepDef]:
+    return [install(site), openrc(site), httpd(site), projects(site)]

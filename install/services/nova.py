@@ -1,0 +1,133 @@
+"""Nova: API, conductor, scheduler and noVNC proxy on the controller; libvirt compute nodes.
+
+nova.conf is written whole, once, on every node: the controller's ``[neutron]`` (metadata
+proxy) and ``[cinder]`` sections are there from the start, so the guide's later "restart
+nova-api" steps are the engine's restart-on-change of this step instead.
+"""
+
+from __future__ import annotations
+
+from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
+from oslab.install.services._base import (
+    ADMIN_OPENRC,
+    Site,
+    as_user,
+    config,
+    once,
+    q,
+    registration,
+    unless,
+    wait_until,
+)
+from oslab.spec import Node
+
+NOVA_CONF = "/etc/nova/nova.conf"
+CONTROLLER_SERVICES = ("openstack-nova-api", "openstack-nova-scheduler",
+                       "openstack-nova-conductor", "openstack-nova-novncproxy")
+COMPUTE_STEP = "nova.compute"
+
+
+def nova_conf(site: Site, node: Node, *, controller: bool, virt_type: str = "") -> FileSpec:
+    values = site.values(
+        node=node.name, controller=controller, my_ip=str(node.address), virt_type=virt_type,
+        api_database=site.db_url("nova", "nova_api", "db_nova"),
+        database=site.db_url("nova", "nova", "db_nova"),
+        nova_password=site.password("svc_nova"),
+        neutron_password=site.password("svc_neutron"),
+        placement_password=site.password("svc_placement"),
+        metadata_secret=site.password("metadata_secret"),
+        # The browser that opens a console runs on the lab's host, which knows the controller
+        # by its address, not by its name (the guide's note on novncproxy_base_url).
+        novncproxy_base_url=f"http://{site.controller.address}:6080/vnc_auto.html",
+    )
+    return config(NOVA_CONF, "nova/nova.conf.j2", values, owner="root", group="nova",
+                  mode=0o640, secret=True)
+
+
+def _manage(command: str) -> str:
+    return as_user("nova", f"nova-manage {command}")
+
+
+def controller_steps(site: Site) -> list[StepDef]:
+    register = registration("nova", user="nova", password_key="svc_nova", service="nova",
+                            kind="compute", description="OpenStack Compute",
+                            url=f"http://{site.host}:8774/v2.1")
+    cells = _manage("cell_v2 list_cells")
+    install = StepDef(
+        name="nova.controller",
+        where=Where.CONTROLLER,
+        title="Nova API, scheduler, conductor and noVNC proxy; cells cell0 and cell1",
+        packages=("openstack-nova-api", "openstack-nova-conductor",
+                  "openstack-nova-novncproxy", "openstack-nova-scheduler"),
+        files=(nova_conf(site, site.controller, controller=True),),
+        databases=tuple(Database(name, "nova", "db_nova")
+                        for name in ("nova_api", "nova", "nova_cell0")),
+        commands=(
+            once("nova-api-db-sync", "populate the nova_api database", _manage("api_db sync")),
+            Guarded(description="register the cell0 database",
+                    check=f"{cells} | grep -qw cell0",
+                    run=_manage("cell_v2 map_cell0")),
+            Guarded(description="create the cell1 cell",
+                    check=f"{cells} | grep -qw cell1",
+                    run=unless(f"{cells} | grep -qw cell1",
+                               _manage("cell_v2 create_cell --name=cell1 --verbose"))),
+            once("nova-db-sync", "populate the nova database", _manage("db sync"),
+                 timeout=1200),
+        ),
+        services=CONTROLLER_SERVICES,
+    )
+    return [register, install]
+
+
+def compute_packages(site: Site) -> StepDef:
+    """Packages only: they need nothing from the controller, so they install in parallel."""
+    return StepDef(
+        name="nova.compute-packages",
+        where=Where.COMPUTE,
+        title="Nova compute and libvirt packages",
+        # libvirt-daemon: the guide's libvirtd.service (CentOS Stream 9's default is the
+        # modular virtqemud, which openstack-nova-compute pulls in). iscsi-initiator-utils:
+        # os-brick attaches Cinder's LVM/iSCSI volumes with it.
+        packages=("openstack-nova-compute", "libvirt-daemon", "iscsi-initiator-utils"),
+    )
+
+
+def compute(site: Site, node: Node) -> StepDef:
+    """nova-compute starts only when the conductor runs: it waits for it at start-up, and
+    systemd waits for nova-compute (Type=notify)."""
+    virt_type = site.virt_type(node)
+    return StepDef(
+        name=COMPUTE_STEP,
+        where=Where.COMPUTE,
+        title=f"nova-compute with libvirt ({virt_type}) on {node.address}",
+        files=(nova_conf(site, node, controller=False, virt_type=virt_type),),
+        services=("libvirtd", "openstack-nova-compute"),
+        after=("nova.controller",),
+    )
+
+
+def discover(site: Site) -> StepDef:
+    """Map every compute node into cell1 once its nova-compute has registered."""
+    names = [n.name for n in site.computes]
+    hosts = _manage("cell_v2 list_hosts")
+    mapped = " && ".join(f'printf "%s\\n" "$hosts" | grep -qw {q(name)}' for name in names)
+    registered = " && ".join(
+        "openstack compute service list --service nova-compute -f value -c Host "
+        f"| grep -qx {q(name)}" for name in names)
+    return StepDef(
+        name="nova.discover",
+        where=Where.CONTROLLER,
+        title="discover compute hosts: " + ", ".join(names),
+        commands=(
+            Guarded(
+                description="compute hosts mapped to cell1: " + ", ".join(names),
+                check=f"hosts=$({hosts}) && {mapped}",
+                run=f"{wait_until(registered, 600)} && "
+                    + _manage("cell_v2 discover_hosts --verbose"),
+                env_file=ADMIN_OPENRC,
+                timeout=900,
+            ),
+        ),
+        after=(COMPUTE_STEP,),
+        checkpoint="compute",
+    )

@@ -1,0 +1,146 @@
+"""oslab's verification against a real Keystone of the release (27.x, Epoxy) on 127.0.0.1.
+
+The openrc files are rendered by ``oslab.install.openrc`` and sourced by bash; the checks run
+the real ``openstack`` client (7.5.0) through ``verify.LocalRunner`` exactly as they run on the
+controller over SSH. Keystone comes from ``tests/keystone/fixture.py`` (a cached venv built by
+``tests/keystone/setup.sh``); only loopback is used.
+
+Marked integration: scripts/test.sh runs it inside the test network namespace, after building
+the venv outside it. To run it alone without the namespace (it needs only loopback):
+``pytest --noconftest -m '' tests/integration/test_keystone_verify.py -p no:cacheprovider``.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from oslab import spec as specmod
+from oslab.install import openrc, verify
+from oslab.install.verify import Status
+from oslab.state import LabState
+from tests.keystone import fixture
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Cloud:
+    ks: fixture.Keystone
+    spec: specmod.LabSpec
+    state: LabState
+    root: Path  # stands for /root on the controller
+
+    def lab(self, openrc_dir: Path | None = None,
+            expected: Mapping[str, str] = verify.EXPECTED_SERVICES) -> verify.Lab:
+        def no_image() -> Path:
+            raise AssertionError("no image in these tests")
+
+        def no_guest(address: str, key: str) -> verify.Runner:
+            raise AssertionError("no instance in these tests")
+
+        runner = verify.LocalRunner(env=self.ks.base_env())
+        return verify.Lab(spec=self.spec, controller=runner, computes={}, host=runner,
+                          guest=no_guest, image=no_image, public_key="",
+                          secrets=tuple(self.state.known_passwords()),
+                          openrc_dir=str(openrc_dir or self.root), expected=expected)
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    base = tmp_path_factory.mktemp("ks-lab")
+    spec = specmod.load_default()
+    state = LabState(spec.name, root=base / "state")
+    ks = fixture.start(base / "keystone",
+                       admin_password=state.password(openrc.ADMIN_PASSWORD_KEY))
+    try:
+        fixture.register_lab_services(ks)
+        fixture.create_demo(ks, state.password(openrc.DEMO_PASSWORD_KEY))
+        root = base / "root"
+        openrc.write_all(spec, state, verify.LocalRunner(), directory=str(root), url=ks.url)
+        yield Cloud(ks, spec, state, root)
+    finally:
+        ks.stop()
+
+
+def test_openrc_files_authenticate_admin_and_demo(cloud: Cloud) -> None:
+    for who in ("admin", "demo"):
+        for path in (cloud.root / f"{who}-openrc", openrc.local_path(cloud.state, who)):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            result = verify.LocalRunner(env=cloud.ks.base_env()).run(
+                f". {path} && openstack token issue -f json && openstack project show "
+                f"$OS_PROJECT_NAME -f json -c name", timeout=120)
+            assert result.ok, result.stderr
+            token, project = result.stdout.split("}\n", 1)
+            assert verify.parse_token(token + "}").ok
+            assert json.loads(project) == {"name": who}
+
+
+def test_identity_and_catalog_pass(cloud: Cloud) -> None:
+    report = verify.Verifier(cloud.lab()).run(only=("identity", "catalog"))
+    assert [(r.name, r.status) for r in report.rows] == [
+        ("identity: admin token", Status.PASS), ("identity: demo token", Status.PASS),
+        ("catalog", Status.PASS), ("endpoints", Status.PASS)]
+    assert report.rows[2].details == "6 services with public/internal/admin endpoints"
+    assert report.ok
+
+
+def test_catalog_names_the_missing_service_and_endpoint(cloud: Cloud) -> None:
+    ks = cloud.ks
+    admin = json.loads(ks.openstack("endpoint", "list", "--service", "volumev3", "--interface",
+                                    "admin", "-f", "json").stdout)
+    ks.openstack("endpoint", "delete", admin[0]["ID"])
+    try:
+        expected = {**verify.EXPECTED_SERVICES, "object-store": "swift"}
+        report = verify.Verifier(cloud.lab(expected=expected)).run(only=("catalog",))
+    finally:
+        ks.openstack("endpoint", "create", "--region", fixture.REGION, "volumev3", "admin",
+                     admin[0]["URL"])
+    catalog, endpoints = report.rows
+    for row in (catalog, endpoints):
+        assert row.status is Status.FAIL
+        assert row.details == ("volumev3 (cinder) has no admin endpoint; object-store (swift) "
+                               "is missing")
+        assert "openstack endpoint create" in row.hint and "cinder, swift" in row.hint
+    table = verify.render_table(report)
+    assert "look at: register it" in table and "0 passed, 2 failed" in table
+
+
+def test_wrong_password_says_authentication_failed(cloud: Cloud, tmp_path: Path) -> None:
+    (tmp_path / "admin-openrc").write_text(openrc.render("admin", "wrong-password", cloud.ks.url))
+    (tmp_path / "demo-openrc").write_text((cloud.root / "demo-openrc").read_text())
+    report = verify.Verifier(cloud.lab(openrc_dir=tmp_path)).run(only=("identity", "catalog"))
+    admin, demo, catalog = report.rows
+    assert admin.status is Status.FAIL
+    assert admin.details.startswith("admin: token issue: authentication failed: The request "
+                                    "you have made requires authentication. (HTTP 401)")
+    assert "oslab openrc admin --print" in admin.hint and "keystone.log" in admin.hint
+    assert demo.status is Status.PASS
+    assert (catalog.name, catalog.status, catalog.details) == ("catalog", Status.SKIP,
+                                                               "needs identity")
+    assert not report.ok
+    assert "wrong-password" not in verify.render_table(report)
+
+
+def test_keystone_down_and_service_down(cloud: Cloud, tmp_path: Path) -> None:
+    for who in ("admin", "demo"):
+        (tmp_path / f"{who}-openrc").write_text(
+            openrc.render(who, cloud.state.password(openrc.credentials(who).password_key),
+                          "http://127.0.0.1:9/v3"))
+    down = verify.Verifier(cloud.lab(openrc_dir=tmp_path)).run(only=("identity",))
+    assert down.rows[0].details.startswith("admin: token issue: cannot reach keystone")
+    assert "systemctl status httpd" in down.rows[0].hint
+    # compute, network and volume are in the catalog on loopback ports where nothing listens
+    services = verify.Verifier(cloud.lab()).run(only=("services",))
+    rows = {r.name: r for r in services.rows}
+    assert rows["compute services"].status is Status.FAIL
+    assert rows["compute services"].details == \
+        "compute services: cannot reach http://127.0.0.1:8774/v2.1/os-services"
+    assert rows["network agents"].details.startswith("network agents: cannot reach "
+                                                     "http://127.0.0.1:9696/")
+    assert rows["nova-status upgrade check"].status is Status.FAIL

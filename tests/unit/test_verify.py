@@ -1,0 +1,510 @@
+"""`oslab verify`: parsers on recorded client output, rows and rendering, the resource ledger
+and its teardown order, openrc files and the end-of-`up` summary (no lab needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from oslab import spec as specmod
+from oslab.errors import OslabError
+from oslab.install import openrc, verify
+from oslab.install.verify import Status
+from oslab.ssh import Result
+from oslab.state import LabState
+
+REC = Path(__file__).resolve().parent / "recorded"
+
+
+def rec(name: str) -> str:
+    return (REC / name).read_text()
+
+
+# -- parsers ----------------------------------------------------------------------------------
+
+
+def test_compute_services() -> None:
+    good = verify.parse_compute_services(rec("compute_service_list.json"))
+    assert good.ok and "nova-compute on compute1" in good.details
+    bad = verify.parse_compute_services(rec("compute_service_list_down.json"))
+    assert not bad.ok
+    assert bad.details == "nova-compute on compute1 is down"
+    assert "compute1" in bad.hint and "nova" in bad.hint
+
+
+def test_compute_services_missing_binary() -> None:
+    rows = [r for r in json.loads(rec("compute_service_list.json"))
+            if r["Binary"] != "nova-compute"]
+    v = verify.parse_compute_services(json.dumps(rows))
+    assert not v.ok and "no nova-compute registered" in v.details
+
+
+def test_network_agents() -> None:
+    good = verify.parse_network_agents(rec("network_agent_list.json"))
+    assert good.ok and good.details == "5 agents alive"
+    bad = verify.parse_network_agents(rec("network_agent_list_dead.json"))
+    assert not bad.ok
+    assert bad.details == "not alive: Open vSwitch agent on compute1"
+    assert "neutron-openvswitch-agent" in bad.hint
+    assert not verify.parse_network_agents("[]").ok
+
+
+def test_volume_services() -> None:
+    assert verify.parse_volume_services(rec("volume_service_list.json")).ok
+    bad = verify.parse_volume_services(rec("volume_service_list_down.json"))
+    assert not bad.ok and bad.details == "cinder-volume on controller@lvm is down"
+    assert "cinder-volumes" in bad.hint
+
+
+def test_upgrade_check() -> None:
+    good = verify.parse_upgrade_check(rec("upgrade_check_success.txt"), 0)
+    assert good.ok and good.details == "3 checks"
+    bad = verify.parse_upgrade_check(rec("upgrade_check_failure.txt"), 2,
+                                     "nova-status upgrade check")
+    assert not bad.ok and bad.details == "Cells v2: Failure"
+    assert "nova-status upgrade check" in bad.hint
+    missing = verify.parse_upgrade_check("", 127, "nova-status upgrade check")
+    assert not missing.ok and "exited 127" in missing.details
+
+
+def test_catalog_and_endpoints_complete() -> None:
+    for parse, name in ((verify.parse_catalog, "catalog_list.json"),
+                        (verify.parse_endpoints, "endpoint_list.json")):
+        v = parse(rec(name))
+        assert v.ok, v
+        assert v.details == "6 services with public/internal/admin endpoints"
+
+
+def test_catalog_and_endpoints_partial() -> None:
+    for parse, name in ((verify.parse_catalog, "catalog_list_partial.json"),
+                        (verify.parse_endpoints, "endpoint_list_partial.json")):
+        v = parse(rec(name))
+        assert not v.ok
+        assert v.details == ("network (neutron) is missing; volumev3 (cinder) has no admin "
+                             "endpoint")
+        assert "cinder, neutron" in v.hint and "endpoint create" in v.hint
+
+
+def test_catalog_expected_is_a_parameter() -> None:
+    v = verify.parse_catalog(rec("catalog_list.json"), {"object-store": "swift"})
+    assert not v.ok and v.details == "object-store (swift) is missing"
+
+
+def test_token() -> None:
+    assert verify.parse_token(rec("token_issue.json")).ok
+    assert not verify.parse_token("{}").ok
+
+
+def test_not_json() -> None:
+    with pytest.raises(verify.CheckFailed, match="not JSON: Traceback"):
+        verify.parse_compute_services("Traceback (most recent call last):\n...")
+
+
+def test_server() -> None:
+    ok = verify.parse_server(rec("server_show_active.json"))
+    assert (ok.status, ok.host, ok.fixed_ips) == ("ACTIVE", "compute1", ["172.16.1.23"])
+    err = verify.parse_server(rec("server_show_error.json"))
+    assert err.status == "ERROR" and err.host == ""
+    assert err.fault == "500 No valid host was found. There are not enough hosts available."
+
+
+def test_volume_attachment() -> None:
+    sid = verify.parse_server(rec("server_show_active.json"))
+    server_id = json.loads(rec("server_show_active.json"))["id"]
+    assert sid.status == "ACTIVE"
+    assert verify.parse_volume_attachment(rec("volume_show_in_use.json"), server_id) == "/dev/vdb"
+    assert verify.parse_volume_attachment(rec("volume_show_available.json"), server_id) is None
+    assert verify.field_of(rec("volume_show_in_use.json"), "status", "v") == "in-use"
+
+
+def test_image_and_fip_fields() -> None:
+    assert verify.field_of(rec("image_show_active.json"), "status", "i") == "active"
+    assert verify.field_of(rec("image_show_queued.json"), "status", "i") == "queued"
+    assert verify.field_of(rec("floating_ip_create.json"), "floating_ip_address",
+                           "f") == "203.0.113.187"
+    with pytest.raises(verify.CheckFailed, match="no 'nope'"):
+        verify.field_of(rec("image_show_active.json"), "nope", "image show")
+
+
+def test_console() -> None:
+    login = rec("console_log_login.txt")
+    assert verify.parse_console(login).ok
+    keys = verify.console_host_keys(login)
+    assert len(keys) == 1 and keys[0].startswith("ssh-ed25519 ")
+    booting = verify.parse_console(rec("console_log_booting.txt"))
+    assert not booting.ok and "last lines:" in booting.details
+    assert verify.console_host_keys(rec("console_log_booting.txt")) == []
+    assert verify.parse_console("").details.endswith("the console log is empty")
+
+
+def test_host_keys_prefer_ed25519() -> None:
+    text = ("-----BEGIN SSH HOST KEY KEYS-----\nssh-rsa AAAA root@x\n"
+            "ecdsa-sha2-nistp256 BBBB root@x\nssh-ed25519 CCCC root@x\n"
+            "-----END SSH HOST KEY KEYS-----\n")
+    assert [k.split()[0] for k in verify.console_host_keys(text)] == [
+        "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
+
+
+def test_partitions() -> None:
+    assert verify.parse_partitions(rec("proc_partitions_vdb.txt"), "/dev/vdb").ok
+    bad = verify.parse_partitions(rec("proc_partitions.txt"), "/dev/vdb")
+    assert not bad.ok and "vdb not in /proc/partitions" in bad.details
+
+
+def test_dashboard() -> None:
+    assert verify.parse_dashboard(200, rec("horizon_login.html")).ok
+    assert not verify.parse_dashboard(200, "<html>It works!</html>").ok
+    v = verify.parse_dashboard(500, "")
+    assert not v.ok and "error_log" in v.hint
+    assert "nothing answers" in verify.parse_dashboard(0, "Connection refused").details
+
+
+@pytest.mark.parametrize(("name", "details", "hint"), [
+    ("error_auth_401.txt", "authentication failed", "oslab openrc admin --print"),
+    ("error_keystone_down.txt", "cannot reach keystone", "systemctl status httpd"),
+    ("error_service_down.txt", "cannot reach http://127.0.0.1:8774/v2.1/os-services",
+     "is that service running"),
+    ("error_endpoint_not_found.txt", "public endpoint for network service in RegionOne "
+     "region not found", "not in the catalog"),
+])
+def test_explain_recorded_errors(name: str, details: str, hint: str) -> None:
+    failure = verify.explain(Result("openstack x", 1, "", rec(name)), "x")
+    assert details in failure.details
+    assert hint in failure.hint
+
+
+# -- pure helpers --------------------------------------------------------------------------------
+
+
+def test_allocation_pool_avoids_gateway() -> None:
+    net = ipaddress.IPv4Network("203.0.113.0/24")
+    start, end = verify.allocation_pool(net, ipaddress.IPv4Address("203.0.113.1"))
+    assert (str(start), str(end)) == ("203.0.113.127", "203.0.113.254")
+    small = ipaddress.IPv4Network("10.9.1.0/29")
+    start, end = verify.allocation_pool(small, ipaddress.IPv4Address("10.9.1.1"))
+    assert ipaddress.IPv4Address("10.9.1.1") < start <= end < small.broadcast_address
+    high_gw = verify.allocation_pool(net, ipaddress.IPv4Address("203.0.113.200"))
+    assert str(high_gw[0]) == "203.0.113.201"
+
+
+def test_self_service_cidr_avoids_lab_networks() -> None:
+    spec = specmod.load_default()
+    assert str(verify.self_service_cidr(spec)) == "172.16.1.0/24"
+    text = specmod.default_spec_text().replace('cidr = "203.0.113.0/24"',
+                                               'cidr = "172.16.0.0/16"')
+    assert str(verify.self_service_cidr(specmod.parse(text))) == "192.168.111.0/24"
+
+
+def test_osc_command() -> None:
+    assert verify.osc("demo", "server list -f json") == \
+        ". /root/demo-openrc && openstack server list -f json"
+
+
+def test_local_runner(tmp_path: Path) -> None:
+    r = verify.LocalRunner(cwd=tmp_path).run("echo hi; echo oops >&2; exit 3", timeout=10,
+                                             secrets=["oops"])
+    assert (r.returncode, r.stdout, r.stderr) == (3, "hi\n", "***\n")
+    with pytest.raises(OslabError, match="timed out"):
+        verify.LocalRunner().run("sleep 5", timeout=0.2)
+
+
+# -- a whole run against a fake controller ------------------------------------------------------
+
+IMAGE = "6c1a4a0e-7f3b-4d7e-9a51-2f0c2b1d9e11"
+SERVER = "2d7c8f0e-9b1a-4c3d-8e5f-a1b2c3d4e5f6"
+VOLUME = "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4"
+FIP_ID = "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9"
+
+
+@dataclass
+class FakeCloud:
+    """Answers the controller's commands from recorded output; remembers what it was asked."""
+
+    server_file: str = "server_show_active.json"
+    auth_fails: bool = False
+    commands: list[str] = field(default_factory=list)
+    puts: dict[str, bytes] = field(default_factory=dict)
+    volume: str = "available"
+
+    def run(self, command: str, *, timeout: float, secrets: object = ()) -> Result:
+        self.commands.append(command)
+        out, rc, err = self.answer(command)
+        return Result(command, rc, out, err)
+
+    def put(self, path: str, data: bytes, *, timeout: float) -> None:
+        self.puts[path] = data
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if self.auth_fails and "openstack" in c:
+            return "", 1, rec("error_auth_401.txt")
+        plain: list[tuple[str, Callable[[], str]]] = [
+            ("token issue", lambda: rec("token_issue.json")),
+            ("catalog list", lambda: rec("catalog_list.json")),
+            ("endpoint list", lambda: rec("endpoint_list.json")),
+            ("compute service list", lambda: rec("compute_service_list.json")),
+            ("network agent list", lambda: rec("network_agent_list.json")),
+            ("volume service list", lambda: rec("volume_service_list.json")),
+            ("upgrade check", lambda: rec("upgrade_check_success.txt")),
+            ("image create", lambda: json.dumps({"id": IMAGE})),
+            ("image show", lambda: rec("image_show_active.json")),
+            ("network list --provider", lambda: rec("network_list_physnet_empty.json")),
+            ("network create --share", lambda: json.dumps({"id": "net-provider"})),
+            ("subnet create --network net-provider",
+             lambda: json.dumps({"id": "subnet-provider"})),
+            ("network create oslab-verify-selfservice", lambda: json.dumps({"id": "net-self"})),
+            ("subnet create --network net-self", lambda: json.dumps({"id": "subnet-self"})),
+            ("router create", lambda: json.dumps({"id": "router-1"})),
+            ("security group create", lambda: json.dumps({"id": "sg-1"})),
+            ("keypair create", lambda: json.dumps({"name": "oslab-verify-key",
+                                                   "fingerprint": "aa:bb"})),
+            ("server create", lambda: json.dumps({"id": SERVER})),
+            ("server show", lambda: rec(self.server_file)),
+            ("console log show", lambda: rec("console_log_login.txt")),
+            ("floating ip create", lambda: rec("floating_ip_create.json")),
+            ("volume create", lambda: json.dumps({"id": VOLUME})),
+            ("volume show", lambda: rec(f"volume_show_{self.volume.replace('-', '_')}.json")),
+            ("tail -n 15 /var/log/nova", lambda: "ERROR nova.compute.manager boom\n"),
+        ]
+        if "flavor show" in c:
+            return "", 1, "No Flavor found for m1.nano"
+        if "server add volume" in c:
+            self.volume = "in-use"
+        if "server remove volume" in c:
+            self.volume = "available"
+        for key, make in plain:
+            if key in c:
+                return make(), 0, ""
+        return "", 0, ""
+
+
+@dataclass
+class FakeGuest:
+    cloud: FakeCloud
+
+    def run(self, command: str, *, timeout: float, secrets: object = ()) -> Result:
+        name = "proc_partitions_vdb.txt" if self.cloud.volume == "in-use" else \
+            "proc_partitions.txt"
+        return Result(command, 0, rec(name), "")
+
+
+def make_lab(cloud: FakeCloud, tmp_path: Path, *, http_status: int = 200,
+             ledger: bool = True) -> verify.Lab:
+    image = tmp_path / "cirros.img"
+    image.write_bytes(b"QFI\xfb fake")
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        clock[0] += s
+
+    host = FakeCloud()
+    return verify.Lab(
+        spec=specmod.load_default(), controller=cloud, computes={"compute1": cloud},
+        host=host, guest=lambda address, key: FakeGuest(cloud), image=lambda: image,
+        public_key="ssh-ed25519 AAAAC3Nza oslab-oslab",
+        http=lambda url, t: (http_status, rec("horizon_login.html")),
+        ledger_path=tmp_path / "verify-resources.json" if ledger else None,
+        timeouts=verify.Timeouts(poll=1.0), clock=lambda: clock[0], sleep=sleep)
+
+
+# newest first: what depends on a resource goes before it
+EXPECTED_TEARDOWN = [
+    f"volume delete {VOLUME}",
+    f"floating ip delete {FIP_ID}",
+    f"server delete --wait {SERVER}",
+    "flavor delete m1.nano",
+    "keypair delete oslab-verify-key",
+    "security group delete sg-1",
+    "router remove subnet router-1 subnet-self",
+    "router unset --external-gateway router-1",
+    "router delete router-1",
+    "subnet delete subnet-self",
+    "network delete net-self",
+    "subnet delete subnet-provider",
+    "network delete net-provider",
+    f"image delete {IMAGE}",
+]
+
+
+def deletes(commands: list[str]) -> list[str]:
+    out = []
+    for c in commands:
+        m = re.search(r"openstack ((?:\S+ )*?(?:delete|unset|remove) .*)$", c)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def test_full_run_passes_and_cleans_up_in_reverse(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    assert report.ok, verify.render_table(report)
+    names = [r.name for r in report.rows]
+    assert names == [
+        "identity: admin token", "identity: demo token", "catalog", "endpoints",
+        "compute services", "network agents", "volume services", "nova-status upgrade check",
+        "placement-status upgrade check", "image: cirros active",
+        "network: provider (flat, physnet provider)",
+        "network: self-service, router, security group, keypair", "instance: boot cirros",
+        "instance: console login prompt", "instance: floating IP, ping, SSH",
+        "volume: attach, see, detach", "dashboard", "cleanup"]
+    teardown = deletes(cloud.commands)
+    # the check detached the volume itself, so the teardown starts with the volume
+    assert teardown[0] == f"server remove volume {SERVER} {VOLUME}"
+    assert teardown[1:] == EXPECTED_TEARDOWN
+    assert not (tmp_path / "verify-resources.json").exists()
+    provider = next(c for c in cloud.commands if "subnet create --network net-provider" in c)
+    assert "--gateway 203.0.113.1 " in provider
+    assert "--allocation-pool start=203.0.113.127,end=203.0.113.254" in provider
+    assert cloud.puts["/var/tmp/oslab-verify-cirros.img"].startswith(b"QFI")
+    assert cloud.puts["/var/tmp/oslab-verify-key.pub"] == b"ssh-ed25519 AAAAC3Nza oslab-oslab\n"
+    assert any(". /root/demo-openrc && openstack server create" in c for c in cloud.commands)
+    assert report.rows[-1].details == "14 resources removed"
+
+
+def test_keep_leaves_resources_and_the_next_run_sweeps_them(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    report = verify.Verifier(make_lab(cloud, tmp_path), keep=True).run()
+    assert report.ok
+    assert report.rows[-1].status is Status.SKIP and "--keep" in report.rows[-1].details
+    assert deletes(cloud.commands) == [f"server remove volume {SERVER} {VOLUME}"]
+    assert len(report.kept) == 14 and report.kept[0] == f"volume {VOLUME}"
+    ledger = json.loads((tmp_path / "verify-resources.json").read_text())
+    assert ledger[0] == {"kind": "image", "ref": IMAGE, "who": "admin",
+                         "delete": f"image delete {IMAGE}"}
+    again = FakeCloud()
+    report2 = verify.Verifier(make_lab(again, tmp_path)).run(only=("identity",))
+    assert report2.rows[0].name == "cleanup of an earlier run"
+    assert report2.rows[0].details == "14 resources removed"
+    assert deletes(again.commands) == EXPECTED_TEARDOWN
+
+
+def test_server_error_shows_fault_and_compute_log(tmp_path: Path) -> None:
+    cloud = FakeCloud(server_file="server_show_error.json")
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    assert not report.ok
+    row = next(r for r in report.rows if r.name == "instance: boot cirros")
+    assert row.status is Status.FAIL
+    assert row.details.startswith("server ERROR: 500 No valid host was found")
+    assert "nova-compute.log on compute1:\n  | ERROR nova.compute.manager boom" in row.details
+    assert "nova-compute.log" in row.hint
+    skipped = {r.name: r.details for r in report.rows if r.status is Status.SKIP}
+    assert skipped == {"volume: attach, see, detach": "needs instance"}
+    assert report.rows[-1].name == "cleanup" and report.rows[-1].status is Status.PASS
+    assert f"server delete --wait {SERVER}" in deletes(cloud.commands)
+
+
+def test_auth_failure_says_so_and_skips_the_rest(tmp_path: Path) -> None:
+    cloud = FakeCloud(auth_fails=True)
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    first = report.rows[0]
+    assert first.status is Status.FAIL
+    assert first.details.startswith("admin: token issue: authentication failed: The request "
+                                    "you have made requires authentication. (HTTP 401)")
+    assert "oslab openrc admin --print" in first.hint
+    assert [r.name for r in report.rows if r.status is Status.SKIP] == [
+        "catalog", "services", "image: cirros active", "network: provider and self-service",
+        "instance: boot cirros", "volume: attach, see, detach"]
+    assert report.rows[-1].name == "dashboard" and report.rows[-1].status is Status.PASS
+    assert deletes(cloud.commands) == []
+
+
+def test_unknown_group(tmp_path: Path) -> None:
+    with pytest.raises(OslabError, match="unknown check group"):
+        verify.Verifier(make_lab(FakeCloud(), tmp_path)).run(only=("nope",))
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def sample_report() -> verify.Report:
+    return verify.Report(rows=[
+        verify.Row("identity: admin token", Status.PASS, 2.41, "token for project p"),
+        verify.Row("network agents", Status.FAIL, 2.0, "not alive: L3 agent on controller",
+                   "journalctl -u neutron-l3-agent"),
+        verify.Row("volume: attach, see, detach", Status.SKIP, 0.0, "needs instance"),
+    ])
+
+
+def test_render_table() -> None:
+    assert verify.render_table(sample_report()) == "\n".join([
+        "check                        result     time  details",
+        "identity: admin token        pass       2.4s  token for project p",
+        "network agents               FAIL       2.0s  not alive: L3 agent on controller",
+        "                                              look at: journalctl -u neutron-l3-agent",
+        "volume: attach, see, detach  skip       0.0s  needs instance",
+        "1 passed, 1 failed, 1 skipped in 4s",
+    ])
+
+
+def test_render_summary(tmp_path: Path) -> None:
+    spec = specmod.load_default()
+    text = verify.render_summary(spec, sample_report(), {"provision": 1312.4, "install": 2400.0,
+                                                         "verify": 310.0},
+                                 key_path=tmp_path / "id_ed25519")
+    lines = text.splitlines()
+    assert lines[0] == "lab oslab: OpenStack epoxy"
+    assert "  controller   controller 10.0.0.11       oslab ssh controller" in lines
+    assert "  compute1     compute    10.0.0.31       oslab ssh compute1" in lines
+    assert any(line.startswith("dashboard:       http://10.0.0.11/dashboard/") for line in lines)
+    assert "admin password:  oslab openrc admin --print" in lines
+    assert f"ssh:             oslab ssh controller   or   ssh -i {tmp_path}/id_ed25519 " \
+           "root@10.0.0.11" in lines
+    assert "  network agents               FAIL       2.0s  not alive: L3 agent on controller" \
+        in lines
+    assert lines[-4:] == ["  provision     1312s", "  install       2400s", "  verify         310s",
+                          "  total         4022s"]
+    assert "gocubsgo" not in text
+
+
+# -- openrc ------------------------------------------------------------------------------------
+
+
+def test_openrc_render() -> None:
+    text = openrc.render("demo", "pa$s w'rd", "http://10.0.0.11:5000/v3", lab="oslab")
+    assert "export OS_USERNAME=demo\n" in text
+    assert "export OS_PROJECT_NAME=demo\n" in text
+    assert "export OS_PASSWORD='pa$s w'\"'\"'rd'\n" in text
+    assert "export OS_AUTH_URL=http://10.0.0.11:5000/v3\n" in text
+    assert "export OS_IDENTITY_API_VERSION=3\n" in text
+    with pytest.raises(OslabError, match="no openrc for 'root'"):
+        openrc.render("root", "x", "u")
+
+
+def test_openrc_files(tmp_path: Path) -> None:
+    spec = specmod.load_default()
+    state = LabState("oslab", root=tmp_path)
+    path = openrc.openrc_command(spec, state, "admin")
+    assert path == str(tmp_path / "oslab" / "admin-openrc")
+    assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
+    password = state.password(openrc.ADMIN_PASSWORD_KEY)
+    assert password not in path
+    shown = openrc.openrc_command(spec, state, "admin", show=True)
+    assert f"export OS_PASSWORD={password}\n" in shown
+    assert "export OS_AUTH_URL=http://10.0.0.11:5000/v3\n" in shown
+    specs = openrc.file_specs(spec, state.password, url="http://controller:5000/v3")
+    assert [(f.path, f.mode, f.secret) for f in specs] == [
+        ("/root/admin-openrc", 0o600, True), ("/root/demo-openrc", 0o600, True)]
+    assert "OS_AUTH_URL=http://controller:5000/v3" in specs[1].content
+
+
+def test_openrc_write_all_adds_only_missing_remote_files(tmp_path: Path) -> None:
+    spec = specmod.load_default()
+    state = LabState("oslab", root=tmp_path)
+
+    class Node(FakeCloud):
+        def answer(self, c: str) -> tuple[str, int, str]:
+            return "", 0 if c == "test -f /root/admin-openrc" else 1, ""
+
+    node = Node()
+    written = openrc.write_all(spec, state, node)
+    assert written == [str(tmp_path / "oslab" / "admin-openrc"),
+                       str(tmp_path / "oslab" / "demo-openrc"), "controller:/root/demo-openrc"]
+    assert list(node.puts) == ["/root/demo-openrc"]
+    assert state.password("keystone_demo").encode() in node.puts["/root/demo-openrc"]
