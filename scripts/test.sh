@@ -20,4 +20,8 @@ log "building (or reusing) the test guest"
 OSLAB_TEST_ISO=$(OSLAB_PYTHON="$bin/python" tests/guest/build.sh | tail -n 1)
 export OSLAB_TEST_ISO
 
+log "preparing (or reusing) the Keystone venv for the verification tests"
+OSLAB_KEYSTONE_VENV=$(tests/keystone/setup.sh | tail -n 1)
+export OSLAB_KEYSTONE_VENV
+
 scripts/in-testns.sh "$bin/pytest" "$@"
