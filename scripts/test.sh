@@ -24,4 +24,5 @@ log "preparing (or reusing) the Keystone venv for the verification tests"
 OSLAB_KEYSTONE_VENV=$(tests/keystone/setup.sh | tail -n 1)
 export OSLAB_KEYSTONE_VENV
 
+export OSLAB_REQUIRE_INTEGRATION=1
 scripts/in-testns.sh "$bin/pytest" "$@"

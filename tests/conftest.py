@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     problem = integration_problem()
     if problem is None:
         return
+    if os.environ.get("OSLAB_REQUIRE_INTEGRATION") == "1":
+        # scripts/test.sh (and so CI) must never pass by skipping the real tests
+        raise pytest.UsageError(f"integration tests cannot run: {problem}")
     skip = pytest.mark.skip(reason=problem)
     for item in items:
         if "integration" in item.keywords:
@@ -178,6 +181,7 @@ def sweep_test_labs() -> Iterator[None]:
         return
     import libvirt
 
+    from oslab.errors import OslabError
     from oslab.inventory import destroy
     from oslab.state import LabState
     from oslab.virt import iter_lab_names
@@ -185,4 +189,7 @@ def sweep_test_labs() -> Iterator[None]:
     conn = libvirt.open(URI)
     for lab in list(iter_lab_names(conn)):
         if lab.startswith(TEST_LAB_PREFIX):
-            destroy(conn, lab, LabState(lab, root=Path("/nonexistent-oslab-test-state")))
+            try:
+                destroy(conn, lab, LabState(lab, root=Path("/nonexistent-oslab-test-state")))
+            except OslabError as exc:  # report, and go on sweeping the others
+                print(f"sweep: could not remove test lab {lab}: {exc}", file=sys.stderr)

@@ -62,7 +62,8 @@ def test_up_status_ssh_rerun_destroy(make_lab: Any) -> None:
     out = lab.run("ssh", "cmp1", "--", "hostname")
     assert out.stdout.strip() == "cmp1"
     hosts = lab.run("ssh", "ctl", "--", "cat /etc/hosts").stdout
-    assert f"{lab.addresses['cmp1']} cmp1" in hosts
+    entries = [line.split() for line in hosts.splitlines()]
+    assert [lab.addresses["cmp1"], "cmp1"] in entries and [lab.addresses["ctl"], "ctl"] in entries
     failing = lab.run("ssh", "ctl", "--", "exit 7", check=False)
     assert failing.returncode == 7
 
@@ -104,6 +105,8 @@ def test_kill_9_during_up_then_up_completes(make_lab: Any) -> None:
     finally:
         proc.kill()  # SIGKILL: no cleanup handlers run
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     done = lab.run("up", "--stage", "provision")
     assert "provisioned in" in done.stdout
     status = lab.status()
@@ -159,6 +162,7 @@ def test_cidr_clash_with_libvirt_network_and_host_route(make_lab: Any) -> None:
     conn = libvirt.open(URI)
     net = conn.networkDefineXML(FOREIGN_NET.format(
         name="clash-net-x", bridge="clashbr0", ip=f"{base}.0.1"))
+    net.create()  # an active clash blocks; an inactive one is only a warning
     try:
         out = lab.run("check", check=False)
         assert out.returncode != 0
@@ -167,10 +171,12 @@ def test_cidr_clash_with_libvirt_network_and_host_route(make_lab: Any) -> None:
         up = lab.run("up", "--stage", "provision", check=False)
         assert up.returncode != 0 and "clash-net-x" in up.stderr
     finally:
+        net.destroy()
         net.undefine()
         conn.close()
     # a host route inside the test namespace clashes with the provider range
-    subprocess.run(["ip", "link", "add", "oslabclash0", "type", "dummy"], check=True)
+    subprocess.run(["ip", "link", "add", "oslabclash0", "type", "veth", "peer", "name",
+                    "oslabclash1"], check=True)
     try:
         subprocess.run(["ip", "addr", "add", f"{base}.1.200/24", "dev", "oslabclash0"],
                        check=True)

@@ -68,13 +68,15 @@ def test_shut_off_node_is_shut_off_again_after_revert(lab: Lab) -> None:
     lab.run("up", "--stage", "provision")  # bring cmp1 back for the next tests
 
 
-def test_failure_on_one_node_leaves_no_snapshot_anywhere(lab: Lab, tmp_path: Any) -> None:
+def test_failure_on_one_node_leaves_no_snapshot_anywhere(lab: Lab) -> None:
     # A raw disk cannot hold an internal snapshot: libvirt refuses it on that node only.
-    raw = tmp_path / "raw.img"
-    raw.write_bytes(b"\0" * (1 << 20))
+    pool = libvirt.open(URI).storagePoolLookupByName(lab.name)
+    pool.createXML("<volume><name>raw-inject.img</name><capacity unit='MiB'>1</capacity>"
+                   "<target><format type='raw'/></target></volume>", 0)
     dom = domain(lab, "cmp1")
-    disk = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-            f"<source file='{raw}'/><target dev='vdz' bus='virtio'/></disk>")
+    disk = (f"<disk type='volume' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source pool='{lab.name}' volume='raw-inject.img'/>"
+            f"<target dev='vdz' bus='virtio'/></disk>")
     dom.attachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
     try:
         out = lab.run("snapshot", "broken", check=False)
@@ -85,6 +87,7 @@ def test_failure_on_one_node_leaves_no_snapshot_anywhere(lab: Lab, tmp_path: Any
             assert domain(lab, node).state()[0] == libvirt.VIR_DOMAIN_RUNNING
     finally:
         dom.detachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        pool.storageVolLookupByName("raw-inject.img").delete(0)
 
 
 def test_revert_to_a_name_one_node_lacks_changes_nothing(lab: Lab) -> None:
