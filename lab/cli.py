@@ -124,19 +124,32 @@ def check(opts: Options) -> None:
 
 
 STAGES = ("provision", "install", "verify", "all")
+VIRT_TYPES = ("kvm", "qemu")
 
 
 @cli.command()
 @global_options
 @click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
               help="Stop after this stage.")
+@click.option("--from", "from_step", metavar="STEP",
+              help="Rerun install step STEP and every step after it fully (guarded commands "
+                   "run whatever their checks say, files are uploaded, services restarted).")
+@click.option("--no-checkpoints", is_flag=True,
+              help="Do not take the installer's automatic auto-<phase> snapshots.")
 @pass_options
-def up(opts: Options, stage: str) -> None:
+def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
     from oslab import preflight
     from oslab.provision import Provisioner, pool_dir
     from oslab.report import Reporter
 
+    install = stage != "provision"
+    if from_step and not install:
+        raise OslabError("--from names an install step, but --stage provision stops before "
+                         "the install", hint="drop --stage provision")
+    if install:
+        from oslab.install.content import load_content
+        load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
     conn = opts.connect()
     findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
@@ -159,9 +172,152 @@ def up(opts: Options, stage: str) -> None:
                    f"({result.change_count} changes).")
     for n in result.nodes:
         click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
-    if stage != "provision":
-        click.echo(f"stage {stage!r}: the install stage is not built yet; stopped after "
-                   "provisioning.")
+    if not install:
+        return
+    _install(spec, state, conn, reporter, from_step, checkpoints=not no_checkpoints)
+    if stage in ("verify", "all"):
+        click.echo(f"stage {stage!r}: the verify stage is not built yet; stopped after the "
+                   "install.")
+
+
+def _install(spec: specmod.LabSpec, state: LabState, conn: Any, reporter: Any,
+             from_step: str | None, checkpoints: bool) -> None:
+    """The install stage: the content's steps on every node, by the engine."""
+    from oslab.checkpoint import Checkpoints
+    from oslab.install import content
+    from oslab.install.engine import Engine
+    from oslab.provision import ssh_target
+    from oslab.snapshot import LabSnapshots
+
+    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
+    virt_types = content.read_virt_types(spec, targets)
+    steps = content.steps_for(spec, state, virt_types)
+    sink = None
+    if checkpoints:
+        sink = Checkpoints(conn, spec.name, say=reporter.lab)
+        # an error's hint names the newest checkpoint, even one an earlier run took
+        auto = [s.name for s in LabSnapshots(conn, spec.name).snapshots()
+                if s.name.startswith("auto-")]
+        sink.last = auto[-1] if auto else None
+    engine = Engine(spec, state, targets, steps, reporter=reporter, checkpoints=sink)
+    run = engine.run(from_step=from_step)
+    click.echo("")
+    if run.change_count == 0:
+        click.echo(f"lab {spec.name}: install: no changes; every step is done.")
+    else:
+        click.echo(f"lab {spec.name}: installed in {run.seconds:.0f}s ({run.changed_steps} "
+                   f"steps changed, {run.change_count} commands).")
+    for n in run.nodes:
+        click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
+    if run.checkpoints:
+        click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
+
+
+def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
+                  nodes: list[str]) -> tuple[dict[str, Any], str | None]:
+    """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
+    from oslab.checkpoint import node_targets
+    from oslab.ssh import reachable
+
+    try:
+        conn = opts.connect()
+    except OslabError as exc:
+        return {}, f"libvirt: {exc.message}"
+    targets = node_targets(conn, spec.name, state)
+    missing = [n for n in nodes if n not in targets]
+    if missing:
+        return {}, f"{', '.join(missing)} not running"
+    for n in nodes:
+        ok, why = reachable(targets[n])
+        if not ok:
+            return {}, f"{n} does not answer SSH: {why}"
+    return targets, None
+
+
+def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, Any],
+                live: bool) -> tuple[dict[str, str], str]:
+    from oslab import preflight
+    from oslab.install import content
+
+    if forced:
+        return content.host_virt_types(spec, forced), "--virt-type"
+    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
+        return content.read_virt_types(spec, targets), "read on each compute node"
+    choice, _ = preflight.choose_virt_type()
+    return content.host_virt_types(spec, choice.virt_type), "this host's choice"
+
+
+@cli.command()
+@global_options
+@click.option("--node", help="Only this node's steps.")
+@click.option("--fresh", is_flag=True,
+              help="Plan for blank nodes without reading them (no SSH, no running lab needed).")
+@click.option("--virt-type", type=click.Choice(VIRT_TYPES),
+              help="Plan as if every compute node chose this virt type.")
+@pass_options
+def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
+    """Show each node's install steps in order, and the commands each would run now."""
+    from oslab.install import content
+    from oslab.install.engine import Engine
+    from oslab.install.plan import render as render_plan
+    from oslab.report import Reporter
+
+    content.load_content()
+    spec = opts.spec()
+    if node is not None:
+        spec.node(node)
+    state = LabState(spec.name)
+    nodes = [node] if node else [n.name for n in spec.nodes]
+    targets: dict[str, Any] = {}
+    why_not: str | None = "--fresh"
+    if not fresh:
+        targets, why_not = _live_targets(opts, spec, state, nodes)
+    live = why_not is None
+    virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
+    steps = content.steps_for(spec, state, virt_types)
+    engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
+    result = engine.plan(node=node, fresh=not live)
+    if live:
+        click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
+    elif fresh:
+        click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
+                   "read from them)")
+    else:
+        click.echo(f"install plan for lab {spec.name}: the lab is not running ({why_not}), "
+                   "so this plans for blank nodes (fresh)")
+    vts = ", ".join(f"{n}={v}" for n, v in virt_types.items()) or "no compute nodes"
+    click.echo(f"virt types: {vts} ({vt_source})")
+    click.echo("")
+    click.echo(render_plan(result), nl=False)
+
+
+@cli.command()
+@global_options
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write DIR/<node>/<path on the node> into.")
+@click.option("--virt-type", type=click.Choice(VIRT_TYPES),
+              help="Render as if every compute node chose this virt type "
+                   "(default: this host's choice).")
+@pass_options
+def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
+    """Write every file the installer would put on each node (kickstart included); needs no
+    running lab. Files holding secrets are written 0600."""
+    from oslab import preflight
+    from oslab.install import content
+
+    content.load_content()
+    spec = opts.spec()
+    state = LabState(spec.name)
+    if virt_type is None:
+        virt_type = preflight.choose_virt_type()[0].virt_type
+    steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
+    out = Path(out_dir)
+    written = content.export(spec, state, steps, out)
+    for n in spec.nodes:
+        count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
+        click.echo(f"  {n.name:<12} {count} files in {out / n.name}")
+    click.echo(f"wrote {len(written)} files (compute virt type {virt_type}); files with "
+               "secrets and the kickstarts (ks.cfg, on the node's OEMDRV disk) are mode 0600")
 
 
 @cli.command()

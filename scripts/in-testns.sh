@@ -32,7 +32,8 @@ cleanup() {
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
         pid=${started[i]}
         kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        # wait (bounded) until it is gone, so the next run never finds it half-stopped
+        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     done
     if [ "$made_ns" = 1 ]; then ip netns del "$ns" 2>/dev/null || true; fi
     exit "$rc"
@@ -70,11 +71,17 @@ else
     if [ -e /dev/kvm ] && [ "$virt" = qemu ]; then
         hide_kvm=1
         install -m 000 /dev/null /run/oslab-test-nokvm
+        # libvirt's per-domain /dev namespace would try to move that mount: the test daemon
+        # runs its guests without it (namespaces = [ ] in its own copy of qemu.conf).
+        { cat /etc/libvirt/qemu.conf; echo 'namespaces = [ ]'; } > /run/oslab-test-qemu.conf
         log "oslab's check says qemu: the test libvirtd will not see /dev/kvm"
     fi
     # shellcheck disable=SC2016  # $1 expands in the inner sh
     ip netns exec "$ns" unshare --mount --propagation private sh -c '
-        if [ "$1" = 1 ]; then mount --bind /run/oslab-test-nokvm /dev/kvm; fi
+        if [ "$1" = 1 ]; then
+            mount --bind /run/oslab-test-nokvm /dev/kvm
+            mount --bind /run/oslab-test-qemu.conf /etc/libvirt/qemu.conf
+        fi
         exec libvirtd -d -p /run/oslab-test-libvirtd.pid' libvirtd-in-testns "$hide_kvm"
     for _ in $(seq 100); do
         [ -s /run/oslab-test-libvirtd.pid ] && [ -S /run/libvirt/libvirt-sock ] && break

@@ -1,0 +1,138 @@
+"""Wiring between the CLI, the service content and the engine.
+
+The content lives in ``oslab.install.services``: ``steps_for(ctx: InstallContext) ->
+dict[str, list[StepDef]]`` (node name → that node's ordered steps). This module loads it, builds
+its ``InstallContext`` (virt types read on the compute nodes, or the host's own choice when the
+nodes are not there), and writes every file the installer would put on each node
+(``oslab render``), the kickstart included.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol, cast
+
+from oslab.errors import OslabError
+from oslab.install import facts
+from oslab.install.model import InstallContext, StepDef
+from oslab.install.nodes import NodeConn, SSHConn
+from oslab.spec import LabSpec
+from oslab.ssh import Target
+from oslab.state import LabState
+
+SERVICES = "oslab.install.services"
+KICKSTART_NAME = "ks.cfg"  # at the root of the node's OEMDRV disk
+
+
+class _Content(Protocol):
+    def steps_for(self, ctx: InstallContext) -> dict[str, list[StepDef]]: ...
+
+
+def load_content() -> _Content:
+    """The service content module, or a clear error while it does not exist yet."""
+    try:
+        module = importlib.import_module(SERVICES)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (SERVICES, "oslab.install.services"):
+            raise OslabError(f"the install content ({SERVICES}) needs the module {exc.name}, "
+                             "which is not installed",
+                             hint="reinstall oslab (pip install -e .) in its venv") from exc
+        raise OslabError(
+            f"the install content ({SERVICES}) is not there yet: this oslab can provision "
+            "the nodes but has no OpenStack install steps",
+            hint="`oslab up --stage provision` builds the nodes without installing") from exc
+    if not callable(getattr(module, "steps_for", None)):
+        raise OslabError(f"{SERVICES} has no steps_for(ctx) function",
+                         hint="the install content must define steps_for(ctx)")
+    return cast(_Content, module)
+
+
+def steps_for(spec: LabSpec, state: LabState,
+              virt_types: Mapping[str, str]) -> dict[str, list[StepDef]]:
+    ctx = InstallContext(spec=spec, password=state.password, virt_types=dict(virt_types))
+    steps = load_content().steps_for(ctx)
+    names = {n.name for n in spec.nodes}
+    unknown = sorted(set(steps) - names)
+    if unknown:
+        raise OslabError(f"{SERVICES}.steps_for returned steps for unknown node(s): "
+                         + ", ".join(unknown), hint="this is a bug in the install content")
+    return steps
+
+
+def host_virt_types(spec: LabSpec, virt_type: str) -> dict[str, str]:
+    return {n.name: virt_type for n in spec.nodes if n.is_compute}
+
+
+def read_virt_types(spec: LabSpec, targets: Mapping[str, Target],
+                    connect: Callable[[Target], NodeConn] = SSHConn) -> dict[str, str]:
+    """Each compute node's own vmx/svm answer (``kvm`` or ``qemu``), read over SSH."""
+    computes = [n.name for n in spec.nodes if n.is_compute]
+
+    def one(node: str) -> str:
+        if node not in targets:
+            raise OslabError(f"node {node} is not running", hint="`oslab status`")
+        conn = connect(targets[node])
+        try:
+            fact = facts.virt_type()
+            result = conn.run(fact.command, timeout=fact.timeout)
+            return fact.parse(result.stdout, result.stderr, result.returncode)
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, len(computes))) as pool:
+        return dict(zip(computes, pool.map(one, computes), strict=True))
+
+
+def _write(path: Path, data: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.oslab-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
+    """Each node's kickstart exactly as ``oslab up`` builds it (validated)."""
+    from oslab.kickstart.render import KickstartInput, render_validated, sha512_crypt
+
+    ssh_pub = state.ssh_key().public
+    root_hash = sha512_crypt(state.password("root"))
+    out = {}
+    for node in spec.nodes:
+        host = state.host_key(node.name)
+        out[node.name] = render_validated(KickstartInput(
+            spec=spec, node=node, ssh_public_key=ssh_pub,
+            host_private_key_pem=host.private_path.read_text(),
+            host_public_key=host.public, root_password_hash=root_hash))
+    return out
+
+
+def export(spec: LabSpec, state: LabState, steps: Mapping[str, Sequence[StepDef]],
+           out: Path) -> list[Path]:
+    """Write ``out/<node>/<path on the node>`` for every file of every step, and
+    ``out/<node>/ks.cfg``. Secret files (and the kickstart: it holds the node's private host
+    key) are written 0600, the others 0644. Returns the paths written."""
+    written: list[Path] = []
+    for node, text in kickstarts(spec, state).items():
+        path = out / node / KICKSTART_NAME
+        _write(path, text, 0o600)
+        written.append(path)
+    for node, lst in steps.items():
+        for step in lst:
+            for f in step.files:
+                rel = f.path.lstrip("/")
+                if not f.path.startswith("/") or ".." in Path(rel).parts or not rel:
+                    raise OslabError(f"step {step.name}: file path {f.path!r} is not absolute",
+                                     hint="this is a bug in the install content")
+                path = out / node / rel
+                _write(path, f.content, 0o600 if f.secret else 0o644)
+                written.append(path)
+    return written

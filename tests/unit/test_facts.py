@@ -1,0 +1,175 @@
+"""Facts are parsed from recorded output (stdout, stderr, exit code), as the nodes print it.
+
+The outputs below are what CentOS Stream 9 (rpm 4.16, systemd 252, MariaDB 10.5), coreutils
+and busybox (the test guest) print for these commands.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from oslab.install import facts
+from oslab.install.facts import FactError, FileState, ServiceState
+
+# -- packages ------------------------------------------------------------------------------------
+
+RPM_SOME_MISSING = """\
+mariadb-server-10.5.22-1.el9.x86_64
+package python3-PyMySQL is not installed
+no package provides openstack-keystone
+"""
+
+
+def test_packages_command_queries_provides_quoted() -> None:
+    fact = facts.packages_missing(["mariadb-server", "python3dist(pymysql)"])
+    assert fact.command == "rpm -q --whatprovides mariadb-server 'python3dist(pymysql)'"
+
+
+@pytest.mark.parametrize(("names", "out", "rc", "missing"), [
+    (["mariadb-server"], "mariadb-server-10.5.22-1.el9.x86_64\n", 0, ()),
+    (["mariadb-server", "python3-PyMySQL", "openstack-keystone"], RPM_SOME_MISSING, 2,
+     ("python3-PyMySQL", "openstack-keystone")),
+    # order of the request, not of the output
+    (["b", "a"], "package a is not installed\npackage b is not installed\n", 2, ("b", "a")),
+])
+def test_packages_missing(names: list[str], out: str, rc: int,
+                          missing: tuple[str, ...]) -> None:
+    assert facts.packages_missing(names).parse(out, "", rc) == missing
+
+
+def test_packages_without_rpm_is_an_error() -> None:
+    with pytest.raises(FactError, match="rpm: command not found"):
+        facts.packages_missing(["x"]).parse("", "sh: rpm: command not found\n", 127)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+GNU_OUT = ("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  /tmp/f.txt\n"
+           "640 root root\n")
+
+
+def test_file_present() -> None:
+    state = facts.file_state("/tmp/f.txt").parse(GNU_OUT, "", 0)
+    digest = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    assert state == FileState(True, digest, 0o640, "root", "root")
+
+
+def test_file_absent_and_setuid_mode_and_escaped_name() -> None:
+    assert facts.file_state("/x").parse("absent\n", "", 0) == facts.ABSENT
+    out = ("\\" + "a" * 64 + "  /etc/we\\nird\n4755 keystone UNKNOWN\n")
+    state = facts.file_state("/etc/we\nird").parse(out, "", 0)
+    assert (state.sha256, state.mode, state.owner, state.group) == ("a" * 64, 0o4755,
+                                                                     "keystone", "UNKNOWN")
+
+
+def test_file_is_a_directory_is_an_error() -> None:
+    with pytest.raises(FactError, match="Is a directory"):
+        facts.file_state("/etc").parse("755 root root\n", "sha256sum: /etc: Is a directory\n", 0)
+
+
+def test_file_fact_runs_in_a_real_shell(tmp_path: Path) -> None:
+    """The command itself, run by sh here: what the parser gets is what the command prints."""
+    path = tmp_path / "it's a file"
+    path.write_text("hello\n")
+    path.chmod(0o600)
+    fact = facts.file_state(str(path))
+    proc = subprocess.run(["sh", "-c", fact.command], capture_output=True, text=True)
+    state = fact.parse(proc.stdout, proc.stderr, proc.returncode)
+    assert state.exists and state.mode == 0o600
+    assert state.sha256 == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    gone = facts.file_state(str(tmp_path / "nope"))
+    proc = subprocess.run(["sh", "-c", gone.command], capture_output=True, text=True)
+    assert gone.parse(proc.stdout, proc.stderr, proc.returncode) == facts.ABSENT
+
+
+# -- services ------------------------------------------------------------------------------------
+
+
+def test_services() -> None:
+    out = ("mariadb|enabled|active\n"
+           "memcached|disabled|inactive\n"
+           "rabbitmq-server||inactive\n"  # not installed: is-enabled prints only to stderr
+           "openstack-nova-api|enabled|failed\n")
+    got = facts.service_states(["mariadb", "memcached", "rabbitmq-server",
+                                "openstack-nova-api"]).parse(out, "", 0)
+    assert got["mariadb"].enabled and got["mariadb"].active
+    assert not got["memcached"].enabled and not got["memcached"].active
+    assert got["rabbitmq-server"] == ServiceState("rabbitmq-server", "not-found", "inactive")
+    assert got["openstack-nova-api"].enabled and not got["openstack-nova-api"].active
+
+
+def test_static_unit_counts_as_enabled_and_missing_line_is_an_error() -> None:
+    got = facts.service_states(["dbus"]).parse("dbus|static|active\n", "", 0)
+    assert got["dbus"].enabled
+    with pytest.raises(FactError):
+        facts.service_states(["a", "b"]).parse("a|enabled|active\n", "", 0)
+
+
+def test_services_command_loops_over_quoted_names() -> None:
+    cmd = facts.service_states(["httpd", "a b"]).command
+    assert cmd.startswith("for u in httpd 'a b'; do ")
+    assert "systemctl is-enabled" in cmd and "systemctl is-active" in cmd
+
+
+# -- databases -----------------------------------------------------------------------------------
+
+
+def test_database_complete() -> None:
+    fact = facts.database_state("keystone", "keystone", "s3cret")
+    out = "db 1\nuser localhost ok\nuser % ok\ngrant localhost\ngrant %\n"
+    state = fact.parse(out, "", 0)
+    assert state.complete and state.missing() == []
+
+
+def test_database_partial() -> None:
+    fact = facts.database_state("nova_api", "nova", "s3cret")
+    state = fact.parse("db 1\nuser localhost differs\ngrant localhost\n", "", 0)
+    assert not state.complete
+    assert state.missing() == ["password @localhost", "user @%", "grant @%"]
+    assert fact.parse("db 0\n", "", 0) == facts.NO_DATABASE
+
+
+def test_database_password_goes_on_stdin_not_the_command_line() -> None:
+    fact = facts.database_state("glance", "glance", "Pa55word")
+    assert "Pa55word" not in fact.command
+    assert fact.command == "mysql -N -B"
+    assert fact.stdin is not None and "PASSWORD('Pa55word')" in fact.stdin
+    assert "WHERE SCHEMA_NAME = 'glance'" in fact.stdin
+
+
+def test_database_unreachable_is_an_error_and_bad_names_are_refused() -> None:
+    err = ("ERROR 2002 (HY000): Can't connect to local MySQL server through socket "
+           "'/var/lib/mysql/mysql.sock' (2)\n")
+    with pytest.raises(FactError, match="Can't connect"):
+        facts.database_state("nova", "nova", "x").parse("", err, 1)
+    with pytest.raises(Exception, match="invalid MariaDB database name"):
+        facts.database_state("nova; DROP", "nova", "x")
+
+
+def test_sql_string_escapes() -> None:
+    assert facts.sql_string("it's \\ here") == "'it\\'s \\\\ here'"
+
+
+# -- guarded check and virt type -----------------------------------------------------------------
+
+
+def test_command_succeeds_is_the_exit_code() -> None:
+    fact = facts.command_succeeds("keystone bootstrapped", "openstack user show admin")
+    assert fact.parse("", "", 0) is True
+    assert fact.parse("", "No user with a name or ID of 'admin' exists.\n", 1) is False
+
+
+@pytest.mark.parametrize(("out", "rc", "want"), [("4\n", 0, "kvm"), ("0\n", 1, "qemu")])
+def test_virt_type(out: str, rc: int, want: str) -> None:
+    fact = facts.virt_type()
+    assert shlex.split(fact.command) == ["grep", "-cE", "vmx|svm", "/proc/cpuinfo"]
+    assert fact.parse(out, "", rc) == want
+
+
+def test_virt_type_unreadable() -> None:
+    with pytest.raises(FactError):
+        facts.virt_type().parse("", "grep: /proc/cpuinfo: No such file or directory\n", 2)
