@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,10 +175,30 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
     if not install:
         return
+    times = {"provision": result.seconds}
+    if not no_checkpoints and result.change_count:
+        from oslab.checkpoint import Checkpoints
+        Checkpoints(conn, spec.name, say=reporter.lab).take("os", "the OS is installed")
+    started = time.monotonic()
     _install(spec, state, conn, reporter, from_step, checkpoints=not no_checkpoints)
-    if stage in ("verify", "all"):
-        click.echo(f"stage {stage!r}: the verify stage is not built yet; stopped after the "
-                   "install.")
+    times["install"] = time.monotonic() - started
+    if stage not in ("verify", "all"):
+        return
+    from oslab.install import verify as verifymod
+
+    started = time.monotonic()
+    report = verifymod.verify_lab(spec, state, say=reporter.lab)
+    times["verify"] = time.monotonic() - started
+    if report.ok and not no_checkpoints:
+        from oslab.checkpoint import Checkpoints
+        Checkpoints(conn, spec.name, say=reporter.lab).take("verified", "the cloud works")
+    click.echo("")
+    click.echo(verifymod.render_summary(spec, report, times,
+                                        key_path=state.ssh_key().private_path))
+    if not report.ok:
+        raise OslabError("verification failed: see the rows above",
+                         hint="fix what the failed rows point at, then `oslab verify`; "
+                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
 def _install(spec: specmod.LabSpec, state: LabState, conn: Any, reporter: Any,
@@ -476,6 +497,36 @@ def revert(opts: Options, name: str) -> None:
     fixed = ", ".join(f"{n} {s:.0f}s" for n, s in skew.items()) or "none running"
     click.echo(f"reverted to {name} in {result.seconds:.1f}s; clocks corrected ({fixed}); "
                "running nodes answer SSH")
+
+
+@cli.command()
+@global_options
+@click.option("--keep", is_flag=True, help="Leave the test resources for you to explore.")
+@pass_options
+def verify(opts: Options, keep: bool) -> None:
+    """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
+    from oslab.install import verify as verifymod
+    from oslab.report import Reporter
+
+    spec = opts.spec()
+    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab)
+    click.echo(verifymod.render_table(report))
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@cli.command()
+@global_options
+@click.argument("who", type=click.Choice(["admin", "demo"]), default="admin")
+@click.option("--print", "show", is_flag=True,
+              help="Print the file's contents (the password included) instead of its path.")
+@pass_options
+def openrc(opts: Options, who: str, show: bool) -> None:
+    """The path of the lab's admin or demo openrc file (or, with --print, its contents)."""
+    from oslab.install import openrc as openrcmod
+
+    spec = opts.spec()
+    click.echo(openrcmod.openrc_command(spec, LabState(spec.name), who, show=show).rstrip())
 
 
 def main() -> None:
