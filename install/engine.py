@@ -99,6 +99,9 @@ class _Schedule:
         self.holding = 0  # checkpoints pending or being taken: no new step may start
         self.snapshotting = threading.Lock()  # one checkpoint at a time
         self.changed_since_checkpoint = False
+        # node -> the checkpoint step it finished: it starts nothing more until that step is
+        # done on every node that runs it, so the snapshot catches the whole phase
+        self.barrier: dict[str, str] = {}
 
     def stop(self) -> bool:
         return self.aborted
@@ -112,7 +115,7 @@ class _Schedule:
     def start(self, node: str, step: StepDef) -> bool:
         """Wait until ``step`` may start on ``node``; False when the run is aborted."""
         with self.cond:
-            while not self.aborted and (self.holding or not all(
+            while not self.aborted and (self.holding or self._at_barrier(node) or not all(
                     self.done[d] == self.nodes_of[d] for d in step.after)):
                 self.cond.wait()
             if self.aborted:
@@ -120,11 +123,17 @@ class _Schedule:
             self.busy[node] = True
             return True
 
+    def _at_barrier(self, node: str) -> bool:
+        name = self.barrier.get(node)
+        return name is not None and self.done[name] != self.nodes_of[name]
+
     def finish(self, node: str, step: StepDef, changed: bool) -> bool:
         """Record ``step`` done on ``node``; True when a checkpoint is due now."""
         with self.cond:
             self.busy[node] = False
             self.done[step.name].add(node)
+            if self.checkpoints and step.checkpoint:
+                self.barrier[node] = step.name
             self.changed_since_checkpoint |= changed
             due = (self.checkpoints and bool(step.checkpoint) and self.changed_since_checkpoint
                    and self.done[step.name] == self.nodes_of[step.name])
