@@ -28,6 +28,10 @@ cleanup() {
         for dom in $(virsh -c qemu:///system list --name 2>/dev/null | grep -E '^(tst|bch)'); do
             virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
         done
+        # and their networks, whose dnsmasq would outlive libvirtd too
+        for net in $(virsh -c qemu:///system net-list --name 2>/dev/null | grep -E '^(tst|bch)'); do
+            virsh -c qemu:///system net-destroy "$net" >/dev/null 2>&1 || true
+        done
     fi
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
         pid=${started[i]}
@@ -36,6 +40,7 @@ cleanup() {
         for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     done
     if [ "$made_ns" = 1 ]; then ip netns del "$ns" 2>/dev/null || true; fi
+    rm -f /run/oslab-test-nokvm /run/oslab-test-qemu.conf
     exit "$rc"
 }
 trap cleanup EXIT
