@@ -27,10 +27,9 @@ def node_targets(conn: Any, lab: str, state: LabState) -> dict[str, Target]:
     for d in LabObjects(conn, lab).domains():
         if d.state != "running":
             continue
-        hostkey = state.dir / "hostkeys" / f"{d.meta.node}_ed25519.pub"
-        if hostkey.exists():
-            out[d.meta.node] = Target(d.meta.node, d.meta.address, hostkey.read_text().strip(),
-                                      state.dir / "id_ed25519")
+        target = state.target(d.meta.node, d.meta.address)
+        if target is not None:
+            out[d.meta.node] = target
     return out
 
 

@@ -400,18 +400,21 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
 
 
 def _node_target(opts: Options, node: str) -> Any:
-    from oslab.inventory import gather
-    from oslab.ssh import Target
+    from oslab.virt import LabObjects
 
     state = opts.state()
-    st = gather(opts.connect(), opts.lab_name(), state, probe_ssh=False)
-    found = [n for n in st.nodes if n.node == node]
+    lab = opts.lab_name()
+    domains = LabObjects(opts.connect(), lab).domains()
+    found = [d for d in domains if d.meta.node == node]
     if not found:
-        raise OslabError(f"lab {st.lab} has no node {node!r}",
-                         hint="nodes: " + (", ".join(n.node for n in st.nodes) or "none"))
-    hostkey = state.dir / "hostkeys" / f"{node}_ed25519.pub"
-    return found[0], Target(node, found[0].address, hostkey.read_text().strip(),
-                            state.dir / "id_ed25519")
+        raise OslabError(f"lab {lab} has no node {node!r}",
+                         hint="nodes: " + (", ".join(d.meta.node for d in domains) or "none"))
+    target = state.target(node, found[0].meta.address)
+    if target is None:
+        raise OslabError(f"no SSH keys for node {node} in {state.dir}",
+                         hint="they are made by `oslab up` on this host; pass the lab's spec "
+                              "with -f, or the right --lab")
+    return found[0], target
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -444,7 +447,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
 def console(opts: Options, node: str) -> None:
     """Attach to NODE's serial console (leave with Ctrl-])."""
     status_, _target = _node_target(opts, node)
-    os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.domain])
+    os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.name])
 
 
 @cli.command()

@@ -48,11 +48,9 @@ def gather(conn: Any, lab: str, state: LabState, probe_ssh: bool = True) -> LabS
     def ssh_of(d: Any) -> str:
         if not probe_ssh or d.state != "running":
             return "-"
-        hostkey = state.dir / "hostkeys" / f"{d.meta.node}_ed25519.pub"
-        key = state.dir / "id_ed25519"
-        if not hostkey.exists() or not key.exists():
+        target = state.target(d.meta.node, d.meta.address)
+        if target is None:
             return f"no keys in {state.dir}"
-        target = Target(d.meta.node, d.meta.address, hostkey.read_text().strip(), key)
         ok, reason = reachable(target, timeout=5.0)
         return "ok" if ok else reason
 

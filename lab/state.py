@@ -18,6 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from oslab.ssh import Target
+
 
 def state_root() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -84,15 +86,31 @@ class LabState:
     def exists(self) -> bool:
         return self.dir.is_dir()
 
+    def _ssh_key_path(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    def _host_key_path(self, node: str) -> Path:
+        return self.dir / "hostkeys" / f"{node}_ed25519"
+
     def ssh_key(self) -> KeyPair:
         """The lab's one SSH key pair (root on every node)."""
         self.ensure()
-        return _ed25519(self.dir / "id_ed25519", f"oslab-{self.lab}")
+        return _ed25519(self._ssh_key_path(), f"oslab-{self.lab}")
 
     def host_key(self, node: str) -> KeyPair:
         """The host key oslab generates for ``node``; the kickstart installs it, SSH pins it."""
         self.ensure()
-        return _ed25519(self.dir / "hostkeys" / f"{node}_ed25519", f"root@{node}")
+        return _ed25519(self._host_key_path(node), f"root@{node}")
+
+    def target(self, node: str, address: str) -> Target | None:
+        """How to SSH to an existing ``node`` with the keys this state dir already holds;
+        None when they are missing. Unlike ssh_key() and host_key(), it never makes a key."""
+        key = self._ssh_key_path()
+        host = self._host_key_path(node)
+        pub = host.with_name(host.name + ".pub")
+        if not (key.exists() and pub.exists()):
+            return None
+        return Target(node, address, pub.read_text().strip(), key)
 
     def log_path(self, node: str) -> Path:
         self.ensure()
