@@ -89,6 +89,11 @@ def encode_description(description: str, node: str, state: str, progress: str) -
                                 "progress": progress}, sort_keys=True)
 
 
+def _captured_running(snapshot_xml: ET.Element) -> bool:
+    """Whether the node ran when the snapshot was taken (oslab takes them paused)."""
+    return snapshot_xml.findtext("state") in ("running", "paused")
+
+
 def decode_description(text: str) -> dict[str, str] | None:
     if not text.startswith(PREFIX):
         return None
@@ -204,8 +209,7 @@ class LabSnapshots:
                 if data is None:
                     continue  # not oslab's
                 created = float(sx.findtext("creationTime") or 0)
-                state = {"running": "running", "paused": "running"}.get(
-                    sx.findtext("state") or "", "shut off")
+                state = "running" if _captured_running(sx) else "shut off"
                 node = NodeSnap(info.meta.node, info.name, state, data.get("progress", ""))
                 by_name.setdefault(snap.getName(), []).append((created, data, node))
         out = []
@@ -242,29 +246,27 @@ class LabSnapshots:
         """Return every node to ``name``; running nodes are resumed together at the end."""
         start = time.monotonic()
         doms = self._domains()
-        snaps = []
+        snaps = []  # (info, domain, snapshot, whether the node ran when it was taken)
         missing = []
         for info, dom in doms:
             try:
-                snaps.append((info, dom, dom.snapshotLookupByName(name, 0)))
+                snap = dom.snapshotLookupByName(name, 0)
             except libvirt.libvirtError:
                 missing.append(info.meta.node)
+                continue
+            sx = ET.fromstring(snap.getXMLDesc(0))
+            if decode_description(sx.findtext("description") or "") is None:
+                raise SnapshotError(f"snapshot {name!r} on {info.meta.node} was made outside "
+                                    "oslab", hint="revert it with virsh if you made it")
+            snaps.append((info, dom, snap, _captured_running(sx)))
         if missing:
             raise SnapshotError(
                 f"snapshot {name!r} is missing on node(s) {', '.join(missing)}; no node was "
                 "touched", hint="`oslab snapshot --list` shows which snapshots are complete")
-        for info, _dom, snap in snaps:
-            if decode_description(ET.fromstring(snap.getXMLDesc(0)).findtext("description")
-                                  or "") is None:
-                raise SnapshotError(f"snapshot {name!r} on {info.meta.node} was made outside "
-                                    "oslab", hint="revert it with virsh if you made it")
 
-        def was_running(snap: Any) -> bool:
-            return ET.fromstring(snap.getXMLDesc(0)).findtext("state") in ("running", "paused")
-
-        def revert_one(item: tuple[DomainInfo, Any, Any]) -> None:
-            _info, dom, snap = item
-            flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if was_running(snap) else 0
+        def revert_one(item: tuple[DomainInfo, Any, Any, bool]) -> None:
+            _info, dom, snap, running = item
+            flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if running else 0
             dom.revertToSnapshot(snap, flags | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
 
         errors = [(i[0], e) for i, e in _parallel(revert_one, snaps)
@@ -274,7 +276,7 @@ class LabSnapshots:
             raise SnapshotError(f"revert to {name!r} failed on {info.meta.node}: "
                                 f"{_message(exc)}",
                                 hint="the other nodes were reverted; fix it and revert again")
-        to_resume = [(i, d) for i, d, s in snaps if was_running(s)]
+        to_resume = [(i, d) for i, d, _s, running in snaps if running]
         paused_from = time.monotonic()
         _parallel(lambda item: item[1].resume(), to_resume)
         return SnapResult(name, time.monotonic() - start, time.monotonic() - paused_from,
