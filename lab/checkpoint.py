@@ -60,8 +60,9 @@ def revert(conn: Any, lab: str, state: LabState, name: str) -> tuple[SnapResult,
 class Checkpoints:
     """Automatic lab-wide snapshots after each installer phase; ``enabled=False`` turns them off.
 
-    A rerun replaces an existing ``auto-<phase>`` snapshot. ``last`` names the newest one, for
-    error messages that say how to go back.
+    A rerun replaces an existing ``auto-<phase>`` snapshot. ``last`` names the newest one (read
+    from libvirt when enabled, then kept up to date), for error messages that say how to go
+    back.
     """
 
     conn: Any
@@ -70,6 +71,13 @@ class Checkpoints:
     say: Callable[[str], None] = print
     last: str | None = None
     taken: list[SnapResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.last is None:
+            # an error's hint names the newest checkpoint, even one an earlier run took
+            auto = [s.name for s in LabSnapshots(self.conn, self.lab).snapshots()
+                    if s.name.startswith("auto-")]
+            self.last = auto[-1] if auto else None
 
     def take(self, phase: str, description: str = "") -> SnapResult | None:
         if not self.enabled:

@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from oslab import spec as specmod
 from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
+
+if TYPE_CHECKING:
+    from oslab.checkpoint import Checkpoints
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -175,12 +178,14 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
     if not install:
         return
+    from oslab.checkpoint import Checkpoints
+
     times = {"provision": result.seconds}
-    if not no_checkpoints and result.change_count:
-        from oslab.checkpoint import Checkpoints
-        Checkpoints(conn, spec.name, say=reporter.lab).take("os", "the OS is installed")
+    checkpoints = Checkpoints(conn, spec.name, enabled=not no_checkpoints, say=reporter.lab)
+    if result.change_count:
+        checkpoints.take("os", "the OS is installed")
     started = time.monotonic()
-    _install(spec, state, conn, reporter, from_step, checkpoints=not no_checkpoints)
+    _install(spec, state, reporter, from_step, checkpoints)
     times["install"] = time.monotonic() - started
     if stage not in ("verify", "all"):
         return
@@ -189,9 +194,8 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
     started = time.monotonic()
     report = verifymod.verify_lab(spec, state, say=reporter.lab)
     times["verify"] = time.monotonic() - started
-    if report.ok and not no_checkpoints:
-        from oslab.checkpoint import Checkpoints
-        Checkpoints(conn, spec.name, say=reporter.lab).take("verified", "the cloud works")
+    if report.ok:
+        checkpoints.take("verified", "the cloud works")
     click.echo("")
     click.echo(verifymod.render_summary(spec, report, times,
                                         key_path=state.ssh_key().private_path))
@@ -201,26 +205,18 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
                               "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
-def _install(spec: specmod.LabSpec, state: LabState, conn: Any, reporter: Any,
-             from_step: str | None, checkpoints: bool) -> None:
+def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
+             checkpoints: Checkpoints) -> None:
     """The install stage: the content's steps on every node, by the engine."""
-    from oslab.checkpoint import Checkpoints
     from oslab.install import content
     from oslab.install.engine import Engine
     from oslab.provision import ssh_target
-    from oslab.snapshot import LabSnapshots
 
     targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
     virt_types = content.read_virt_types(spec, targets)
     steps = content.steps_for(spec, state, virt_types)
-    sink = None
-    if checkpoints:
-        sink = Checkpoints(conn, spec.name, say=reporter.lab)
-        # an error's hint names the newest checkpoint, even one an earlier run took
-        auto = [s.name for s in LabSnapshots(conn, spec.name).snapshots()
-                if s.name.startswith("auto-")]
-        sink.last = auto[-1] if auto else None
-    engine = Engine(spec, state, targets, steps, reporter=reporter, checkpoints=sink)
+    engine = Engine(spec, state, targets, steps, reporter=reporter,
+                    checkpoints=checkpoints if checkpoints.enabled else None)
     run = engine.run(from_step=from_step)
     click.echo("")
     if run.change_count == 0:
