@@ -59,6 +59,10 @@ def global_options(fn: F) -> F:
         opts = ctx.find_object(Options)
         if opts is None:
             opts = ctx.ensure_object(Options)
+        if param.name == "lab" and value is not None and not specmod.valid_lab_name(value):
+            # checked while parsing, before any file is read or removed
+            raise SpecError(f"--lab {value!r} is not a valid lab name",
+                            hint=specmod.LAB_NAME_HINT)
         if value not in (None, False) and param.name is not None:
             setattr(opts, param.name, value)
         return value
@@ -382,6 +386,8 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
     plan = destroy_plan(gather(conn, lab, state, probe_ssh=False))
     if not plan:
         click.echo(f"lab {lab}: nothing to remove")
+        if state.dir.exists() and not state.owned:
+            click.echo(f"warning: left in place: {state.dir} has no oslab marker", err=True)
         return
     click.echo(f"lab {lab}: {'would remove' if dry_run else 'removing'}:")
     for line in plan:

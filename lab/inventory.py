@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from oslab.errors import OwnershipError
 from oslab.ssh import Target, reachable
 from oslab.state import LabState
 from oslab.virt import LabObjects
@@ -62,7 +63,7 @@ def gather(conn: Any, lab: str, state: LabState, probe_ssh: bool = True) -> LabS
     pool_obj = objs.pool()
     vols = [{"name": n, "capacity": c, "allocation": a} for n, c, a in objs.volumes()]
     return LabStatus(lab, nodes, nets, vols, pool_obj.name() if pool_obj else "",
-                     str(state.dir) if state.exists else "")
+                     str(state.dir) if state.owned else "")
 
 
 def destroy_plan(status: LabStatus) -> list[str]:
@@ -85,8 +86,12 @@ def destroy(conn: Any, lab: str, state: LabState) -> list[str]:
     leftovers = objs.remove_pool()
     for name, _meta, _active in objs.networks():
         objs.remove_network(name)
-    state.remove()
-    return [f"left in the pool directory (not made by oslab): {p}" for p in leftovers]
+    warnings = [f"left in the pool directory (not made by oslab): {p}" for p in leftovers]
+    try:
+        state.remove()
+    except OwnershipError as exc:
+        warnings.append(f"left in place: {exc.message}")
+    return warnings
 
 
 def known_hosts_line(target: Target) -> str:

@@ -21,7 +21,15 @@ from oslab.errors import SpecError
 HOSTNAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # The lab name prefixes every libvirt object and the bridges ("<lab>-mgmt" must fit IFNAMSIZ 15).
 LAB_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,8}[a-z0-9])?$")
+LAB_NAME_HINT = ("use 1 to 10 lower-case letters, digits or '-', starting with a letter "
+                 "(it prefixes bridge names, which are at most 15 bytes)")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def valid_lab_name(name: str) -> bool:
+    """The one rule for a lab name, from a spec's lab.name or from --lab: the whole string
+    (no trailing newline slips through ``$``), so it is safe as one path component."""
+    return LAB_NAME_RE.fullmatch(name) is not None
 
 
 class Role(StrEnum):
@@ -194,10 +202,8 @@ class _Parser:
         self.table(raw, "", _TOP_KEYS)
         lab = self.table(raw.get("lab", {}), "lab", _LAB_KEYS)
         name = self.get(lab, "name", "lab", str)
-        if not LAB_NAME_RE.match(name):
-            raise self.fail("lab.name", f"{name!r} is not a valid lab name",
-                            hint="use 1 to 10 lower-case letters, digits or '-', starting with a "
-                                 "letter (it prefixes bridge names, which are at most 15 bytes)")
+        if not valid_lab_name(name):
+            raise self.fail("lab.name", f"{name!r} is not a valid lab name", hint=LAB_NAME_HINT)
         distro = self.get(lab, "distro", "lab", str, "centos-stream9")
         release = self.get(lab, "release", "lab", str, "epoxy")
         from oslab.distro import DISTROS, RELEASES  # late: the registry imports spec types
@@ -268,7 +274,7 @@ class _Parser:
                 where = f"nodes[{i}] ({item['name']})"
             tbl = self.table(item, where, _NODE_KEYS)
             name = self.get(tbl, "name", where, str)
-            if not HOSTNAME_RE.match(name):
+            if not HOSTNAME_RE.fullmatch(name):
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid hostname",
                                 hint="use lower-case letters, digits and '-', starting with a "
                                      "letter, at most 63 characters")

@@ -18,17 +18,30 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from oslab.errors import OslabError, OwnershipError, SpecError
+from oslab.spec import LAB_NAME_HINT, valid_lab_name
 from oslab.ssh import Target
+
+MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
+
+
+def _xdg_dir(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    if not os.path.isabs(value):
+        raise OslabError(f"{variable}={value!r} is a relative path",
+                         hint=f"set {variable} to an absolute path, or unset it "
+                              f"(the default is {default})")
+    return Path(value)
 
 
 def state_root() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "oslab"
+    return _xdg_dir("XDG_STATE_HOME", Path.home() / ".local" / "state") / "oslab"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "oslab"
+    return _xdg_dir("XDG_CACHE_HOME", Path.home() / ".cache") / "oslab"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -72,11 +85,16 @@ class LabState:
     """The state directory of one lab."""
 
     def __init__(self, lab: str, root: Path | None = None) -> None:
+        if not valid_lab_name(lab):
+            # the name becomes a path component that `destroy` removes: never '..', '/', ''
+            raise SpecError(f"{lab!r} is not a valid lab name", hint=LAB_NAME_HINT)
         self.lab = lab
         self.dir = (root or state_root()) / lab
 
     def ensure(self) -> LabState:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, mode=0o700)
+            (self.dir / MARKER).write_text(f"oslab state directory of lab {self.lab}\n")
         os.chmod(self.dir, 0o700)
         for sub in ("hostkeys", "logs"):
             (self.dir / sub).mkdir(exist_ok=True)
@@ -135,8 +153,22 @@ class LabState:
         path = self.dir / "passwords.json"
         return list(json.loads(path.read_text()).values()) if path.exists() else []
 
+    @property
+    def owned(self) -> bool:
+        """The directory is one oslab made: a real directory (not a link) with oslab's marker.
+        Only then may `destroy` remove it, as with the pool directory."""
+        return (self.dir.is_dir() and not self.dir.is_symlink()
+                and (self.dir / MARKER).is_file())
+
     def remove(self) -> bool:
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-            return True
-        return False
+        """Remove the state directory if oslab made it; False if there is none to remove.
+        A directory at that path without oslab's marker is refused, never removed."""
+        if not self.dir.exists() and not self.dir.is_symlink():
+            return False
+        if not self.owned:
+            raise OwnershipError(
+                f"{self.dir} has no oslab marker ({MARKER}): oslab did not make it",
+                hint="nothing was removed from it; check what it is, and remove it by hand if "
+                     "it is an old oslab state directory")
+        shutil.rmtree(self.dir)
+        return True
