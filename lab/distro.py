@@ -8,14 +8,31 @@ path as CentOS (ISO, OEMDRV kickstart, install boot, power-off, boot from disk).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
 
 from oslab.spec import IsoSource
 
 
+class Family(StrEnum):
+    """What a distro's nodes are like inside: package manager, unit names and paths."""
+
+    EL = "el"  # CentOS Stream / RHEL: dnf, rpm, httpd
+    DEBIAN = "debian"  # Debian: apt, dpkg, apache2, uwsgi-run API services
+
+
+class NodeOs(StrEnum):
+    """How a node gets its operating system."""
+
+    KICKSTART = "kickstart"  # an installer ISO reads a kickstart from the OEMDRV disk
+    IMAGE = "image"  # a base image built on the host; a qcow2 overlay per node
+
+
 class Distro:
     name: ClassVar[str]
-    kickstart_template: ClassVar[str]
+    family: ClassVar[Family] = Family.EL
+    node_os: ClassVar[NodeOs] = NodeOs.KICKSTART
+    kickstart_template: ClassVar[str] = ""
     kernel_path: ClassVar[str] = "/images/pxeboot/vmlinuz"
     initrd_path: ClassVar[str] = "/images/pxeboot/initrd.img"
     install_timeout_s: ClassVar[int] = 3600
@@ -55,6 +72,18 @@ class TestLinux(Distro):
     install_failures = ("testlinux-install: FAILED",)
 
 
+class Debian13(Distro):
+    """Debian 13 ("trixie"), whose own archive ships OpenStack Epoxy. Nodes boot a base image
+    built on the host with mmdebstrap (one per role, packages baked in unless
+    ``[packages] bake = false``), as qcow2 overlays; their identity comes from a NoCloud seed."""
+
+    name = "debian13"
+    family = Family.DEBIAN
+    node_os = NodeOs.IMAGE
+    suite = "trixie"
+    install_timeout_s = 0  # no installer runs inside the node
+
+
 class Release:
     """An OpenStack release profile: what RDO ships for it on the lab's distro."""
 
@@ -80,4 +109,5 @@ def distro_for(name: str) -> type[Distro]:
     return DISTROS[name]
 
 
-__all__ = ["DISTROS", "RELEASES", "Distro", "IsoSource", "Release", "distro_for"]
+__all__ = ["DISTROS", "RELEASES", "Distro", "Family", "IsoSource", "NodeOs", "Release",
+           "distro_for"]

@@ -81,6 +81,29 @@ class IsoSource:
     sha256_url: str = ""
 
 
+class PackageSource(StrEnum):
+    """Where Debian nodes get packages from."""
+
+    MIRROR = "mirror"  # a Debian mirror, through the management network's NAT
+    LOCAL = "local"  # a repository oslab builds on the host from packages the host fetched
+
+
+@dataclass(frozen=True)
+class Packages:
+    """How Debian nodes get their packages (``[packages]``; CentOS labs use the RDO repos)."""
+
+    mirror: str = ""  # "" means the Debian mirror in this host's apt sources
+    source: PackageSource = PackageSource.MIRROR
+    bake: bool = True  # install each role's packages into its base image on the host
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """``[verify]``: ``image`` is a local instance image to boot instead of cirros."""
+
+    image: str = ""
+
+
 @dataclass(frozen=True)
 class LabSpec:
     name: str
@@ -94,6 +117,8 @@ class LabSpec:
     pool_dir: str = ""
     install_timeout_s: int = 0
     boot_timeout_s: int = 600
+    packages: Packages = Packages()
+    verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
 
     @property
@@ -126,7 +151,9 @@ class LabSpec:
 
 # -- parsing ------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"lab", "iso", "networks", "nodes"}
+_TOP_KEYS = {"lab", "iso", "networks", "nodes", "packages", "verify"}
+_PACKAGES_KEYS = {"mirror", "source", "bake"}
+_VERIFY_KEYS = {"image"}
 _LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
              "boot_timeout_s"}
 _ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
@@ -229,8 +256,26 @@ class _Parser:
             pool_dir=self.get(lab, "pool_dir", "lab", str, ""),
             install_timeout_s=self.positive(lab, "install_timeout_s", "lab", 0, 86400, 0),
             boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
+            packages=self.packages(raw.get("packages", {})),
+            verify=VerifySettings(
+                image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
+                               "image", "verify", str, "")),
             source=self.source,
         )
+
+    def packages(self, raw: Any) -> Packages:
+        tbl = self.table(raw, "packages", _PACKAGES_KEYS)
+        mirror = self.get(tbl, "mirror", "packages", str, "")
+        if mirror and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", mirror):
+            raise self.fail("packages.mirror", f"{mirror!r} is not an http(s) URL",
+                            hint="give the Debian mirror's URL, or leave it empty for the one "
+                                 "in this host's apt sources")
+        source = self.get(tbl, "source", "packages", str, PackageSource.MIRROR.value)
+        if source not in {s.value for s in PackageSource}:
+            raise self.fail("packages.source", f"{source!r} is not a package source",
+                            hint="choose one of: " + ", ".join(s.value for s in PackageSource))
+        bake: bool = self.get(tbl, "bake", "packages", bool, True)
+        return Packages(mirror=mirror.rstrip("/"), source=PackageSource(source), bake=bake)
 
     def iso(self, raw: Any) -> IsoSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)

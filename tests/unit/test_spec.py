@@ -85,7 +85,26 @@ BAD = [
      "a url needs its sha256"),
     ("path and url", BASE.replace('# path = "', 'path = "'), "give either path or url"),
     ("not toml", BASE + "\n[[nodes]\n", "not valid TOML"),
+    ("unknown packages key", BASE + '\n[packages]\nproxy = "x"\n', "packages.proxy: unknown key"),
+    ("mirror not http", BASE + '\n[packages]\nmirror = "ftp://m/debian"\n',
+     "packages.mirror: 'ftp://m/debian' is not an http(s) URL"),
+    ("bad package source", BASE + '\n[packages]\nsource = "cdrom"\n',
+     "packages.source: 'cdrom' is not a package source"),
+    ("bake not bool", BASE + '\n[packages]\nbake = "yes"\n', "packages.bake: must be a bool"),
+    ("unknown verify key", BASE + '\n[verify]\nflavor = "x"\n', "verify.flavor: unknown key"),
 ]
+
+
+def test_debian13_lab_with_packages_and_verify_tables() -> None:
+    s = specmod.parse(BASE.replace('distro = "centos-stream9"', 'distro = "debian13"')
+                      + '\n[packages]\nmirror = "http://mirror.example/debian/"\n'
+                        'source = "local"\nbake = false\n\n[verify]\nimage = "/srv/tiny.qcow2"\n')
+    assert s.distro == "debian13"
+    assert s.packages == specmod.Packages(mirror="http://mirror.example/debian",
+                                          source=specmod.PackageSource.LOCAL, bake=False)
+    assert s.verify.image == "/srv/tiny.qcow2"
+    default = specmod.load_default()
+    assert default.packages == specmod.Packages() and default.verify.image == ""
 
 
 @pytest.mark.parametrize(("case", "text", "message"), BAD, ids=[b[0] for b in BAD])
