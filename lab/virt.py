@@ -213,26 +213,7 @@ class LabObjects:
         """Copy ``source`` into the pool as raw volume ``name`` through a libvirt stream."""
         pool = self.pool()
         assert pool is not None, "ensure_pool first"
-        size = source.stat().st_size
-        vol = self._lookup(pool.storageVolLookupByName, name)
-        if vol is not None and not replace and vol.info()[1] == size:
-            return vol
-        if vol is not None:
-            vol.delete(0)
-        part = f"{name}.part"
-        stale = self._lookup(pool.storageVolLookupByName, part)
-        if stale is not None:
-            stale.delete(0)
-        tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
-        stream = self.conn.newStream(0)
-        tmp.upload(stream, 0, size, 0)
-        with source.open("rb") as f:
-            stream.sendAll(lambda _s, n, fh: fh.read(n), f)
-        stream.finish()
-        # libvirt has no rename: a complete upload is what lands under the final name.
-        final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
-        tmp.delete(0)
-        return final
+        return upload_volume(self.conn, pool, name, source, replace=replace)
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -274,6 +255,41 @@ class LabObjects:
                 path.rmdir()
         pool.undefine()
         return leftovers
+
+
+def upload_volume(conn: Any, pool: Any, name: str, source: Path, *,
+                  replace: bool = False) -> Any:
+    """Copy ``source`` into ``pool`` as volume ``name`` through a libvirt stream (so a remote
+    libvirt works too); kept when a volume of that size is there and ``replace`` is False."""
+    size = source.stat().st_size
+    vol = _lookup_volume(pool, name)
+    if vol is not None and not replace and vol.info()[1] == size:
+        return vol
+    if vol is not None:
+        vol.delete(0)
+    part = f"{name}.part"
+    stale = _lookup_volume(pool, part)
+    if stale is not None:
+        stale.delete(0)
+    tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
+    stream = conn.newStream(0)
+    tmp.upload(stream, 0, size, 0)
+    with source.open("rb") as f:
+        stream.sendAll(lambda _s, n, fh: fh.read(n), f)
+    stream.finish()
+    # libvirt has no rename: a complete upload is what lands under the final name.
+    final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
+    tmp.delete(0)
+    return final
+
+
+def _lookup_volume(pool: Any, name: str) -> Any | None:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if _no_such(exc):
+            return None
+        raise
 
 
 def state_name(dom: Any) -> str:
