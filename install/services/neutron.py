@@ -41,8 +41,21 @@ def _find_nic(mac: str) -> str:
             f'[ "$(cat "$d/address")" = {q(mac)} ]; then nic=${{d##*/}}; fi; done')
 
 
+def openvswitch(site: Site) -> StepDef:
+    """Open vSwitch running: the bridge step's ovs-vsctl needs its database server, and the
+    engine starts a step's services only after the step's commands."""
+    return StepDef(
+        name="neutron.openvswitch",
+        where=Where.ALL,
+        title="Open vSwitch and the Neutron Open vSwitch agent's package",
+        packages=site.layer.pkgs("openvswitch"),
+        services=site.layer.unit("openvswitch"),
+    )
+
+
 def provider_bridge(site: Site, node: Node) -> StepDef:
-    """Open vSwitch and br-provider on the NIC of the provider network, found by its MAC."""
+    """br-provider on the NIC of the provider network, found by its MAC (Open vSwitch runs:
+    the step before started it)."""
     mac = site.spec.mac(node, 1)
     find = _find_nic(mac)
     bridge = Guarded(
@@ -58,10 +71,12 @@ def provider_bridge(site: Site, node: Node) -> StepDef:
         name="neutron.provider-bridge",
         where=Where.ALL,
         title=f"Open vSwitch bridge {BRIDGE} on the provider network's NIC",
-        packages=("openstack-neutron-openvswitch",),
-        services=("openvswitch",),
         commands=(bridge,),
     )
+
+
+def bridge_steps(site: Site, node: Node) -> list[StepDef]:
+    return [openvswitch(site), provider_bridge(site, node)]
 
 
 def _agent_ini(site: Site, node: Node) -> FileSpec:
@@ -111,7 +126,7 @@ def controller_steps(site: Site) -> list[StepDef]:
         services=("neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent",
                   "neutron-metadata-agent", "neutron-l3-agent"),
     )
-    return [register, provider_bridge(site, node), install]
+    return [register, *bridge_steps(site, node), install]
 
 
 def compute(site: Site, node: Node) -> StepDef:

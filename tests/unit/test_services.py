@@ -536,3 +536,27 @@ def test_non_idempotent_runs_guard_themselves() -> None:
             assert command.run.startswith(command.check + " || "), (step.name, command.run)
         if re.search(r"openstack (project|user|role) create", command.run):
             assert "--or-show" in command.run, command.run
+
+
+# -- services a command needs are running before it -------------------------------------------
+
+
+def _started_before(node_steps: list[StepDef], index: int) -> set[str]:
+    """The services started by the steps before ``index`` on one node (a step's own services
+    start after its commands, so they do not count for its commands)."""
+    return {s for step in node_steps[:index] for s in step.services}
+
+
+@pytest.mark.parametrize("spec_factory", [load_default, two_computes])
+def test_ovs_vsctl_runs_only_after_openvswitch_was_started(
+        spec_factory: Callable[[], LabSpec]) -> None:
+    seen = 0
+    for node, node_steps in plan(spec_factory()).items():
+        for i, step in enumerate(node_steps):
+            for command in step.commands:
+                if "ovs-vsctl" in command.check + command.run:
+                    seen += 1
+                    assert "openvswitch" in _started_before(node_steps, i), (
+                        f"{node}: {step.name} runs ovs-vsctl before openvswitch is started")
+    assert seen == len(spec_factory().nodes)
+
