@@ -128,6 +128,8 @@ class Site:
             "memcached_servers": self.memcached_servers,
             "transport_url": self.transport_url,
             "region": REGION,
+            # one worker per service (Debian labs: every Python process costs ~20x under TCG)
+            "single_worker": self.layer.debian,
             **extra,
         }
 
