@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from oslab.distro import Family
+from oslab.kickstart.render import NTP_POOL
 
 # EL9 libvirt is built with modular daemons (libvirt.spec: with_modular_daemons when
 # rhel >= 9; %post daemon-driver-qemu: %systemd_post virtqemud.socket virtqemud-ro.socket
@@ -43,6 +44,7 @@ class Layer:
     web_group: str  # the web server's group (Horizon's settings are readable by it)
     memcached_template: str  # memcached's config: sysconfig variables or command-line options
     target_helper: str  # cinder's iSCSI target: LIO on EL, tgt (cinder-volume's own) on Debian
+    ntp_pool: str  # the controller's upstream time source
 
     @property
     def debian(self) -> bool:
@@ -88,6 +90,7 @@ EL = Layer(
         "horizon": ("openstack-dashboard", "python3-pymemcache"),
         "cinder-lvm": ("lvm2", "device-mapper-persistent-data", "targetcli"),
         "cinder": ("openstack-cinder",),
+        "cinder-volume": (),  # in openstack-cinder
     }),
     units=_frozen({
         "chrony": ("chronyd",),
@@ -113,10 +116,12 @@ EL = Layer(
         "etcd": "/etc/etcd/etcd.conf",
         "horizon-settings": "/etc/openstack-dashboard/local_settings",
         "horizon-web": "/etc/httpd/conf.d/openstack-dashboard.conf",
+        "horizon-policy": "/etc/openstack-dashboard",
     }),
     web_group="apache",
     memcached_template="infra/memcached.j2",
     target_helper="lioadm",
+    ntp_pool=NTP_POOL,
 )
 
 DEBIAN = Layer(
@@ -146,7 +151,8 @@ DEBIAN = Layer(
         "horizon": ("openstack-dashboard", "openstack-dashboard-apache", "python3-pymemcache"),
         # cinder-volume depends on "tgt | open-iscsi" and ships /etc/tgt/conf.d/cinder_tgt.conf
         "cinder-lvm": ("lvm2", "thin-provisioning-tools", "tgt"),
-        "cinder": ("cinder-api", "cinder-scheduler", "cinder-volume"),
+        "cinder": ("cinder-api", "cinder-scheduler"),
+        "cinder-volume": ("cinder-volume",),
     }),
     units=_frozen({
         "chrony": ("chrony",),  # chronyd is only an alias of chrony.service
@@ -180,10 +186,13 @@ DEBIAN = Layer(
         # _0005_debian_webroot.py and _0006_debian_cache.py, which it overrides.
         "horizon-settings": "/etc/openstack-dashboard/local_settings.d/_9990_oslab.py",
         "horizon-web": "/etc/apache2/conf-available/oslab-dashboard.conf",
+        # openstack_dashboard/conf links here (the package's postinst)
+        "horizon-policy": "/etc/openstack-dashboard/policy",
     }),
     web_group="www-data",
     memcached_template="infra/memcached.conf.j2",
     target_helper="tgtadm",
+    ntp_pool="2.debian.pool.ntp.org",  # chrony's own default on Debian
 )
 
 LAYERS: Mapping[Family, Layer] = MappingProxyType({Family.EL: EL, Family.DEBIAN: DEBIAN})

@@ -6,7 +6,6 @@ from __future__ import annotations
 from oslab.install import debian
 from oslab.install.model import Guarded, StepDef, Where
 from oslab.install.services._base import Site, config
-from oslab.kickstart.render import NTP_POOL
 from oslab.spec import Node, Role
 
 
@@ -27,14 +26,14 @@ def chrony(site: Site, node: Node) -> StepDef:
     layer = site.layer
     path = layer.path("chrony.conf")
     conf = config(path, "environment/chrony.conf.j2",
-                  site.values(node=node.name, server=server, pool=NTP_POOL, path=path,
+                  site.values(node=node.name, server=server, pool=layer.ntp_pool, path=path,
                               allow=str(site.spec.management.cidr), upstream=site.host,
                               debian=layer.debian))
     if server:
         return StepDef(
             name="env.chrony-server",
             where=Where.CONTROLLER,
-            title=f"chrony: sync from {NTP_POOL}, serve {site.spec.management.cidr}",
+            title=f"chrony: sync from {layer.ntp_pool}, serve {site.spec.management.cidr}",
             packages=layer.pkgs("chrony"),
             files=(conf,),
             services=layer.unit("chrony"),
