@@ -14,6 +14,7 @@ from typing import IO, TypeVar
 
 import paramiko
 
+from oslab.distro import Family
 from oslab.errors import CommandError, OslabError
 from oslab.install import facts, ops
 from oslab.install.facts import Fact, FactError
@@ -57,10 +58,13 @@ class StepOutcome:
 
 
 class StepRunner:
-    """Runs steps on one node through ``conn``; ``stop()`` says another node failed."""
+    """Runs steps on one node through ``conn``; ``stop()`` says another node failed.
+    ``family`` picks the package manager (rpm/dnf or dpkg/apt)."""
 
     def __init__(self, conn: NodeConn, secrets: Secrets, log: IO[str] | None = None,
-                 stop: Callable[[], bool] = lambda: False, retry_delay: float = 10.0) -> None:
+                 stop: Callable[[], bool] = lambda: False, retry_delay: float = 10.0,
+                 family: Family = Family.EL) -> None:
+        self.family = family
         self.conn = conn
         self.node = conn.name
         self.secrets = secrets
@@ -165,8 +169,8 @@ class StepRunner:
 
         name = step.name
         if step.packages:
-            missing = self.read(name, facts.packages_missing(step.packages))
-            apply(ops.packages(step.packages, missing))
+            missing = self.read(name, facts.packages_missing(step.packages, self.family))
+            apply(ops.packages(step.packages, missing, self.family))
         file_changed = False
         if step.files:
             states = {f.path: self.read(name, facts.file_state(f.path)) for f in step.files}
@@ -206,7 +210,7 @@ class StepRunner:
         if step.services:
             services = get(facts.service_states(step.services), dict(blank.services))
         return StepFacts(
-            missing=get(facts.packages_missing(step.packages), blank.missing)
+            missing=get(facts.packages_missing(step.packages, self.family), blank.missing)
             if step.packages else (),
             files={f.path: get(facts.file_state(f.path), facts.ABSENT) for f in step.files},
             databases={d.name: get(ops.database_fact(d, self.secrets), facts.NO_DATABASE)

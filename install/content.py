@@ -100,9 +100,13 @@ def _write(path: Path, data: str, mode: int) -> None:
 
 
 def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
-    """Each node's kickstart exactly as ``oslab up`` builds it (validated)."""
+    """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
+    whose nodes boot a base image (Debian: no installer runs inside the node)."""
+    from oslab.distro import NodeOs, distro_for
     from oslab.kickstart.render import KickstartInput, render_validated, sha512_crypt
 
+    if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
+        return {}
     ssh_pub = state.ssh_key().public
     root_hash = sha512_crypt(state.password("root"))
     out = {}
@@ -118,8 +122,8 @@ def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
 def export(spec: LabSpec, state: LabState, steps: Mapping[str, Sequence[StepDef]],
            out: Path) -> list[Path]:
     """Write ``out/<node>/<path on the node>`` for every file of every step, and
-    ``out/<node>/ks.cfg``. Secret files (and the kickstart: it holds the node's private host
-    key) are written 0600, the others 0644. Returns the paths written."""
+    ``out/<node>/ks.cfg`` (kickstart distros). Secret files (and the kickstart: it holds the
+    node's private host key) are written 0600, the others 0644. Returns the paths written."""
     written: list[Path] = []
     for node, text in kickstarts(spec, state).items():
         path = out / node / KICKSTART_NAME

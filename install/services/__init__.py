@@ -56,7 +56,7 @@ def _compute(site: Site, node: Node) -> list[StepDef]:
     return [
         *environment.steps(site, node),
         nova.compute_packages(site),
-        neutron.provider_bridge(site, node),
+        *neutron.bridge_steps(site, node),
         nova.compute(site, node),
         neutron.compute(site, node),
     ]
