@@ -117,7 +117,7 @@ def test_debconf_answers_and_apt_lists_come_before_any_package() -> None:
         applied = apt.commands[0]
         assert "debconf-set-selections /var/lib/oslab/debconf-selections" in applied.run
         assert applied.check.startswith("cmp -s ")
-        assert apt.commands[2].check == debian.stale_policy_check()
+        assert apt.commands[1].check == debian.stale_policy_check()
 
 
 def test_novnc_is_chosen_before_nova_consoleproxy_installs() -> None:
