@@ -254,8 +254,9 @@ def test_horizon_settings_come_last_and_static_files_follow_the_webroot() -> Non
     assert "Alias /dashboard/static /var/lib/openstack-dashboard/static" in conf.content
     runs = [c.run for c in step.commands]
     assert runs[0] == "a2dissite -q openstack-dashboard-alias-only"
-    assert runs[1] == "a2enconf -q oslab-dashboard"
-    assert "manage.py compress --force" in runs[2]
+    assert runs[1] == "a2dissite -q default-ssl"
+    assert runs[2] == "a2enconf -q oslab-dashboard"
+    assert "manage.py compress --force" in runs[3]
     assert step.services == ("apache2", "memcached")
 
 
