@@ -67,18 +67,30 @@ def debconf_selections() -> str:
                    for owner, question, value in DEBCONF)
 
 
+# Package lists younger than this are used as they are; older or none: apt-get update first.
+# Only an install needs them, so a node whose packages are all there (a baked base image)
+# never asks a repository for anything.
+LISTS_MAX_AGE_MIN = 60
+FRESH_LISTS = (f"find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' "
+               f"-mmin -{LISTS_MAX_AGE_MIN} -print -quit")
+
+
 def install_command(packages: Sequence[str]) -> str:
     """Install ``packages`` without recommends and without starting services.
 
+    The package lists are refreshed when they are missing or older than an hour, and once
+    more when the install fails (a mirror that moved on since the lists were read).
     ``dpkg --configure -a`` first finishes an install that was interrupted (apt refuses to
     run until it is done). policy-rc.d is removed on every exit, a signal included.
     """
     names = " ".join(shlex.quote(p) for p in packages)
+    install = f"{APT_GET} install -y --no-install-recommends {names}"
     policy = shlex.quote(f"#!/bin/sh\n# {POLICY_RC_D_MARK}\nexit 101\n")
     return (f"trap 'rm -f {POLICY_RC_D}' EXIT && trap 'exit 129' HUP INT TERM && "
             f"printf '%s' {policy} > {POLICY_RC_D} && chmod 755 {POLICY_RC_D} && "
             f"export DEBIAN_FRONTEND=noninteractive && dpkg --configure -a && "
-            f"{APT_GET} install -y --no-install-recommends {names}")
+            f"{{ [ -n \"$({FRESH_LISTS})\" ] || {APT_GET} update; }} && "
+            f"{{ {install} || {{ {APT_GET} update && {install}; }}; }}")
 
 
 def stale_policy_check() -> str:

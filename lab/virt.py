@@ -272,15 +272,20 @@ def upload_volume(conn: Any, pool: Any, name: str, source: Path, *,
     if stale is not None:
         stale.delete(0)
     tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
-    stream = conn.newStream(0)
-    tmp.upload(stream, 0, size, 0)
-    with source.open("rb") as f:
-        stream.sendAll(lambda _s, n, fh: fh.read(n), f)
-    stream.finish()
+    stream_into(conn, tmp, source)
     # libvirt has no rename: a complete upload is what lands under the final name.
     final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
     tmp.delete(0)
     return final
+
+
+def stream_into(conn: Any, vol: Any, source: Path) -> None:
+    """Write the bytes of ``source`` into volume ``vol`` through a libvirt stream."""
+    stream = conn.newStream(0)
+    vol.upload(stream, 0, source.stat().st_size, 0)
+    with source.open("rb") as f:
+        stream.sendAll(lambda _s, n, fh: fh.read(n), f)
+    stream.finish()
 
 
 def _lookup_volume(pool: Any, name: str) -> Any | None:

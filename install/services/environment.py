@@ -83,13 +83,14 @@ SELECTIONS = "/var/lib/oslab/debconf-selections"
 
 def apt(site: Site) -> StepDef:
     """Debian: debconf answers before any package installs (the packages then configure no
-    database, endpoint or vhost themselves), package lists, and no policy-rc.d left behind by
-    an interrupted install (it would stop every later package from restarting a service)."""
+    database, endpoint or vhost themselves), and no policy-rc.d left behind by an interrupted
+    install (it would stop every later package from restarting a service). The package lists
+    are the install command's business (oslab.install.debian)."""
     applied = f"{SELECTIONS}.applied"
     return StepDef(
         name="env.apt",
         where=Where.ALL,
-        title="debconf answers for the OpenStack packages; apt package lists",
+        title="debconf answers for the OpenStack packages",
         files=(config(SELECTIONS, "environment/debconf-selections.j2",
                       site.values(selections=debian.debconf_selections())),),
         commands=(
@@ -97,13 +98,6 @@ def apt(site: Site) -> StepDef:
                 description="debconf knows oslab's answers",
                 check=f"cmp -s {SELECTIONS} {applied}",
                 run=f"debconf-set-selections {SELECTIONS} && cp {SELECTIONS} {applied}",
-            ),
-            Guarded(
-                description="apt package lists",
-                check="test -n \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' "
-                      "-print -quit)\"",
-                run="apt-get -o DPkg::Lock::Timeout=600 update",
-                retries=debian.APT_RETRIES,
             ),
             Guarded(
                 description=f"no {debian.POLICY_RC_D} left by an interrupted install",

@@ -5,7 +5,8 @@ Debian: openstack-dashboard reads local_settings.py, then every file of local_se
 are the last of them. Debian compresses the static files at install time for its WEBROOT,
 so they are collected and compressed again for /dashboard. With ``horizon/activate_vhost``
 false the package enables its site ``openstack-dashboard-alias-only`` (Horizon at /horizon);
-oslab disables it and serves /dashboard from its own conf-available snippet.
+oslab disables it and serves /dashboard from its own conf-available snippet. The same
+postinst enables apache2's default-ssl site without mod_ssl; oslab disables that too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from oslab.install.services._base import Site, config, once
 
 WEBROOT = "/dashboard/"
 MANAGE = "/usr/share/openstack-dashboard/manage.py"  # Debian
+VAR = "/var/lib/openstack-dashboard"  # Debian
 
 
 def allowed_hosts(site: Site) -> list[str]:
@@ -24,18 +26,31 @@ def allowed_hosts(site: Site) -> list[str]:
 
 
 def _debian_commands() -> tuple[Guarded, ...]:
-    alias_only = "/etc/apache2/sites-enabled/openstack-dashboard-alias-only.conf"
+    sites = "/etc/apache2/sites-enabled"
     return (
         Guarded(description="the package's /horizon site is off (oslab serves /dashboard)",
-                check=f"test ! -e {alias_only}",
+                check=f"test ! -e {sites}/openstack-dashboard-alias-only.conf",
                 run="a2dissite -q openstack-dashboard-alias-only"),
+        # With horizon/activate_vhost false the package's postinst enables default-ssl.conf,
+        # but mod_ssl is off: apache2 would refuse its configuration ("Invalid command
+        # 'SSLEngine'") and not start. Seen on the real trixie packages.
+        Guarded(description="apache2's default-ssl site is off (mod_ssl is not enabled)",
+                check=f"test ! -e {sites}/default-ssl.conf",
+                run="a2dissite -q default-ssl"),
         Guarded(description="apache2 serves oslab-dashboard.conf",
                 check="test -e /etc/apache2/conf-enabled/oslab-dashboard.conf",
                 run="a2enconf -q oslab-dashboard"),
+        # As the package's own rebuild_static does: manage.py, run as root, leaves a
+        # root-owned secret key store that www-data cannot read (HTTP 500 on every page).
+        # compress needs the session cache (memcached) answering: without it one block of
+        # the login page is left out of the offline manifest and every page fails with
+        # OfflineGenerationError (both seen on the real trixie packages).
         once("horizon-static-dashboard", f"static files collected and compressed for {WEBROOT}",
+             "systemctl is-active --quiet memcached && "
              f"{MANAGE} collectstatic --noinput --clear >/dev/null && "
              f"{MANAGE} compress --force >/dev/null && "
-             "chown -R www-data /var/lib/openstack-dashboard/static", timeout=1800),
+             f"rm -f {VAR}/secret-key/.secret_key_store && "
+             f"chown -R www-data {VAR}/secret-key {VAR}/static", timeout=1800),
     )
 
 

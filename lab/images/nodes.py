@@ -88,10 +88,12 @@ class ImageNodes:
         bake = self.spec.packages.bake
         by_role: dict[Role, BaseVolumes] = {}
         for role in sorted({n.role for n in nodes}):
+            baked = packages[role] if bake else ()
+            # with nothing baked, every role boots the same "base" image
             inputs = ImageInputs(
-                distro=self.spec.distro, suite=self.suite, role=role.value,
-                repo=repo.inputs.key(), packages=packages[role] if bake else (),
-                preseed=debconf_preseed(self.spec) if bake else "")
+                distro=self.spec.distro, suite=self.suite, role=role.value if baked else "base",
+                repo=repo.inputs.key(), packages=baked,
+                preseed=debconf_preseed(self.spec) if baked else "")
             by_role[role] = cache.ensure_base(build_image(repo, inputs, self.say), self.say)
         return {n.name: by_role[n.role] for n in nodes}
 

@@ -20,8 +20,8 @@ import libvirt
 from oslab.errors import OwnershipError
 from oslab.images.build import Image
 from oslab.images.common import Say
-from oslab.objects import POOL_MARKER, PoolDef
-from oslab.virt import pool_path, upload_volume
+from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt import pool_path, stream_into
 
 CACHE_POOL = "oslab-images"
 CACHE_POOL_DIR = Path("/var/lib/libvirt/images") / CACHE_POOL
@@ -38,8 +38,10 @@ class BaseVolumes:
     cmdline: str
 
 
-def base_volume_names(image: Image) -> tuple[str, str, str]:
-    return (f"{image.name}.qcow2", f"{image.name}.vmlinuz", f"{image.name}.initrd")
+def base_volume_names(image: Image) -> tuple[str, str, str, str]:
+    """The disk, kernel, initrd and manifest volumes of ``image`` (the manifest last)."""
+    return (f"{image.name}.qcow2", f"{image.name}.vmlinuz", f"{image.name}.initrd",
+            f"{image.name}.json")
 
 
 def _marker_ok(path: Path) -> bool:
@@ -88,20 +90,25 @@ class ImageCache:
         return pool
 
     def ensure_base(self, image: Image, say: Say) -> BaseVolumes:
-        """Upload ``image`` into the cache pool unless it is there (names carry its hash)."""
+        """Upload ``image`` into the cache pool unless it is there. Names carry the image's
+        hash; its manifest is uploaded last, so a base without one is an interrupted upload
+        and is uploaded again. The bytes are streamed as they are (no libvirt copy, which
+        would probe and convert the qcow2)."""
         pool = self.ensure()
         pool.refresh(0)
         have = set(pool.listVolumes())
-        paths = []
-        for name, source in zip(base_volume_names(image),
-                                (image.disk, image.kernel, image.initrd), strict=True):
-            if name not in have:
+        names = base_volume_names(image)
+        sources = (image.disk, image.kernel, image.initrd, image.dir / "manifest.json")
+        if names[-1] not in have:
+            for name, source in zip(names, sources, strict=True):
+                if name in have:
+                    pool.storageVolLookupByName(name).delete(0)
                 say(f"upload {name} into storage pool {self.name} "
                     f"({source.stat().st_size / 1e6:.0f} MB)")
-            vol = upload_volume(self.conn, pool, name, source) if name not in have \
-                else pool.storageVolLookupByName(name)
-            paths.append(vol.path())
-        return BaseVolumes(paths[0], paths[1], paths[2], image.cmdline)
+                vol = pool.createXML(VolumeDef(name, source.stat().st_size, "raw").xml(), 0)
+                stream_into(self.conn, vol, source)
+        disk, kernel, initrd = (pool.storageVolLookupByName(n).path() for n in names[:3])
+        return BaseVolumes(disk, kernel, initrd, image.cmdline)
 
     def bases(self) -> list[str]:
         """The base images in the cache (their disk volumes)."""

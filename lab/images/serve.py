@@ -37,7 +37,8 @@ class RepoServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}:{self.port}/"
+        port = self.httpd.server_address[1] if self.httpd is not None else self.port
+        return f"http://{self.address}:{port}/"
 
     def start(self) -> RepoServer:
         handler = functools.partial(_Handler, directory=str(self.path))

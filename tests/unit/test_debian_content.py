@@ -117,7 +117,7 @@ def test_debconf_answers_and_apt_lists_come_before_any_package() -> None:
         applied = apt.commands[0]
         assert "debconf-set-selections /var/lib/oslab/debconf-selections" in applied.run
         assert applied.check.startswith("cmp -s ")
-        assert apt.commands[2].check == debian.stale_policy_check()
+        assert apt.commands[1].check == debian.stale_policy_check()
 
 
 def test_novnc_is_chosen_before_nova_consoleproxy_installs() -> None:
@@ -254,8 +254,9 @@ def test_horizon_settings_come_last_and_static_files_follow_the_webroot() -> Non
     assert "Alias /dashboard/static /var/lib/openstack-dashboard/static" in conf.content
     runs = [c.run for c in step.commands]
     assert runs[0] == "a2dissite -q openstack-dashboard-alias-only"
-    assert runs[1] == "a2enconf -q oslab-dashboard"
-    assert "manage.py compress --force" in runs[2]
+    assert runs[1] == "a2dissite -q default-ssl"
+    assert runs[2] == "a2enconf -q oslab-dashboard"
+    assert "manage.py compress --force" in runs[3]
     assert step.services == ("apache2", "memcached")
 
 

@@ -6,6 +6,9 @@ plan as text (masked), and the done-marker convention.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from oslab.distro import Family
@@ -263,8 +266,15 @@ APT = ("trap 'rm -f /usr/sbin/policy-rc.d' EXIT && trap 'exit 129' HUP INT TERM 
        "printf '%s' '#!/bin/sh\n# oslab: no service starts while packages install\nexit 101\n' "
        "> /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && "
        "export DEBIAN_FRONTEND=noninteractive && dpkg --configure -a && "
+       "{ [ -n \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 -print "
+       "-quit)\" ] || apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold update; } && "
+       "{ apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold install -y --no-install-recommends b c+d || "
+       "{ apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold update && "
        "apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
-       "-o Dpkg::Options::=--force-confold install -y --no-install-recommends b c+d")
+       "-o Dpkg::Options::=--force-confold install -y --no-install-recommends b c+d; }; }")
 
 
 def test_debian_installs_with_apt_without_recommends_and_service_starts() -> None:
@@ -280,9 +290,6 @@ def test_debian_installs_with_apt_without_recommends_and_service_starts() -> Non
 
 
 def test_apt_command_is_valid_shell() -> None:
-    import shutil
-    import subprocess
-
     subprocess.run(["bash", "-n", "-c", APT], check=True)
     if shutil.which("shellcheck"):
         subprocess.run(["shellcheck", "-s", "sh", "-"], input="#!/bin/sh\n" + APT + "\n",
@@ -299,3 +306,6 @@ def test_debconf_selections_answer_every_question_false() -> None:
     assert "openstack-dashboard-apache horizon/activate_vhost boolean false" in lines
     assert all(line.endswith(" boolean false") and len(line.split()) == 4 for line in lines)
     assert text.endswith("\n")
+    if shutil.which("debconf-set-selections"):  # Debian's own parser of this format
+        subprocess.run(["debconf-set-selections", "--checkonly"], input=text, text=True,
+                       check=True)

@@ -91,7 +91,8 @@ def test_seed_carries_identity_and_is_read_back(tmp_path: Path) -> None:
     user = files["user-data"]
     assert user.startswith("#cloud-config\n")
     assert "hostname: controller\n" in user and "manage_etc_hosts: false\n" in user
-    assert "ssh_genkeytypes: []\n" in user and "users: []\n" in user
+    assert "ssh_genkeytypes: [ed25519]" in user and "users: []\n" in user
+    assert "      - to: \"0.0.0.0/0\"\n" in net
     assert f"      {seed.authorized_key}\n" in user
     assert f'  ed25519_public: "{seed.host_public}"\n' in user
     assert "    -----BEGIN OPENSSH PRIVATE KEY-----\n" in user

@@ -160,6 +160,7 @@ def test_partitions() -> None:
 
 def test_dashboard() -> None:
     assert verify.parse_dashboard(200, rec("horizon_login.html")).ok
+    assert verify.parse_dashboard(200, rec("horizon_login_debian13.html")).ok
     assert not verify.parse_dashboard(200, "<html>It works!</html>").ok
     v = verify.parse_dashboard(500, "")
     assert not v.ok and "error_log" in v.hint
