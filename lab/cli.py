@@ -498,10 +498,14 @@ def revert(opts: Options, name: str) -> None:
     """Return every node of the lab to snapshot NAME."""
     from oslab import checkpoint
 
-    result, skew = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
-    fixed = ", ".join(f"{n} {s:.0f}s" for n, s in skew.items()) or "none running"
-    click.echo(f"reverted to {name} in {result.seconds:.1f}s; clocks corrected ({fixed}); "
-               "running nodes answer SSH")
+    done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
+    phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)
+    click.echo(f"reverted to {name} in {done.seconds:.1f}s ({phases})")
+    for s in done.settled:
+        click.echo(f"  {s.node:<12} answers SSH {s.seconds:.2f}s after the resume; "
+                   f"clock corrected by {s.skew:.0f}s")
+    if not done.settled:
+        click.echo("  no node runs in this snapshot")
 
 
 @cli.command()

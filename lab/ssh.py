@@ -7,6 +7,7 @@ No trust on first use: the client knows each node's host key before it connects
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -156,18 +157,61 @@ class Session:
         return self.client.open_sftp()
 
 
+HOST_KEY_MISMATCH = "host key does not match the pinned key"
+
+
+def _why(exc: Exception) -> str:
+    """Why an SSH connection failed, in a few words."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HOST_KEY_MISMATCH
+    if isinstance(exc, paramiko.SSHException):
+        return f"ssh: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def reachable(target: Target, timeout: float = 5.0) -> tuple[bool, str]:
     """Whether the node answers SSH with the pinned host key and accepts the lab's key."""
     try:
         with Session(target, connect_timeout=timeout) as s:
             s.run("true", timeout=timeout)
         return True, "ok"
-    except paramiko.BadHostKeyException:
-        return False, "host key does not match the pinned key"
-    except paramiko.SSHException as exc:
-        return False, f"ssh: {exc}"
-    except (TimeoutError, OSError) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+    except (paramiko.SSHException, OSError) as exc:
+        return False, _why(exc)
+
+
+def port_open(address: str, port: int, timeout: float) -> bool:
+    """Whether one TCP connection to ``address:port`` is accepted within ``timeout``."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def open_when_ready(target: Target, timeout: float) -> Session:
+    """An SSH session to ``target`` as soon as it answers with the pinned host key.
+
+    The TCP port is polled with short attempts first (a SYN the network drops, e.g. while a
+    new bridge port is still learning, would otherwise wait for TCP's retransmission), each
+    attempt a little longer as time passes so a slow node is not missed; only then does the
+    SSH handshake start. A host key that does not match fails at once.
+    """
+    start = time.monotonic()
+    reason = "not tried"
+    while (elapsed := time.monotonic() - start) < timeout:
+        if not port_open(target.address, target.port, min(3.0, 0.5 + elapsed / 20)):
+            reason = f"port {target.port} does not accept connections"
+            time.sleep(0.1)
+            continue
+        try:
+            return Session(target, connect_timeout=10.0)
+        except (paramiko.SSHException, OSError) as exc:
+            reason = _why(exc)
+            if reason == HOST_KEY_MISMATCH:
+                break
+        time.sleep(0.2)
+    raise OslabError(f"{target.name} does not answer SSH at {target.address} ({reason})",
+                     hint=f"look at `oslab console {target.name}`")
 
 
 def wait_ready(target: Target, timeout: float, interval: float = 2.0,
@@ -179,7 +223,7 @@ def wait_ready(target: Target, timeout: float, interval: float = 2.0,
         ok, reason = reachable(target, timeout=min(10.0, max(2.0, interval * 2)))
         if ok:
             return True, reason
-        if "does not match" in reason:
+        if reason == HOST_KEY_MISMATCH:
             return False, reason
         if on_wait is not None:
             on_wait(time.monotonic() - start, reason)
