@@ -63,6 +63,9 @@ def global_options(fn: F) -> F:
             # checked while parsing, before any file is read or removed
             raise SpecError(f"--lab {value!r} is not a valid lab name",
                             hint=specmod.LAB_NAME_HINT)
+        if param.name == "uri" and value is not None and not value.strip():
+            raise OslabError("--uri is empty",
+                             hint=f"give a libvirt URI such as {DEFAULT_URI}, or leave --uri out")
         if value not in (None, False) and param.name is not None:
             setattr(opts, param.name, value)
         return value
@@ -429,7 +432,10 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     from oslab.inventory import write_known_hosts
     from oslab.ssh import Session
 
-    _status, target = _node_target(opts, node)
+    status_, target = _node_target(opts, node)
+    if status_.state != "running":
+        raise OslabError(f"node {node} is not running ({status_.state})",
+                         hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:
         with Session(target) as s:
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
@@ -439,6 +445,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     known = write_known_hosts(opts.state(), [target])
     os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-o", f"UserKnownHostsFile={known}",
                       "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                      "-o", "ConnectTimeout=10",
                       f"root@{target.address}"])
 
 
@@ -535,21 +542,56 @@ def openrc(opts: Options, who: str, show: bool) -> None:
 
 
 def main() -> None:
+    """The one error boundary: every failure ends as ``error:`` (and ``hint:``) and a non-zero
+    exit; a traceback only with --debug."""
+    opts = Options()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, obj=opts, prog_name="oslab")
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except OslabError as exc:
-        if "--debug" in sys.argv[1:]:
+    except click.ClickException as exc:
+        if opts.debug:
             raise
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(2)
+        _error(exc.format_message(), _usage_hint(exc))
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; rerun `oslab up` to continue where it stopped", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # the reader (`| head`) went away: nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except Exception as exc:  # the boundary: one error line, never a traceback
+        if opts.debug:
+            raise
+        message, hint, code = _describe(exc)
+        _error(message, hint)
+        sys.exit(code)
+
+
+def _error(message: str, hint: str | None) -> None:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "oslab"
+    return f"`{path} --help` lists the arguments and options"
+
+
+def _describe(exc: Exception) -> tuple[str, str | None, int]:
+    """(message, hint, exit code) of an error that reached the boundary."""
+    if isinstance(exc, OslabError):
+        return exc.message, exc.hint, 2
+    if isinstance(exc, OSError) and exc.strerror:
+        # the host refused a file operation oslab did not expect to fail
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (f"{where}{exc.strerror}",
+                "check the path's permissions and free space; rerun with --debug to see where",
+                2)
+    return (f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in oslab; rerun with --debug for the traceback and report it", 70)
