@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oslab.errors import OslabError
+from oslab.files import write_atomic
 from oslab.install import openrc
 from oslab.spec import IsoSource, LabSpec
 from oslab.ssh import Result
@@ -534,7 +535,7 @@ class Ledger:
         if not self.items:
             self.path.unlink(missing_ok=True)
             return
-        self.path.write_text(json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
+        write_atomic(self.path, json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
 
 
 # -- the verifier ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
+STAGES = ("provision", "install", "verify", "all")
 
 
 @dataclass
@@ -104,17 +105,27 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
+    from oslab.files import write_atomic
+
     p = Path(path)
-    if p.exists() and not force:
+    if not p.parent.is_dir():
+        raise OslabError(f"cannot write {p}: the directory {p.parent} does not exist",
+                         hint=f"make it first (mkdir -p {shlex.quote(str(p.parent))}), or give "
+                              "another path")
+    if (p.exists() or p.is_symlink()) and not force:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
-    p.write_text(specmod.default_spec_text())
+    if p.is_dir():
+        raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
+    write_atomic(p, specmod.default_spec_text())
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
 
 @cli.command()
 @global_options
+@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+              help="Check for `oslab up --stage STAGE`.")
 @pass_options
-def check(opts: Options) -> None:
+def check(opts: Options, stage: str) -> None:
     """Host preflight: can this host run the lab?"""
     from oslab import preflight
     from oslab.provision import pool_dir
@@ -124,7 +135,7 @@ def check(opts: Options) -> None:
         conn = opts.connect()
     except OslabError:
         conn = None
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     for f in findings:
         click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
         if f.hint and f.severity.value != "ok":
@@ -134,7 +145,6 @@ def check(opts: Options) -> None:
     click.echo("host is ready for `oslab up`")
 
 
-STAGES = ("provision", "install", "verify", "all")
 VIRT_TYPES = ("kvm", "qemu")
 
 
@@ -163,7 +173,7 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
     conn = opts.connect()
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     blockers = [f for f in findings if f.severity.value == "block"]
     if blockers:
         raise OslabError("the host cannot run this lab:\n" + "\n".join(
@@ -331,11 +341,11 @@ def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
 
     content.load_content()
     spec = opts.spec()
+    out = content.prepare_out(Path(out_dir))  # before any key or state is made
     state = LabState(spec.name)
     if virt_type is None:
         virt_type = preflight.choose_virt_type()[0].virt_type
     steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
-    out = Path(out_dir)
     written = content.export(spec, state, steps, out)
     for n in spec.nodes:
         count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
@@ -471,6 +481,21 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
              delete: str | None) -> None:
     """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
     from oslab.snapshot import LabSnapshots
+
+    given = [f for f, on in (("NAME", name), ("--list", list_), ("--delete", delete is not None))
+             if on]
+    if len(given) > 1:
+        raise OslabError(f"{' and '.join(given)} do not go together",
+                         hint="take a snapshot (NAME), list them (--list), or delete one "
+                              "(--delete NAME): one at a time")
+    if as_json and not list_:
+        raise OslabError("--json goes with --list", hint="oslab snapshot --list --json")
+    if len(description) > 1000 or not description.isprintable():
+        raise OslabError("--description must be one line of at most 1000 printable characters",
+                         hint="keep it short; it is stored in each node's snapshot")
+    if description and (list_ or delete is not None):
+        raise OslabError("--description goes with taking a snapshot",
+                         hint="oslab snapshot NAME --description TEXT")
 
     snaps = LabSnapshots(opts.connect(), opts.lab_name())
     if list_:

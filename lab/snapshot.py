@@ -122,7 +122,7 @@ class LabSnapshots:
     # -- guards ---------------------------------------------------------------------------------
 
     def _guard(self, doms: list[tuple[DomainInfo, Any]], name: str) -> None:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise SnapshotError(f"{name!r} is not a valid snapshot name",
                                 hint="use letters, digits, '.', '_' and '-', starting with a "
                                      "letter or digit, at most 64 characters")

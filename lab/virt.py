@@ -20,6 +20,7 @@ from typing import Any
 import libvirt
 
 from oslab.errors import HostError, OwnershipError
+from oslab.files import write_atomic
 from oslab.metadata import LabMeta
 from oslab.networks import NetworkDef
 from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
@@ -346,7 +347,7 @@ def _marker_ok(path: Path, lab: str) -> bool:
 
 
 def _write_marker(path: Path, lab: str) -> None:
-    (path / POOL_MARKER).write_text(json.dumps({"lab": lab, "made_by": "oslab"}) + "\n")
+    write_atomic(path / POOL_MARKER, json.dumps({"lab": lab, "made_by": "oslab"}) + "\n")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0,
