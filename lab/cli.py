@@ -341,8 +341,8 @@ def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
 
     content.load_content()
     spec = opts.spec()
+    state = LabState(spec.name).check()
     out = content.prepare_out(Path(out_dir))  # before any key or state is made
-    state = LabState(spec.name)
     if virt_type is None:
         virt_type = preflight.choose_virt_type()[0].virt_type
     steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))

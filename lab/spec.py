@@ -199,8 +199,10 @@ def load(path: str | Path | None) -> LabSpec:
         return load_default()
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise SpecError(f"lab spec {p} is not a regular file",
                                 hint="pass a TOML file, for example one written by "
                                      "`oslab init lab.toml`")
@@ -225,7 +227,9 @@ def parse(text: str, source: str = "<string>") -> LabSpec:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
+        raise SpecError(f"{source}: not valid TOML: {exc}",
+                        hint="fix the TOML syntax there; `oslab init` writes a commented "
+                             "example") from exc
     return _Parser(source).spec(raw)
 
 
@@ -234,7 +238,9 @@ class _Parser:
         self.source = source
 
     def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
-        return SpecError(f"{self.source}: {where}: {problem}", hint=hint)
+        return SpecError(f"{self.source}: {where}: {problem}",
+                         hint=hint or f"fix {where} in the lab spec; `oslab init` writes a "
+                                      "commented example of every field")
 
     def table(self, raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(raw, dict):

@@ -177,6 +177,19 @@ class LabState:
             write_private(path, json.dumps(data, indent=1, sort_keys=True).encode())
         return data[name]
 
+    def check(self) -> LabState:
+        """Refuse a damaged state directory before anything is made from it: it must be a
+        directory, and the passwords and keys it holds must load. Makes nothing."""
+        if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
+            raise OslabError(f"the lab's state directory {self.dir} is not a directory",
+                             hint="move that file or link away; oslab makes the directory")
+        self._passwords()
+        keys = [self._ssh_key_path(), *sorted((self.dir / "hostkeys").glob("*_ed25519"))]
+        for key in keys:
+            if key.exists() or key.is_symlink():
+                _load_ed25519(key, key.with_name(key.name + ".pub"))
+        return self
+
     def stored_password(self, name: str) -> str | None:
         """The password ``name`` if the lab has made it; never makes one."""
         return self._passwords().get(name)
