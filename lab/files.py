@@ -25,7 +25,7 @@ _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def _cannot(path: Path, exc: OSError) -> OslabError:
     reason = exc.strerror or str(exc)
-    if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and exc.filename is None):
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         reason = "a directory on the way is a symbolic link or not a directory"
     return OslabError(f"cannot write {path}: {reason}",
                       hint="check that its directory exists, is a directory (not a link) you "
