@@ -67,6 +67,9 @@ def global_options(fn: F) -> F:
         if param.name == "uri" and value is not None and not value.strip():
             raise OslabError("--uri is empty",
                              hint=f"give a libvirt URI such as {DEFAULT_URI}, or leave --uri out")
+        if param.name == "file" and value is not None and not value.strip():
+            raise OslabError("-f/--file is empty",
+                             hint="name a lab spec file, or leave -f out for the built-in lab")
         if value not in (None, False) and param.name is not None:
             setattr(opts, param.name, value)
         return value
@@ -107,6 +110,8 @@ def init(path: str, force: bool) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
     from oslab.files import write_atomic
 
+    if not path.strip():
+        raise OslabError("the path is empty", hint="oslab init lab.toml")
     p = Path(path)
     if not p.parent.is_dir():
         raise OslabError(f"cannot write {p}: the directory {p.parent} does not exist",
@@ -172,6 +177,8 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         from oslab.install.content import load_content
         load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
+    if from_step:
+        _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
     conn = opts.connect()
     findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     blockers = [f for f in findings if f.severity.value == "block"]
@@ -220,6 +227,18 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
                               "`oslab snapshot --list` shows the checkpoints to revert to")
+
+
+def _check_step(spec: specmod.LabSpec, name: str) -> None:
+    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
+    the virt type, nor on the passwords, so neither is read or made here)."""
+    from oslab.install import content
+    from oslab.install.graph import forced_from
+    from oslab.install.model import InstallContext
+
+    ctx = InstallContext(spec=spec, password=lambda _name: "x",
+                         virt_types=content.host_virt_types(spec, "qemu"))
+    forced_from(content.load_content().steps_for(ctx), name)
 
 
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
@@ -339,6 +358,8 @@ def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
     from oslab import preflight
     from oslab.install import content
 
+    if not out_dir.strip():
+        raise OslabError("--out is empty", hint="oslab render --out DIR (it is made if missing)")
     content.load_content()
     spec = opts.spec()
     state = LabState(spec.name).check()

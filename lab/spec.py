@@ -42,6 +42,10 @@ def _special_range(cidr: ipaddress.IPv4Network) -> str:
     return ""
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 60]}...({len(text)} characters)"
+
+
 def _timezones() -> set[str]:
     return zoneinfo.available_timezones()
 
@@ -189,6 +193,7 @@ def load_default() -> LabSpec:
     return parse(default_spec_text(), source="<built-in default>")
 
 
+MAX_EXTRA_DISKS = 8
 MAX_SPEC_BYTES = 1 << 20  # a lab spec is a few KiB; anything near this is not one
 
 
@@ -226,6 +231,9 @@ def load(path: str | Path | None) -> LabSpec:
 def parse(text: str, source: str = "<string>") -> LabSpec:
     try:
         raw = tomllib.loads(text)
+    except RecursionError as exc:
+        raise SpecError(f"{source}: not valid TOML: arrays or tables nested too deeply",
+                        hint="a lab spec nests at most a few levels; check the file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}",
                         hint="fix the TOML syntax there; `oslab init` writes a commented "
@@ -238,6 +246,7 @@ class _Parser:
         self.source = source
 
     def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
+        where, problem = _clip(where), _clip(problem)  # a hostile value is not echoed whole
         return SpecError(f"{self.source}: {where}: {problem}",
                          hint=hint or f"fix {where} in the lab spec; `oslab init` writes a "
                                       "commented example of every field")
@@ -321,7 +330,8 @@ class _Parser:
         if not text:
             return ""
         path = Path(text)
-        if not path.is_absolute() or ".." in path.parts or "\0" in text or path == Path("/"):
+        if (not path.is_absolute() or ".." in path.parts or path == Path("/")
+                or not text.isprintable() or len(text) > 1024):
             raise self.fail("lab.pool_dir", f"{text!r} is not an absolute directory path",
                             hint="give an absolute path such as /var/lib/libvirt/images/mylab, "
                                  "or leave it empty for the default")
@@ -377,6 +387,9 @@ class _Parser:
         if special:
             raise self.fail(f"{where}.cidr", f"{cidr} is {special} address space",
                             hint="use a private range such as 10.0.0.0/24 or 192.168.100.0/24")
+        if cidr.prefixlen < 16:
+            raise self.fail(f"{where}.cidr", f"{cidr} is too large for a lab network",
+                            hint="use a /16 to /29, for example 10.0.0.0/24")
         if cidr.prefixlen > 29:
             raise self.fail(f"{where}.cidr", f"{cidr} is too small", hint="use a /29 or larger")
         mode_text = self.get(tbl, "mode", where, str, "nat")
@@ -433,6 +446,9 @@ class _Parser:
                                 f"duplicate address {address} (also used by {addresses[address]})")
             addresses[address] = name
             extra_raw = self.get(tbl, "extra_disks_gib", where, list, [])
+            if len(extra_raw) > MAX_EXTRA_DISKS:
+                raise self.fail(f"{where}.extra_disks_gib",
+                                f"{len(extra_raw)} extra disks; at most {MAX_EXTRA_DISKS}")
             extra = []
             for size in extra_raw:
                 if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 16384:
