@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
+URI_VARIABLE = "LIBVIRT_DEFAULT_URI"  # honoured as virsh does, when --uri is not given
+
+
+def default_uri() -> str:
+    return os.environ.get(URI_VARIABLE) or DEFAULT_URI
 STAGES = ("provision", "install", "verify", "all")
 
 
@@ -31,7 +36,7 @@ STAGES = ("provision", "install", "verify", "all")
 class Options:
     file: str | None = None
     lab: str | None = None
-    uri: str = DEFAULT_URI
+    uri: str = field(default_factory=default_uri)
     debug: bool = False
 
     def spec(self) -> specmod.LabSpec:
@@ -80,7 +85,7 @@ def global_options(fn: F) -> F:
         click.option("--lab", expose_value=False, callback=store,
                      help="Address an existing lab by name (no spec needed)."),
         click.option("--uri", expose_value=False, callback=store,
-                     help=f"libvirt URI. Default: {DEFAULT_URI}."),
+                     help=f"libvirt URI. Default: ${URI_VARIABLE}, else {DEFAULT_URI}."),
         click.option("--debug", is_flag=True, expose_value=False, callback=store,
                      help="Show tracebacks."),
     ]
