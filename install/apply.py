@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
-import paramiko
-
 from oslab.distro import Family
 from oslab.errors import CommandError, OslabError
 from oslab.install import facts, ops
@@ -87,7 +85,7 @@ class StepRunner:
                                  secrets=self.secrets.values, log=self.log)
         except CommandError as exc:  # the timeout
             return Result(self.secrets.mask(command), exc.returncode, "", exc.stderr)
-        except (OslabError, paramiko.SSHException, OSError) as exc:  # the connection broke
+        except OslabError as exc:  # the connection broke (oslab.ssh.SSHError)
             raise StepFailed(self.node, step, self.secrets.mask(command), -1,
                              f"SSH failed: {exc}",
                              hint="check the node answers (`oslab status`), then rerun") from exc
@@ -142,8 +140,8 @@ class StepRunner:
         self.note(f"upload {tmp}: {ops.upload_summary(f).removeprefix('upload ')}")
         try:
             self.conn.put(tmp, f.content.encode(), timeout=action.timeout)
-        except (paramiko.SSHException, OSError) as exc:
-            raise StepFailed(self.node, step, f"sftp put {tmp}", -1, f"{exc}",
+        except OslabError as exc:  # oslab.ssh.SSHError
+            raise StepFailed(self.node, step, f"sftp put {tmp}", -1, exc.message,
                              hint="is the directory writable and the disk not full?") from exc
         self.execute(step, Action(Kind.FILE, action.summary, action.command,
                                   timeout=action.timeout))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oslab.errors import OslabError
+from oslab.files import write_atomic
 from oslab.install import openrc
 from oslab.spec import IsoSource, LabSpec
 from oslab.ssh import Result
@@ -534,7 +535,7 @@ class Ledger:
         if not self.items:
             self.path.unlink(missing_ok=True)
             return
-        self.path.write_text(json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
+        write_atomic(self.path, json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
 
 
 # -- the verifier ---------------------------------------------------------------------------------
@@ -1131,24 +1132,11 @@ class _SessionNode:
         self.session = session
 
     def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
-        import paramiko
-        try:
-            result: Result = self.session.run(command, timeout=timeout, secrets=secrets)
-        except (paramiko.SSHException, OSError) as exc:
-            raise OslabError(f"{self.session.target.name}: SSH: {exc}") from exc
+        result: Result = self.session.run(command, timeout=timeout, secrets=secrets)
         return result
 
     def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        sftp = self.session.sftp()
-        try:
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(timeout)
-            with sftp.open(path, "wb") as f:
-                f.chmod(0o600)
-                f.write(data)
-        finally:
-            sftp.close()
+        self.session.put(path, data, timeout=timeout)
 
 
 def cirros_source() -> IsoSource:
@@ -1170,7 +1158,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
     (state dir and /root on the controller), run every check, clean up unless ``keep``."""
     from oslab.provision import ssh_target
-    from oslab.ssh import Session, Target
+    from oslab.ssh import HostKeyMismatch, Session, Target
 
     key = state.ssh_key()
     sessions: list[Any] = []
@@ -1181,15 +1169,12 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
         return _SessionNode(session)
 
     def guest(address: str, host_key: str) -> Runner:
-        import paramiko
         try:
             session = Session(Target(f"{PREFIX}-vm", address, host_key, key.private_path,
                                      user=CIRROS_USER), connect_timeout=20.0)
-        except paramiko.BadHostKeyException as exc:
+        except HostKeyMismatch as exc:
             raise OslabError(f"{address}: the host key differs from the one on the console"
                              ) from exc
-        except (paramiko.SSHException, OSError) as exc:
-            raise OslabError(f"SSH to {CIRROS_USER}@{address}: {exc}") from exc
         sessions.append(session)
         return _SessionNode(session)
 

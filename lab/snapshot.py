@@ -105,6 +105,13 @@ def decode_description(text: str) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
+def check_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        raise SnapshotError(f"{name!r} is not a valid snapshot name",
+                            hint="use letters, digits, '.', '_' and '-', starting with a "
+                                 "letter or digit, at most 64 characters")
+
+
 class LabSnapshots:
     def __init__(self, conn: Any, lab: str,
                  progress: Callable[[DomainInfo], str] | None = None) -> None:
@@ -123,10 +130,6 @@ class LabSnapshots:
     # -- guards ---------------------------------------------------------------------------------
 
     def _guard(self, doms: list[tuple[DomainInfo, Any]], name: str) -> None:
-        if not NAME_RE.match(name):
-            raise SnapshotError(f"{name!r} is not a valid snapshot name",
-                                hint="use letters, digits, '.', '_' and '-', starting with a "
-                                     "letter or digit, at most 64 characters")
         for info, dom in doms:
             root = ET.fromstring(dom.XMLDesc(INACTIVE))
             loader = root.find("os/loader")
@@ -156,6 +159,7 @@ class LabSnapshots:
 
     def take(self, name: str, description: str = "") -> SnapResult:
         start = time.monotonic()
+        check_name(name)
         doms = self._domains()
         self._guard(doms, name)
         running = [(i, d) for i, d in doms if d.isActive()]

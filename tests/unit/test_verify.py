@@ -481,6 +481,10 @@ def test_openrc_render() -> None:
 def test_openrc_files(tmp_path: Path) -> None:
     spec = specmod.load_default()
     state = LabState("oslab", root=tmp_path)
+    with pytest.raises(OslabError, match=r"^lab oslab has no admin password on this host"):
+        openrc.openrc_command(spec, state, "admin")
+    assert not state.dir.exists()
+    state.password(openrc.ADMIN_PASSWORD_KEY)  # what the install does
     path = openrc.openrc_command(spec, state, "admin")
     assert path == str(tmp_path / "oslab" / "admin-openrc")
     assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
