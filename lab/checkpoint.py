@@ -10,11 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import paramiko
-
 from oslab.errors import OslabError
 from oslab.snapshot import LabSnapshots, SnapResult
-from oslab.ssh import Target, open_when_ready
+from oslab.ssh import SSHError, Target, open_when_ready
 from oslab.state import LabState
 from oslab.virt import LabObjects
 
@@ -64,8 +62,9 @@ def settle(targets: dict[str, Target], timeout: float = 300.0) -> tuple[Settled,
                 out = s.run(FIX_CLOCK.format(now=time.strftime("%Y-%m-%d %H:%M:%S",
                                                                 time.gmtime(now))),
                             timeout=30, check=True)
-        except (paramiko.SSHException, OSError) as exc:
-            raise OslabError(f"{target.name}: setting the clock failed: {exc}") from exc
+        except SSHError as exc:
+            raise OslabError(f"{target.name}: setting the clock failed: {exc.message}",
+                             hint=exc.hint) from exc
         return Settled(target.name, time.monotonic() - start, abs(now - clock_before(out.stdout)))
 
     def guarded(target: Target) -> Settled | OslabError:

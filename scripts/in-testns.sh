@@ -16,8 +16,13 @@
 #   scripts/in-testns.sh COMMAND [ARGS...]
 set -euo pipefail
 ns=${OSLAB_TEST_NETNS:-oslab-test}
-run=/run/oslab-test
-lock=/run/oslab-test.lock
+# One test libvirtd per namespace: its state and lock are named after the namespace, so a long
+# run (scripts/e2e.sh, OSLAB_TEST_NETNS=oslab-e2e) and the test suite can run side by side.
+run=/run/$ns
+lock=/run/$ns.lock
+# OSLAB_TEST_KEEP_STATE=1 keeps the test libvirtd's persistent objects (domains, networks,
+# pools, snapshot metadata) between runs, so a rerun continues with the same lab.
+keep_state=${OSLAB_TEST_KEEP_STATE:-0}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { echo "in-testns: $*" >&2; }
 [ "$#" -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
@@ -57,7 +62,9 @@ cleanup() {
         # wait (bounded) until it is gone, so the next run never finds it half-stopped
         for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     done
-    if [ "$own_libvirtd" = 1 ]; then rm -rf "$run"; fi
+    if [ "$own_libvirtd" = 1 ]; then
+        if [ "$keep_state" = 1 ]; then rm -rf "$run/libvirt" "$run"/*.pid; else rm -rf "$run"; fi
+    fi
     if [ "$made_ns" = 1 ]; then ip netns del "$ns" 2>/dev/null || true; fi
     exit "$rc"
 }
@@ -78,8 +85,8 @@ if alive "$run/libvirtd.pid"; then
     fi
     log "reusing the test libvirtd (pid $pid) in namespace $ns"
 else
-    rm -rf "$run"
-    mkdir -m 0700 "$run"
+    if [ "$keep_state" = 1 ]; then rm -rf "$run/libvirt"; else rm -rf "$run"; fi
+    mkdir -p "$run" && chmod 0700 "$run"
     own_libvirtd=1
     # Where /dev/kvm exists but libvirt's qemu user cannot use it (oslab's own check then
     # says qemu), libvirt 9.0 probes qemu with KVM as root, finds KVM unusable as the qemu
