@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import openrc
-from oslab.spec import IsoSource, LabSpec
+from oslab.spec import IsoSource, LabSpec, Scope
 from oslab.ssh import Result
 from oslab.state import LabState
 
@@ -578,6 +578,16 @@ class Lab:
 # The checks in the order they run; ``Verifier.run(only=...)`` runs a subset.
 GROUPS = ("identity", "catalog", "services", "image", "network", "instance", "volume",
           "dashboard")
+# What a lab of each scope installs, so what its verification checks and expects in the catalog.
+SCOPE_GROUPS: dict[Scope, tuple[str, ...]] = {Scope.ALL: GROUPS,
+                                               Scope.IDENTITY: ("identity", "catalog")}
+SCOPE_SERVICES: dict[Scope, tuple[str, ...]] = {Scope.ALL: tuple(EXPECTED_SERVICES),
+                                                 Scope.IDENTITY: ("identity",)}
+
+
+def expected_services(scope: Scope) -> dict[str, str]:
+    """The catalog's service types (and their service names) a lab of ``scope`` must have."""
+    return {kind: EXPECTED_SERVICES[kind] for kind in SCOPE_SERVICES[scope]}
 
 
 class Verifier:
@@ -1186,8 +1196,9 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   guest=guest, image=fetch_cirros, public_key=key.public,
                   secrets=tuple(state.known_passwords()),
                   ledger_path=state.dir / "verify-resources.json",
-                  timeouts=timeouts or Timeouts(), say=say)
-        return Verifier(lab, keep=keep).run()
+                  timeouts=timeouts or Timeouts(), say=say,
+                  expected=expected_services(spec.scope))
+        return Verifier(lab, keep=keep).run(only=SCOPE_GROUPS[spec.scope])
     finally:
         for s in sessions:
             with contextlib.suppress(Exception):

@@ -105,6 +105,13 @@ class IsoSource:
     sha256_url: str = ""
 
 
+class Scope(StrEnum):
+    """How much of OpenStack the lab installs."""
+
+    ALL = "all"  # the whole install guide
+    IDENTITY = "identity"  # the environment, MariaDB, RabbitMQ, memcached, etcd and Keystone
+
+
 class PackageSource(StrEnum):
     """Where Debian nodes get packages from."""
 
@@ -141,6 +148,7 @@ class LabSpec:
     pool_dir: str = ""
     install_timeout_s: int = 0
     boot_timeout_s: int = 600
+    scope: Scope = Scope.ALL
     packages: Packages = Packages()
     verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
@@ -179,7 +187,7 @@ _TOP_KEYS = {"lab", "iso", "networks", "nodes", "packages", "verify"}
 _PACKAGES_KEYS = {"mirror", "source", "bake"}
 _VERIFY_KEYS = {"image"}
 _LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
-             "boot_timeout_s"}
+             "boot_timeout_s", "scope"}
 _ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
 _NET_KEYS = {"cidr", "mode"}
 _NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
@@ -310,6 +318,7 @@ class _Parser:
             pool_dir=self.pool_dir(lab),
             install_timeout_s=self.positive(lab, "install_timeout_s", "lab", 0, 86400, 0),
             boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
+            scope=self.scope(lab),
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
                 image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
@@ -344,6 +353,13 @@ class _Parser:
                             hint="oslab downloads over http or https only; for a local file "
                                  "use iso.path")
         return text
+
+    def scope(self, lab: dict[str, Any]) -> Scope:
+        text = self.get(lab, "scope", "lab", str, Scope.ALL.value)
+        if text not in {s.value for s in Scope}:
+            raise self.fail("lab.scope", f"{text!r} is not a scope",
+                            hint="choose one of: " + ", ".join(s.value for s in Scope))
+        return Scope(text)
 
     def packages(self, raw: Any) -> Packages:
         tbl = self.table(raw, "packages", _PACKAGES_KEYS)
