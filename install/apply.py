@@ -76,6 +76,8 @@ class StepRunner:
     def _run(self, step: str, command: str, timeout: float, stdin: str | None) -> Result:
         if self.stop():
             raise Aborted
+        if command == ops.SCRIPT_SHELL and stdin:  # its script holds a password: log it masked
+            self.note(f"{command} with this script on stdin:\n{stdin.rstrip()}")
         try:
             return self.conn.run(command, timeout=timeout, stdin=stdin,
                                  secrets=self.secrets.values, log=self.log)
