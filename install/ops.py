@@ -226,12 +226,12 @@ def shell_text(text: str, env_file: str, secrets: Secrets) -> str:
     return f". {shlex.quote(env_file)} && {{\n{body}\n}}"
 
 
-SCRIPT_SHELL = "bash -s"
+SCRIPT_SHELL = "sh -s"  # POSIX, as every Guarded text is (the test guest has no bash)
 
 
 def shell_run(text: str, env_file: str, secrets: Secrets) -> tuple[str, str | None]:
-    """(command, stdin) that run ``text``. A text holding a password goes to ``bash -s`` on
-    stdin, so no password is on a command line on the node (``ps`` shows ``bash -s``); its
+    """(command, stdin) that run ``text``. A text holding a password goes to ``sh -s`` on
+    stdin, so no password is on a command line on the node (``ps`` shows ``sh -s``); its
     commands get /dev/null as stdin unless they take the password there themselves (a
     here-document, ``printf ... | cmd``), and an environment assignment stays in the shell."""
     body = shell_text(text, env_file, secrets)

@@ -1,5 +1,5 @@
 """A service user's password reaches Keystone without being on any command line: the install
-content's own guarded command (``keystone_user``) runs as the engine runs it (``bash -s`` with
+content's own guarded command (``keystone_user``) runs as the engine runs it (``sh -s`` with
 the script on stdin), against a real Keystone 27 on 127.0.0.1, while every process's command
 line is watched for the password.
 
@@ -41,7 +41,7 @@ def test_keystone_user_password_is_on_no_command_line(tmp_path: Path) -> None:
         secrets = ops.Secrets({"db_glance_user": password}.__getitem__)
         create, _role = keystone_user("glance", "db_glance_user")
         command, stdin = ops.shell_run(create.run, "", secrets)  # env: the openrc's, below
-        assert command == "bash -s" and stdin is not None and password in stdin
+        assert command == "sh -s" and stdin is not None and password in stdin
         stop, seen = threading.Event(), []
         watcher = threading.Thread(target=watch_command_lines,
                                    args=(password.encode(), stop, seen))
