@@ -240,6 +240,13 @@ def shell_run(text: str, env_file: str, secrets: Secrets) -> tuple[str, str | No
     return SCRIPT_SHELL, "{\n" + body + "\n} </dev/null\n"
 
 
+def shown_command(command: str, stdin: str | None) -> str:
+    """What a person should see of ``command``: the script itself when it ran as ``sh -s``."""
+    if command == SCRIPT_SHELL and stdin:
+        return stdin.removeprefix("{\n").removesuffix("\n} </dev/null\n")
+    return command
+
+
 def check_fact(g: Guarded, secrets: Secrets) -> facts.Fact[bool]:
     command, stdin = shell_run(g.check, g.env_file, secrets)
     return facts.command_succeeds(f"check of {g.description!r}", command,

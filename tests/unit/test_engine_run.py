@@ -378,6 +378,7 @@ def test_secrets_never_reach_the_log_or_the_screen(world: World) -> None:
     assert "configure --password ***" in world.log("ctl")
     assert "using *** and ***" in world.log("ctl")
     assert "error: *** rejected" in str(err.value)
+    assert err.value.command == "configure --password ***"  # the script, not just `sh -s`
     plan = world.engine(steps).plan(fresh=True)
     assert pw not in repr(plan) and "configure --password ***" in repr(plan)
 
