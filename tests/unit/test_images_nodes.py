@@ -139,16 +139,20 @@ def test_image_domain_and_overlay_are_accepted_by_libvirt(conn: libvirt.virConne
 def test_customize_hook_bakes_preseeds_and_disables_what_packages_enabled(
         tmp_path: Path) -> None:
     baked = ImageInputs("debian13", "trixie", "controller", "r", ("keystone", "mariadb-server"),
-                        "keystone keystone/configure_db boolean false\n")
-    script = customize_script(baked, tmp_path / "p.txt")
+                        "keystone keystone/configure_db boolean false\n",
+                        (("/etc/default/nova-consoleproxy", "NOVA_CONSOLE_PROXY_TYPE=novnc\n"),))
+    script = customize_script(baked, tmp_path / "p.txt", tmp_path / "files")
     lines = script.splitlines()
+    written = lines.index(f'install -D -m 0644 {tmp_path}/files/0 '
+                          '"$root"/etc/default/nova-consoleproxy')
     preseed = lines.index(f'chroot "$root" debconf-set-selections < {tmp_path}/p.txt')
     install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
-    assert preseed < install and "keystone mariadb-server" in lines[install + 1]
+    assert preseed < written < install and "keystone mariadb-server" in lines[install + 1]
     assert lines.index('    chroot "$root" systemctl disable "$unit"') > install
     assert ': > "$root/etc/machine-id"' in lines
     assert 'rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*' in lines
-    minimal = customize_script(ImageInputs("debian13", "trixie", "compute", "r"), tmp_path)
+    minimal = customize_script(ImageInputs("debian13", "trixie", "compute", "r"), tmp_path,
+                               tmp_path)
     assert "apt-get install" not in minimal and "debconf" not in minimal
     assert "LABEL=oslab-root / ext4" in minimal
 
@@ -159,6 +163,8 @@ def test_image_key_changes_with_what_is_baked() -> None:
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r2").key()
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", ("x",)).key()
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", (), "q").key()
+    assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", (), "",
+                                  (("/etc/x", "y"),)).key()
     assert "openssh-server" in BASE_PACKAGES and "linux-image-cloud-amd64" in BASE_PACKAGES
 
 
