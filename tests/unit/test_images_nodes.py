@@ -5,12 +5,10 @@ hook, and which packages a role bakes."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import libvirt
 import pycdlib
-import pytest
 
 from oslab import spec as specmod
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
@@ -20,34 +18,14 @@ from oslab.metadata import LabMeta
 from oslab.objects import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
 from oslab.spec import Role
 from oslab.state import LabState
+from tests.unit.test_xml import conn, golden
 
-GOLDEN = Path(__file__).parent / "golden" / "xml"
-SCENARIO = """<node>
-  <cpu><mode>1</mode><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>
-  <active>4</active><mhz>2000</mhz><model>x86_64</model></cpu>
-  <memory>16777216</memory>
-</node>
-"""
+__all__ = ["conn"]  # the test-driver fixture, shared with test_xml
+
 SPEC_TEXT = specmod.default_spec_text().replace(
     'distro = "centos-stream9"', 'distro = "debian13"')
 DEBIAN = specmod.parse(SPEC_TEXT)
 LOCAL = specmod.parse(SPEC_TEXT + '\n[packages]\nsource = "local"\n')
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("OSLAB_REGEN_GOLDEN") == "1":
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} differs from its golden file"
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> libvirt.virConnect:
-    scenario = tmp_path / "scenario.xml"
-    scenario.write_text(SCENARIO)
-    c = libvirt.open(f"test://{scenario}")
-    yield c
-    c.close()
 
 
 def read_seed(path: Path) -> dict[str, str]:
