@@ -45,7 +45,7 @@ from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node
 from oslab.ssh import Target, wait_ready
 from oslab.state import LabState, cache_root
-from oslab.virt import INACTIVE, LabObjects, state_name, wait_for
+from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
 
 if TYPE_CHECKING:
     from oslab.images.serve import RepoServer
@@ -69,6 +69,17 @@ class ProvisionResult:
     @property
     def change_count(self) -> int:
         return len(self.changed) + sum(len(n.changed) for n in self.nodes)
+
+
+def combined(errors: list[Exception], hint: str) -> Exception:
+    """One error for the failures of parallel nodes: the only one as it is, or all of them in
+    one ProvisionError (chained to the first that is not an OslabError, for --debug)."""
+    if len(errors) == 1:
+        return errors[0]
+    lines = [str(e) if isinstance(e, OslabError) else f"{type(e).__name__}: {e}" for e in errors]
+    error = ProvisionError("\n".join(lines), hint=hint)
+    error.__cause__ = next((e for e in errors if not isinstance(e, OslabError)), None)
+    return error
 
 
 def pool_dir(spec: LabSpec) -> Path:
@@ -102,6 +113,7 @@ class Provisioner:
 
     # -- the whole stage --------------------------------------------------------------------
 
+    @libvirt_calls("provisioning the lab")
     def run(self) -> ProvisionResult:
         start = time.monotonic()
         self.check_existing()
@@ -150,17 +162,14 @@ class Provisioner:
         with ThreadPoolExecutor(max_workers=len(self.spec.nodes)) as pool:
             futures = [pool.submit(one, n) for n in self.spec.nodes]
             outcomes: list[NodeOutcome] = []
-            errors: list[BaseException] = []
+            errors: list[Exception] = []
             for fut in futures:
                 try:
                     outcomes.append(fut.result())
-                except OslabError as exc:
+                except Exception as exc:  # every node's failure is reported, none is lost
                     errors.append(exc)
         if errors:
-            if len(errors) == 1:
-                raise errors[0]
-            raise ProvisionError("\n".join(str(e) for e in errors),
-                                 hint="see the logs in " + str(self.state.dir / "logs"))
+            raise combined(errors, hint="see the logs in " + str(self.state.dir / "logs"))
         return ProvisionResult(outcomes, self.changed, time.monotonic() - start)
 
     def check_existing(self) -> None:
@@ -245,6 +254,11 @@ class Provisioner:
 
     def node(self, node: Node, media: tuple[str, str, str] | None,
              image: DomainDef | None = None) -> NodeOutcome:
+        with libvirt_calls(f"provisioning node {node.name}"):
+            return self._node(node, media, image)
+
+    def _node(self, node: Node, media: tuple[str, str, str] | None,
+              image: DomainDef | None = None) -> NodeOutcome:
         start = time.monotonic()
         out = NodeOutcome(node.name, str(node.address), self.virt_type)
         name = domain_name(self.spec.name, node.name)

@@ -49,9 +49,13 @@ def baked_packages(spec: LabSpec, state: LabState, role: Role,
 
 
 def debconf_preseed(spec: LabSpec) -> str:
-    """The debconf answers to preseed before the role packages install (from the install
-    content once it provides them)."""
-    return ""
+    """The debconf answers to preseed before the role packages install: the install
+    content's, so that the packages configure no database, endpoint or vhost themselves."""
+    if DISTROS[spec.distro].family is not Family.DEBIAN:
+        return ""
+    from oslab.install.debian import debconf_selections
+
+    return debconf_selections()
 
 
 def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
