@@ -159,6 +159,9 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         from oslab.install.content import load_content
         load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
+    if stage in ("verify", "all"):
+        from oslab.install import instance_image
+        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
     conn = opts.connect()
     findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
     blockers = [f for f in findings if f.severity.value == "block"]
@@ -507,14 +510,20 @@ def revert(opts: Options, name: str) -> None:
 @cli.command()
 @global_options
 @click.option("--keep", is_flag=True, help="Leave the test resources for you to explore.")
+@click.option("--image", "image_path", metavar="PATH",
+              help="Boot this local disk image (with its manifest PATH.json) instead of the "
+                   "spec's [verify] image or cirros 0.6.3.")
 @pass_options
-def verify(opts: Options, keep: bool) -> None:
+def verify(opts: Options, keep: bool, image_path: str | None) -> None:
     """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
+    from oslab.install import instance_image
     from oslab.install import verify as verifymod
     from oslab.report import Reporter
 
     spec = opts.spec()
-    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab)
+    image = instance_image.choose(image_path, spec)
+    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
+                                  image=image)
     click.echo(verifymod.render_table(report))
     if not report.ok:
         raise SystemExit(1)
