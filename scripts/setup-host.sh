@@ -32,9 +32,10 @@ packages=(
 )
 if [ "$test_deps" = 1 ]; then
     packages+=(shellcheck)
+    # the test guest's and the test instance image's build inputs
     while read -r p; do
         [ -n "$p" ] && packages+=("$p")
-    done < <(grep -v '^\s*#' "$repo/tests/guest/packages.txt")
+    done < <(grep -hv '^\s*#' "$repo/tests/guest/packages.txt" "$repo/tests/instance/packages.txt")
 fi
 
 missing=()
@@ -45,7 +46,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 venv="$repo/.venv"
