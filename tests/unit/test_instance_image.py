@@ -168,3 +168,23 @@ def test_fetch_checks_the_manifest_sum(tmp_path: Path) -> None:
     image.write_bytes(data + b"changed")
     with pytest.raises(OslabError, match=r"^sha256 mismatch for .*ok\.qcow2:\n  manifest "):
         ii.fetch(chosen, tmp_path / "cache")
+
+
+def test_cli_refuses_a_bad_image_before_touching_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from oslab.cli import cli
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["verify", "--image", str(tmp_path / "nope.qcow2")])
+    assert isinstance(result.exception, OslabError)
+    assert result.exception.message == (f"--image: the instance image {tmp_path}/nope.qcow2 "
+                                         "does not exist")
+    spec = spec_with(tmp_path, "missing.qcow2")
+    # `up` says so before the host checks and an hour of building
+    result = CliRunner().invoke(cli, ["-f", spec.source, "up", "--uri", "test:///default"])
+    assert isinstance(result.exception, OslabError)
+    assert result.exception.message == ("[verify] image: the instance image "
+                                        f"{tmp_path}/labs/missing.qcow2 does not exist")
+    assert not (tmp_path / "state").exists()
