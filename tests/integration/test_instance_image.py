@@ -224,8 +224,9 @@ def test_instance_boots_takes_the_key_and_answers_ssh(world: World) -> None:
 
     wait_for("SSH as cirros with the key from the metadata service", 120.0, ssh, w)
     to_ssh = time.monotonic() - started
+    up = [line for line in console.splitlines() if line.startswith("oslab-instance: ")]
     print(f"\ntest instance under qemu TCG: login prompt {to_prompt:.1f}s, SSH {to_ssh:.1f}s "
-          "after the domain started")
+          "after the domain started; console:\n  " + "\n  ".join(up))
     session = sessions[-1]
     try:
         who = session.run("id -un; hostname; ip -4 route", timeout=60)
