@@ -20,6 +20,7 @@ pass a local runner; :func:`verify_lab` wires the real lab (SSH with pinned host
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import re
@@ -35,19 +36,16 @@ from typing import Any, Protocol
 
 from oslab.errors import OslabError
 from oslab.files import write_atomic
-from oslab.install import openrc
-from oslab.spec import IsoSource, LabSpec, Scope
+from oslab.install import instance_image, openrc
+from oslab.install.instance_image import CIRROS, InstanceImage
+from oslab.spec import LabSpec, Scope
 from oslab.ssh import Result
 from oslab.state import LabState
 
 # -- what is checked ------------------------------------------------------------------------------
 
-CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
-# From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
-# is 21692416 bytes. oslab.iso.fetch checks the download against it.
-CIRROS_SHA256 = "7d6355852aeb6dbcd191bcda7cd74f1536cfe5cbf8a10495a7283a8396e4b75b"
-CIRROS_SHA256_URL = "https://download.cirros-cloud.net/0.6.3/SHA256SUMS"
-CIRROS_USER = "cirros"
+# The image (cirros by default, or a local one with its manifest) is chosen by
+# oslab.install.instance_image.choose; the checks take what they need from the choice.
 
 # service type -> the service that registers it (for messages)
 EXPECTED_SERVICES: dict[str, str] = {
@@ -59,7 +57,6 @@ PHYSNET = "provider"
 PREFIX = "oslab-verify"
 TAG = PREFIX
 SELF_SERVICE_CANDIDATES = ("172.16.1.0/24", "172.16.2.0/24", "192.168.111.0/24")
-FLAVOR = "m1.nano"
 REMOTE_TMP = "/var/tmp"
 
 
@@ -561,9 +558,10 @@ class Lab:
     controller: Node
     computes: Mapping[str, Runner]  # compute node name -> runner (for nova-compute's log)
     host: Runner  # the host side of the provider network (ping)
-    guest: GuestConnect  # SSH into the instance as cirros with the lab key
-    image: Callable[[], Path]  # the cirros image on the host (downloaded once, verified)
+    guest: GuestConnect  # SSH into the instance as the image's user with the lab key
+    image: Callable[[], Path]  # the image file on the host (cirros downloaded once, verified)
     public_key: str  # the lab's SSH public key, for the keypair
+    instance: InstanceImage = CIRROS  # what the image is: its label, user, format, minimums
     secrets: Sequence[str] = ()
     http: HttpGet = http_get
     openrc_dir: str = openrc.REMOTE_DIR
@@ -795,18 +793,20 @@ class Verifier:
     # -- 2. image --
 
     def check_image(self) -> None:
-        name = "image: cirros active"
+        spec = self.lab.instance
+        name = f"image: {spec.label} active"
         if not self.needs(name, "image", "identity"):
             return
         with self.row(name, "image") as d:
             local = self.lab.image()
-            remote = f"{REMOTE_TMP}/{PREFIX}-cirros.img"
+            glance_name = spec.glance_name(PREFIX)
+            remote = f"{REMOTE_TMP}/{glance_name}.img"
+            data = local.read_bytes()
             have = self.sh(f"sha256sum {remote} 2>/dev/null")
-            if not have.stdout.startswith(CIRROS_SHA256):
-                self.lab.controller.put(remote, local.read_bytes(), timeout=self.t.command)
+            if not have.stdout.startswith(hashlib.sha256(data).hexdigest()):
+                self.lab.controller.put(remote, data, timeout=self.t.command)
                 d.append("uploaded")
-            image = self.create("image", f"image create --public --disk-format qcow2 "
-                                f"--container-format bare --file {remote} {PREFIX}-cirros",
+            image = self.create("image", instance_image.create_args(spec, remote, glance_name),
                                 openrc.ADMIN, "image delete {id}")
             self.ids["image"] = image
             status = [""]
@@ -824,7 +824,7 @@ class Verifier:
                 raise CheckFailed(f"image still {status[0]} after {self.t.image_active:.0f}s",
                                   "/var/log/glance/api.log on the controller")
             self.sh(f"rm -f {remote}")
-            d.append(f"{PREFIX}-cirros {image} active")
+            d.append(f"{glance_name} {image} active")
 
     # -- 3. network --
 
@@ -897,10 +897,11 @@ class Verifier:
 
     def check_instance(self) -> None:
         g = "instance"
-        if not self.needs("instance: boot cirros", g, "image", "network"):
+        label = self.lab.instance.label
+        if not self.needs(f"instance: boot {label}", g, "image", "network"):
             return
         demo = openrc.DEMO
-        with self.row("instance: boot cirros", g) as d:
+        with self.row(f"instance: boot {label}", g) as d:
             flavor = self.ensure_flavor()
             server = self.create(
                 "server", f"server create --flavor {flavor} --image {self.ids['image']} "
@@ -956,17 +957,18 @@ class Verifier:
                                   "log /var/log/neutron/l3-agent.log")
             d.append(f"{fip} answers ping")
             if not self.ids.get("host_key"):
-                raise CheckFailed("cirros printed no SSH host key on its console",
+                raise CheckFailed(f"{label} printed no SSH host key on its console",
                                   "read `openstack console log show`; SSH is not tried without "
                                   "a host key to pin")
             result = self.guest_run("cat /proc/partitions", self.t.reach)
             if not result.ok:
-                raise CheckFailed(f"SSH to {CIRROS_USER}@{fip}: {result.stderr.strip()[:200]}",
+                user = self.lab.instance.user
+                raise CheckFailed(f"SSH to {user}@{fip}: {result.stderr.strip()[:200]}",
                                   "the keypair (openstack keypair show), the security group "
-                                  "rule for port 22, the metadata agent (cirros fetches the key "
-                                  "from it)")
+                                  "rule for port 22, the metadata agent (the instance fetches the "
+                                  "key from it)")
             self.ids["partitions"] = result.stdout
-            d.append(f"SSH as {CIRROS_USER} with the lab key")
+            d.append(f"SSH as {self.lab.instance.user} with the lab key")
 
     def guest_run(self, command: str, timeout: float) -> Result:
         """Run ``command`` in the instance over SSH (cirros, the lab key, the host key from
@@ -987,13 +989,14 @@ class Verifier:
         return last[0]
 
     def ensure_flavor(self) -> str:
-        exists = self.sh(osc(openrc.ADMIN, f"flavor show {FLAVOR} -f json",
+        flavor, ram, disk = self.lab.instance.flavor()
+        exists = self.sh(osc(openrc.ADMIN, f"flavor show {flavor} -f json",
                              self.lab.openrc_dir))
         if not exists.ok:
-            self.openstack(f"flavor create --vcpus 1 --ram 128 --disk 1 {FLAVOR} -f json",
+            self.openstack(f"flavor create --vcpus 1 --ram {ram} --disk {disk} {flavor} -f json",
                            openrc.ADMIN, "flavor create")
-            self.record("flavor", FLAVOR, openrc.ADMIN, f"flavor delete {FLAVOR}")
-        return FLAVOR
+            self.record("flavor", flavor, openrc.ADMIN, f"flavor delete {flavor}")
+        return flavor
 
     def compute_log(self, host: str) -> str:
         nodes = {host: self.lab.computes[host]} if host in self.lab.computes else \
@@ -1149,26 +1152,19 @@ class _SessionNode:
         self.session.put(path, data, timeout=timeout)
 
 
-def cirros_source() -> IsoSource:
-    return IsoSource(url=CIRROS_URL, sha256=CIRROS_SHA256)
-
-
-def fetch_cirros(cache_dir: Path | None = None) -> Path:
-    """The cirros image in the host's cache (``cache_root()/images``), downloaded once,
-    resumed when interrupted and checked against its sha256 (``oslab.iso.fetch``)."""
-    from oslab import iso
-    from oslab.state import cache_root
-    directory = cache_dir if cache_dir is not None else cache_root() / "images"
-    return iso.fetch(cirros_source(), directory, iso.text_progress("cirros"))
-
-
 def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
-               timeouts: Timeouts | None = None) -> Report:
+               timeouts: Timeouts | None = None,
+               image: InstanceImage | None = None) -> Report:
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
-    (state dir and /root on the controller), run every check, clean up unless ``keep``."""
+    (state dir and /root on the controller), run every check, clean up unless ``keep``.
+    ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
+    cirros)."""
     from oslab.provision import ssh_target
     from oslab.ssh import HostKeyMismatch, Session, Target
+    from oslab.state import cache_root
+
+    chosen = image if image is not None else instance_image.choose(None, spec)
 
     key = state.ssh_key()
     sessions: list[Any] = []
@@ -1181,7 +1177,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     def guest(address: str, host_key: str) -> Runner:
         try:
             session = Session(Target(f"{PREFIX}-vm", address, host_key, key.private_path,
-                                     user=CIRROS_USER), connect_timeout=20.0)
+                                     user=chosen.user), connect_timeout=20.0)
         except HostKeyMismatch as exc:
             raise OslabError(f"{address}: the host key differs from the one on the console"
                              ) from exc
@@ -1192,8 +1188,10 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
         controller = connect(spec.controller)
         computes = {n.name: connect(n) for n in spec.nodes if n.is_compute}
         openrc.write_all(spec, state, controller)
+        images = cache_root() / "images"
         lab = Lab(spec=spec, controller=controller, computes=computes, host=LocalRunner(),
-                  guest=guest, image=fetch_cirros, public_key=key.public,
+                  guest=guest, image=lambda: instance_image.fetch(chosen, images),
+                  public_key=key.public, instance=chosen,
                   secrets=tuple(state.known_passwords()),
                   ledger_path=state.dir / "verify-resources.json",
                   timeouts=timeouts or Timeouts(), say=say,

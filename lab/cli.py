@@ -184,6 +184,9 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
     spec = opts.spec()
     if from_step:
         _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
+    if stage in ("verify", "all"):
+        from oslab.install import instance_image
+        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
     conn = opts.connect()
     findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     blockers = [f for f in findings if f.severity.value == "block"]
@@ -569,14 +572,20 @@ def revert(opts: Options, name: str) -> None:
 @cli.command()
 @global_options
 @click.option("--keep", is_flag=True, help="Leave the test resources for you to explore.")
+@click.option("--image", "image_path", metavar="PATH",
+              help="Boot this local disk image (with its manifest PATH.json) instead of the "
+                   "spec's [verify] image or cirros 0.6.3.")
 @pass_options
-def verify(opts: Options, keep: bool) -> None:
+def verify(opts: Options, keep: bool, image_path: str | None) -> None:
     """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
+    from oslab.install import instance_image
     from oslab.install import verify as verifymod
     from oslab.report import Reporter
 
     spec = opts.spec()
-    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab)
+    image = instance_image.choose(image_path, spec)
+    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
+                                  image=image)
     click.echo(verifymod.render_table(report))
     if not report.ok:
         raise SystemExit(1)

@@ -34,9 +34,10 @@ packages=(
 )
 if [ "$test_deps" = 1 ]; then
     packages+=(shellcheck)
+    # the test guest's and the test instance image's build inputs
     while read -r p; do
         [ -n "$p" ] && packages+=("$p")
-    done < <(grep -v '^\s*#' "$repo/tests/guest/packages.txt")
+    done < <(grep -hv '^\s*#' "$repo/tests/guest/packages.txt" "$repo/tests/instance/packages.txt")
 fi
 
 missing=()

@@ -20,6 +20,10 @@ log "building (or reusing) the test guest"
 OSLAB_TEST_ISO=$(OSLAB_PYTHON="$bin/python" tests/guest/build.sh | tail -n 1)
 export OSLAB_TEST_ISO
 
+log "building (or reusing) the test instance image"
+OSLAB_TEST_INSTANCE_IMAGE=$(tests/instance/build.sh | tail -n 1)
+export OSLAB_TEST_INSTANCE_IMAGE
+
 log "preparing (or reusing) the Keystone venv for the verification tests"
 OSLAB_KEYSTONE_VENV=$(tests/keystone/setup.sh | tail -n 1)
 export OSLAB_KEYSTONE_VENV

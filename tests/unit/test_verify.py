@@ -513,3 +513,26 @@ def test_openrc_write_all_adds_only_missing_remote_files(tmp_path: Path) -> None
                        str(tmp_path / "oslab" / "demo-openrc"), "controller:/root/demo-openrc"]
     assert list(node.puts) == ["/root/demo-openrc"]
     assert state.password("keystone_demo").encode() in node.puts["/root/demo-openrc"]
+
+
+def test_a_local_image_names_the_rows_upload_flavor_and_user(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from oslab.install.instance_image import InstanceImage
+    cloud = FakeCloud()
+    image = InstanceImage(label="oslab-instance", user="tester", min_disk_gib=2,
+                          min_ram_mib=128, properties=(("hw_disk_bus", "virtio"),))
+    report = verify.Verifier(replace(make_lab(cloud, tmp_path), instance=image)).run()
+    assert report.ok, verify.render_table(report)
+    names = [r.name for r in report.rows]
+    assert "image: oslab-instance active" in names and "instance: boot oslab-instance" in names
+    upload = next(c for c in cloud.commands if "openstack image create" in c)
+    assert upload.endswith("image create --public --disk-format qcow2 --container-format bare "
+                           "--min-disk 2 --min-ram 128 --property hw_disk_bus=virtio --file "
+                           "/var/tmp/oslab-verify-oslab-instance.img oslab-verify-oslab-instance "
+                           "-f json")
+    assert any(c.endswith("flavor create --vcpus 1 --ram 128 --disk 2 oslab.128m2g -f json")
+               for c in cloud.commands)
+    assert "flavor delete oslab.128m2g" in deletes(cloud.commands)
+    ssh = next(r for r in report.rows if r.name == "instance: floating IP, ping, SSH")
+    assert ssh.details.endswith("SSH as tester with the lab key")

@@ -1,0 +1,217 @@
+"""The instance image `oslab verify` boots, and what oslab must know about it.
+
+By default it is cirros 0.6.3, downloaded once from its official URL and checked against its
+published sha256. ``oslab verify --image PATH`` (first) or the spec's ``[verify] image``
+(relative to the spec file) name a local image instead, for example the small cirros-like
+image ``tests/instance/build.sh`` makes. A local image must have a manifest beside it,
+``PATH.json``, because nothing about an image file says who logs in or what Glance must be
+told::
+
+    {"name": "oslab-instance", "user": "cirros", "disk_format": "qcow2",
+     "min_disk_gib": 1, "min_ram_mib": 128,
+     "properties": {"hw_disk_bus": "virtio"}, "sha256": "<optional, checked before upload>"}
+
+From the choice come the Glance upload command (format, minimum disk and RAM, properties), the
+flavor the test server boots with, and the user SSH logs in as.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from oslab import iso
+from oslab.errors import OslabError
+from oslab.spec import IsoSource, LabSpec
+
+CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
+# From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
+# is 21692416 bytes. oslab.iso.fetch checks the download against it.
+CIRROS_SHA256 = "7d6355852aeb6dbcd191bcda7cd74f1536cfe5cbf8a10495a7283a8396e4b75b"
+CIRROS_USER = "cirros"
+
+# The install guide's m1.nano, with the RAM a cirros 0.6 kernel needs; a bigger image minimum
+# gets a flavor of its own.
+NANO = ("m1.nano", 128, 1)
+
+MANIFEST_SUFFIX = ".json"
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
+_KEYS = {"name", "user", "disk_format", "min_disk_gib", "min_ram_mib", "properties", "sha256",
+         "build", "kernel"}  # build, kernel: informational (tests/instance/build.sh writes them)
+MANIFEST_EXAMPLE = ('{"name": "my-image", "user": "cirros", "disk_format": "qcow2", '
+                    '"min_disk_gib": 1, "min_ram_mib": 128, "properties": {}}')
+
+
+class DiskFormat(StrEnum):
+    QCOW2 = "qcow2"
+    RAW = "raw"
+
+
+class Origin(StrEnum):
+    """Where the choice came from (for messages)."""
+
+    DEFAULT = "the default"
+    OPTION = "--image"
+    SPEC = "[verify] image"
+
+
+@dataclass(frozen=True)
+class InstanceImage:
+    """The image to boot: ``label`` names it in rows and in Glance (``oslab-verify-<label>``);
+    ``path`` is a local file, ``source`` a download (cirros)."""
+
+    label: str
+    user: str
+    disk_format: DiskFormat = DiskFormat.QCOW2
+    min_disk_gib: int = 0
+    min_ram_mib: int = 0
+    properties: tuple[tuple[str, str], ...] = ()
+    sha256: str = ""
+    path: str = ""
+    source: IsoSource | None = None
+    origin: Origin = Origin.DEFAULT
+
+    def glance_name(self, prefix: str) -> str:
+        return f"{prefix}-{self.label}"
+
+    def flavor(self) -> tuple[str, int, int]:
+        """(name, RAM MiB, disk GiB) of the flavor to boot it with: m1.nano when the image fits
+        in it, else a flavor named after its size."""
+        _, ram, disk = NANO
+        if self.min_ram_mib <= ram and self.min_disk_gib <= disk:
+            return NANO
+        ram, disk = max(ram, self.min_ram_mib), max(disk, self.min_disk_gib)
+        return f"oslab.{ram}m{disk}g", ram, disk
+
+
+CIRROS = InstanceImage(label="cirros", user=CIRROS_USER, sha256=CIRROS_SHA256,
+                       source=IsoSource(url=CIRROS_URL, sha256=CIRROS_SHA256))
+
+
+def choose(option: str | None, spec: LabSpec, cwd: Path | None = None) -> InstanceImage:
+    """``--image`` first, then ``[verify] image`` (a relative path is taken from the spec
+    file's directory), else cirros."""
+    if option:
+        path = Path(option).expanduser()
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+        return load(path, Origin.OPTION)
+    if spec.verify.image:
+        path = Path(spec.verify.image).expanduser()
+        if not path.is_absolute():
+            base = Path(spec.source).parent if not spec.source.startswith("<") else \
+                (cwd or Path.cwd())
+            path = base / path
+        return load(path, Origin.SPEC)
+    return CIRROS
+
+
+def manifest_path(image: Path) -> Path:
+    return image.with_name(image.name + MANIFEST_SUFFIX)
+
+
+def load(path: Path, origin: Origin) -> InstanceImage:
+    """The local image at ``path`` as its manifest (``PATH.json``) describes it."""
+    if not path.is_file():
+        raise OslabError(f"{origin.value}: the instance image {path} does not exist",
+                         hint="give the path of a qcow2 or raw disk image, e.g. the one "
+                              "tests/instance/build.sh prints")
+    manifest = manifest_path(path)
+    try:
+        text = manifest.read_text()
+    except FileNotFoundError:
+        raise OslabError(f"{origin.value}: the instance image {path} has no manifest "
+                         f"{manifest}", hint=f"write {manifest.name} beside it, e.g. "
+                                             f"{MANIFEST_EXAMPLE}") from None
+    except OSError as exc:
+        raise OslabError(f"cannot read {manifest}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OslabError(f"{manifest}: not JSON: {exc.msg} (line {exc.lineno})",
+                         hint=f"a manifest looks like {MANIFEST_EXAMPLE}") from exc
+    return parse_manifest(data, str(manifest), path, origin)
+
+
+def parse_manifest(data: Any, where: str, path: Path,
+                   origin: Origin = Origin.OPTION) -> InstanceImage:
+    """Validate a manifest's JSON; every problem is one error naming the key."""
+    if not isinstance(data, dict):
+        raise OslabError(f"{where}: expected a JSON object", hint=MANIFEST_EXAMPLE)
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise OslabError(f"{where}: unknown key(s) {', '.join(unknown)}",
+                         hint="known keys: " + ", ".join(sorted(_KEYS)))
+    label = _text(data, "name", where, path.name.split(".")[0])
+    if not label or not set(label) <= _NAME_CHARS:
+        raise OslabError(f"{where}: name {label!r} is not a usable image name",
+                         hint="use lower-case letters, digits, '-', '.' or '_'")
+    user = _text(data, "user", where, "")
+    if not user:
+        raise OslabError(f"{where}: no \"user\": the user to log in as over SSH is needed",
+                         hint='e.g. "user": "cirros" (the user whose authorized_keys the '
+                              "image fills from the metadata service)")
+    fmt = _text(data, "disk_format", where, DiskFormat.QCOW2.value)
+    if fmt not in {f.value for f in DiskFormat}:
+        raise OslabError(f"{where}: disk_format {fmt!r} is not one of "
+                         f"{', '.join(f.value for f in DiskFormat)}")
+    props = data.get("properties", {})
+    if not isinstance(props, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k for k, v in props.items()):
+        raise OslabError(f"{where}: properties must map names to strings",
+                         hint='e.g. "properties": {"hw_disk_bus": "virtio"}')
+    sha256 = _text(data, "sha256", where, "").lower()
+    if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
+        raise OslabError(f"{where}: sha256 is not 64 hex digits")
+    return InstanceImage(label=label, user=user, disk_format=DiskFormat(fmt),
+                         min_disk_gib=_count(data, "min_disk_gib", where),
+                         min_ram_mib=_count(data, "min_ram_mib", where),
+                         properties=tuple(sorted(props.items())), sha256=sha256,
+                         path=str(path), origin=origin)
+
+
+def _text(data: dict[str, Any], key: str, where: str, default: str) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise OslabError(f"{where}: {key} must be a string, not {json.dumps(value)}")
+    return value.strip()
+
+
+def _count(data: dict[str, Any], key: str, where: str) -> int:
+    value = data.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise OslabError(f"{where}: {key} must be a whole number >= 0, not {json.dumps(value)}")
+    return value
+
+
+def create_args(image: InstanceImage, remote: str, name: str) -> str:
+    """The arguments of ``openstack image create`` that upload ``remote`` as ``name``."""
+    parts = ["image", "create", "--public", "--disk-format", image.disk_format.value,
+             "--container-format", "bare"]
+    if image.min_disk_gib:
+        parts += ["--min-disk", str(image.min_disk_gib)]
+    if image.min_ram_mib:
+        parts += ["--min-ram", str(image.min_ram_mib)]
+    for key, value in image.properties:
+        parts += ["--property", f"{key}={value}"]
+    parts += ["--file", remote, name]
+    return shlex.join(parts)
+
+
+def fetch(image: InstanceImage, cache_dir: Path) -> Path:
+    """The image file on this host: cirros downloaded into ``cache_dir`` (once, verified), or
+    the local file, checked against the manifest's sha256 when it gives one."""
+    if image.source is not None:
+        return iso.fetch(image.source, cache_dir, iso.text_progress(image.label))
+    path = Path(image.path)
+    if image.sha256:
+        actual = iso.sha256_file(path)
+        if actual != image.sha256:
+            raise OslabError(f"sha256 mismatch for {path}:\n  manifest {image.sha256}\n"
+                             f"  file     {actual}",
+                             hint=f"rebuild the image, or fix sha256 in {manifest_path(path)}")
+    return path

@@ -1,0 +1,190 @@
+"""The instance image `oslab verify` boots: which one is chosen (--image, the spec's [verify]
+image, cirros), what its manifest says, and the upload and flavor commands that follow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from oslab import spec as specmod
+from oslab.errors import OslabError
+from oslab.install import instance_image as ii
+from oslab.install import verify
+
+MANIFEST = {"name": "oslab-instance", "user": "cirros", "disk_format": "qcow2",
+            "min_disk_gib": 1, "min_ram_mib": 128,
+            "properties": {"hw_vif_model": "virtio", "hw_disk_bus": "virtio"},
+            "build": "abc", "kernel": "6.1.0-57-cloud-amd64"}
+
+
+def write_image(path: Path, manifest: object = MANIFEST, data: bytes = b"QFI\xfb img") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if manifest is not None:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        Path(str(path) + ".json").write_text(text)
+    return path
+
+
+def spec_with(tmp_path: Path, image: str | None) -> specmod.LabSpec:
+    text = specmod.default_spec_text()
+    if image is not None:
+        text += f'\n[verify]\nimage = "{image}"\n'
+    path = tmp_path / "labs" / "lab.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return specmod.load(path)
+
+
+# (--image, [verify] image, expected label, expected path relative to tmp_path, origin)
+CHOICES = [
+    (None, None, "cirros", None, ii.Origin.DEFAULT),
+    (None, "img/inst.qcow2", "oslab-instance", "labs/img/inst.qcow2", ii.Origin.SPEC),
+    (None, "{tmp}/abs/inst.qcow2", "oslab-instance", "abs/inst.qcow2", ii.Origin.SPEC),
+    ("{tmp}/cli/inst.qcow2", "img/inst.qcow2", "oslab-instance", "cli/inst.qcow2",
+     ii.Origin.OPTION),
+    ("cwd/inst.qcow2", None, "oslab-instance", "cwd/inst.qcow2", ii.Origin.OPTION),
+]
+
+
+@pytest.mark.parametrize(("option", "in_spec", "label", "where", "origin"), CHOICES)
+def test_choice(tmp_path: Path, option: str | None, in_spec: str | None, label: str,
+                where: str | None, origin: ii.Origin) -> None:
+    for rel in ("labs/img/inst.qcow2", "abs/inst.qcow2", "cli/inst.qcow2", "cwd/inst.qcow2"):
+        write_image(tmp_path / rel)
+    fill = (lambda s: s.replace("{tmp}", str(tmp_path)))  # noqa: E731
+    spec = spec_with(tmp_path, fill(in_spec) if in_spec else None)
+    chosen = ii.choose(fill(option) if option else None, spec, cwd=tmp_path)
+    assert (chosen.label, chosen.origin) == (label, origin)
+    if where is None:
+        assert chosen is ii.CIRROS
+        assert chosen.source is not None and chosen.source.url == ii.CIRROS_URL
+        assert chosen.path == ""
+    else:
+        assert Path(chosen.path) == tmp_path / where
+        assert chosen.user == "cirros"
+        assert chosen.properties == (("hw_disk_bus", "virtio"), ("hw_vif_model", "virtio"))
+
+
+def test_the_built_in_default_spec_boots_cirros() -> None:
+    assert ii.choose(None, specmod.load_default()) is ii.CIRROS
+
+
+# (manifest as written beside the image, the exact error message after "<manifest>: ")
+BAD_MANIFESTS = [
+    ("[1, 2]", "expected a JSON object"),
+    ("{nope", "not JSON: Expecting property name enclosed in double quotes (line 1)"),
+    ({"user": "cirros", "min_disk": 1}, "unknown key(s) min_disk"),
+    ({"name": "Big Image", "user": "cirros"}, "name 'Big Image' is not a usable image name"),
+    ({"name": "x"}, 'no "user": the user to log in as over SSH is needed'),
+    ({"user": 7}, "user must be a string, not 7"),
+    ({"user": "cirros", "disk_format": "vmdk"}, "disk_format 'vmdk' is not one of qcow2, raw"),
+    ({"user": "cirros", "min_ram_mib": -1}, "min_ram_mib must be a whole number >= 0, not -1"),
+    ({"user": "cirros", "min_disk_gib": True},
+     "min_disk_gib must be a whole number >= 0, not true"),
+    ({"user": "cirros", "properties": {"hw_disk_bus": 1}},
+     "properties must map names to strings"),
+    ({"user": "cirros", "sha256": "abc"}, "sha256 is not 64 hex digits"),
+]
+
+
+@pytest.mark.parametrize(("manifest", "message"), BAD_MANIFESTS)
+def test_bad_manifest(tmp_path: Path, manifest: object, message: str) -> None:
+    image = write_image(tmp_path / "inst.qcow2", manifest)
+    with pytest.raises(OslabError) as err:
+        ii.choose(str(image), specmod.load_default())
+    assert err.value.message == f"{image}.json: {message}"
+
+
+def test_missing_image_and_missing_manifest(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, "gone.qcow2")
+    with pytest.raises(OslabError) as err:
+        ii.choose(None, spec)
+    assert err.value.message == ("[verify] image: the instance image "
+                                 f"{tmp_path}/labs/gone.qcow2 does not exist")
+    bare = write_image(tmp_path / "bare.raw", manifest=None)
+    with pytest.raises(OslabError) as err:
+        ii.choose(str(bare), spec)
+    assert err.value.message == (f"--image: the instance image {bare} has no manifest "
+                                 f"{bare}.json")
+    assert err.value.hint is not None and err.value.hint.startswith(
+        'write bare.raw.json beside it, e.g. {"name": "my-image", "user": "cirros"')
+
+
+def test_name_defaults_to_the_file_name(tmp_path: Path) -> None:
+    image = write_image(tmp_path / "my-disk.raw", {"user": "debian", "disk_format": "raw"})
+    chosen = ii.choose(str(image), specmod.load_default())
+    assert (chosen.label, chosen.user, chosen.disk_format) == ("my-disk", "debian",
+                                                               ii.DiskFormat.RAW)
+
+
+# (image, the `openstack image create` arguments verify runs)
+UPLOADS = [
+    (ii.CIRROS,
+     "image create --public --disk-format qcow2 --container-format bare "
+     "--file /var/tmp/oslab-verify-cirros.img oslab-verify-cirros"),
+    (ii.InstanceImage(label="oslab-instance", user="cirros", min_disk_gib=1, min_ram_mib=128,
+                      properties=(("hw_disk_bus", "virtio"), ("hw_vif_model", "virtio"))),
+     "image create --public --disk-format qcow2 --container-format bare --min-disk 1 "
+     "--min-ram 128 --property hw_disk_bus=virtio --property hw_vif_model=virtio "
+     "--file /var/tmp/oslab-verify-oslab-instance.img oslab-verify-oslab-instance"),
+    (ii.InstanceImage(label="mine", user="u", disk_format=ii.DiskFormat.RAW,
+                      properties=(("os_distro", "my distro"),)),
+     "image create --public --disk-format raw --container-format bare "
+     "--property 'os_distro=my distro' --file /var/tmp/oslab-verify-mine.img "
+     "oslab-verify-mine"),
+]
+
+
+@pytest.mark.parametrize(("image", "args"), UPLOADS)
+def test_upload_command(image: ii.InstanceImage, args: str) -> None:
+    name = image.glance_name(verify.PREFIX)
+    assert ii.create_args(image, f"/var/tmp/{name}.img", name) == args
+
+
+# (min RAM MiB, min disk GiB, flavor)
+FLAVORS = [
+    (0, 0, ("m1.nano", 128, 1)),
+    (128, 1, ("m1.nano", 128, 1)),
+    (256, 1, ("oslab.256m1g", 256, 1)),
+    (64, 2, ("oslab.128m2g", 128, 2)),
+]
+
+
+@pytest.mark.parametrize(("ram", "disk", "flavor"), FLAVORS)
+def test_flavor(ram: int, disk: int, flavor: tuple[str, int, int]) -> None:
+    assert ii.InstanceImage("x", "u", min_ram_mib=ram, min_disk_gib=disk).flavor() == flavor
+
+
+def test_fetch_checks_the_manifest_sum(tmp_path: Path) -> None:
+    data = b"QFI\xfb image bytes"
+    good = dict(MANIFEST, sha256=hashlib.sha256(data).hexdigest())
+    image = write_image(tmp_path / "ok.qcow2", good, data)
+    chosen = ii.choose(str(image), specmod.load_default())
+    assert ii.fetch(chosen, tmp_path / "cache") == image
+    image.write_bytes(data + b"changed")
+    with pytest.raises(OslabError, match=r"^sha256 mismatch for .*ok\.qcow2:\n  manifest "):
+        ii.fetch(chosen, tmp_path / "cache")
+
+
+def test_cli_refuses_a_bad_image_before_touching_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from oslab.cli import cli
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["verify", "--image", str(tmp_path / "nope.qcow2")])
+    assert isinstance(result.exception, OslabError)
+    assert result.exception.message == (f"--image: the instance image {tmp_path}/nope.qcow2 "
+                                         "does not exist")
+    spec = spec_with(tmp_path, "missing.qcow2")
+    # `up` says so before the host checks and an hour of building
+    result = CliRunner().invoke(cli, ["-f", spec.source, "up", "--uri", "test:///default"])
+    assert isinstance(result.exception, OslabError)
+    assert result.exception.message == ("[verify] image: the instance image "
+                                        f"{tmp_path}/labs/missing.qcow2 does not exist")
+    assert not (tmp_path / "state").exists()
