@@ -8,6 +8,7 @@ the engine substitutes and masks.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,60 +187,53 @@ def unless(check: str, run: str) -> str:
     return f"{check} || {{ {run}; }}"
 
 
-# `openstack user set --password` would put the password on a command line: openstacksdk (which
-# python3-openstackclient brings) reads it from stdin, and the credentials from the openrc's
-# OS_* variables.
-SET_PASSWORD = ("python3 -c 'import sys, openstack; c = openstack.connect(); "
-                "c.identity.update_user(c.identity.find_user(sys.argv[1], domain_id=\"default\", "
-                "ignore_missing=False), password=sys.stdin.readline().rstrip(\"\\n\"))'")
+IDENTITY_TOOL = "/usr/local/bin/oslab-identity"  # install/templates/keystone/oslab-identity.py
 
 
-def keystone_user(user: str, password_key: str, *, project: str = "service",
-                  role: str = "admin") -> list[Guarded]:
-    """A user in the default domain with ``role`` on ``project`` (service users: admin)."""
-    return [
-        _os(f"keystone user {user}",
-            f"openstack user show --domain default {user} >/dev/null 2>&1",
-            f"openstack user create --or-show --domain default {user} >/dev/null && "
-            f"printf '%s\\n' '{{password:{password_key}}}' | {SET_PASSWORD} {user}"),
-        _os(f"role {role} for {user} on project {project}",
-            f"openstack role assignment list --user {user} --user-domain default "
-            f"--project {project} --project-domain default --role {role} -f value -c Role "
-            f"| grep -q .",
-            f"openstack role add --user {user} --user-domain default --project {project} "
-            f"--project-domain default {role}"),
-    ]
+def identity_tool() -> FileSpec:
+    """The node-side script that checks and makes Keystone objects in one Python process
+    (one import of openstacksdk instead of one `openstack` process per object)."""
+    return FileSpec(path=IDENTITY_TOOL, content=render("keystone/oslab-identity.py"), mode=0o755)
 
 
-def keystone_service(name: str, kind: str, description: str) -> Guarded:
-    check = f"openstack service show {name} >/dev/null 2>&1"
-    return _os(
-        f"keystone service {name} ({kind})", check,
-        unless(check, f"openstack service create --name {name} --description {q(description)} "
-                      f"{kind} >/dev/null"),
-    )
+def identity_objects(description: str, *, projects: tuple[tuple[str, str], ...] = (),
+                     roles: tuple[str, ...] = (),
+                     users: tuple[tuple[str, str, str, str], ...] = (),
+                     services: tuple[tuple[str, str, str, str], ...] = ()) -> Guarded:
+    """One guarded command for a set of Keystone objects in the default domain: ``projects``
+    as (name, description), ``roles`` by name, ``users`` as (name, password key, project,
+    role), ``services`` as (name, type, description, url) with their three endpoints. The check
+    names what is missing; the run makes it. Passwords are ``{password:KEY}`` placeholders in the
+    run's here-document (the engine runs such a script from stdin), never in the check."""
+    def doc(with_passwords: bool) -> str:
+        data: dict[str, object] = {
+            "projects": [{"name": n, "description": d} for n, d in projects],
+            "roles": list(roles),
+            "users": [{"name": n, "project": p, "role": r,
+                       **({"password": f"{{password:{k}}}"} if with_passwords else {})}
+                      for n, k, p, r in users],
+            "services": [{"name": n, "type": t, "description": d, "url": u, "region": REGION}
+                         for n, t, d, u in services],
+        }
+        return json.dumps({k: v for k, v in data.items() if v}, sort_keys=True)
 
+    def call(mode: str, with_passwords: bool) -> str:
+        return f"python3 {IDENTITY_TOOL} {mode} <<'JSON'\n{doc(with_passwords)}\nJSON"
 
-def keystone_endpoints(kind: str, url: str) -> list[Guarded]:
-    """The public, internal and admin endpoints of service type ``kind``, all at ``url``."""
-    def endpoint(interface: str) -> Guarded:
-        check = (f"openstack endpoint list --service {kind} --interface {interface} "
-                 f"--region {REGION} -f value -c URL | grep -qxF {q(url)}")
-        create = (f"openstack endpoint create --region {REGION} {kind} {interface} {q(url)} "
-                  f">/dev/null")
-        return _os(f"{interface} endpoint of {kind}: {url}", check, unless(check, create))
-
-    return [endpoint(interface) for interface in ("public", "internal", "admin")]
+    return Guarded(description=description, check=call("check", False),
+                   run=call("ensure", True), env_file=ADMIN_OPENRC)
 
 
 def registration(area: str, *, user: str, password_key: str, service: str, kind: str,
                  description: str, url: str) -> StepDef:
     """The ``<area>.keystone`` step: service user, service entity and its three endpoints."""
-    commands = [*keystone_user(user, password_key), keystone_service(service, kind, description),
-                *keystone_endpoints(kind, url)]
     return StepDef(
         name=f"{area}.keystone",
         where=Where.CONTROLLER,
         title=f"{area}: keystone user {user}, service {service} and endpoints {url}",
-        commands=tuple(commands),
+        commands=(identity_objects(
+            f"keystone user {user} (admin on service), service {service} ({kind}) and its "
+            f"public, internal and admin endpoints at {url}",
+            users=((user, password_key, "service", "admin"),),
+            services=((service, kind, description, url),)),),
     )

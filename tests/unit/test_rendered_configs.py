@@ -286,7 +286,7 @@ def _scripts(steps: dict[str, list[StepDef]]) -> dict[str, str]:
 def test_every_guarded_command_is_valid_bash(tmp_path: Path) -> None:
     steps, _ = render("kvm")
     scripts = _scripts(steps)
-    assert len(scripts) > 100
+    assert len(scripts) >= 70  # every service's keystone objects are one command (oslab-identity)
     for name, text in scripts.items():
         path = tmp_path / name
         path.write_text("#!/bin/bash\n" + text + "\n")

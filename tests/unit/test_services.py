@@ -9,14 +9,17 @@ on every node that has them, nodes in parallel.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
 from oslab.install.services import steps_for
+from oslab.install.services._base import IDENTITY_TOOL, identity_tool
 from oslab.spec import LabSpec, Role, load_default
 
 PLACEHOLDER = re.compile(r"\{password:([a-z0-9_]+)\}")
@@ -424,15 +427,30 @@ def test_openrc_files_are_secret_and_private() -> None:
     assert keystone and all(c.env_file == "/root/admin-openrc" for c in keystone)
 
 
+def identity_documents(steps: dict[str, list[StepDef]], mode: str) -> list[dict[str, Any]]:
+    """The JSON documents the content hands to oslab-identity (``check`` or ``ensure``)."""
+    docs = []
+    for _, _, c in commands(steps):
+        text = c.check if mode == "check" else c.run
+        if f"{IDENTITY_TOOL} {mode} <<'JSON'\n" in text:
+            docs.append(json.loads(text.split("<<'JSON'\n", 1)[1].split("\nJSON", 1)[0]))
+    return docs
+
+
 def test_endpoints_on_the_guides_ports() -> None:
-    created = " ".join(c.run for _, _, c in commands(plan()))
-    for kind, url in (("image", "http://controller:9292"),
-                      ("placement", "http://controller:8778"),
-                      ("compute", "http://controller:8774/v2.1"),
-                      ("network", "http://controller:9696"),
-                      ("volumev3", "'http://controller:8776/v3/%(project_id)s'")):
-        for interface in ("public", "internal", "admin"):
-            assert f"endpoint create --region RegionOne {kind} {interface} {url}" in created
+    steps = plan()
+    services = {s["type"]: s for d in identity_documents(steps, "ensure")
+                for s in d.get("services", [])}
+    assert {kind: (s["url"], s["region"]) for kind, s in services.items()} == {
+        "image": ("http://controller:9292", "RegionOne"),
+        "placement": ("http://controller:8778", "RegionOne"),
+        "compute": ("http://controller:8774/v2.1", "RegionOne"),
+        "network": ("http://controller:9696", "RegionOne"),
+        "volumev3": ("http://controller:8776/v3/%(project_id)s", "RegionOne"),
+    }
+    # oslab-identity makes the three endpoints of each
+    assert 'INTERFACES = ("public", "internal", "admin")' in identity_tool().content
+    created = " ".join(c.run for _, _, c in commands(steps))
     assert "--bootstrap-public-url http://controller:5000/v3/" in created
     assert "35357" not in created
 
