@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from oslab.preflight import Finding, Severity
-from oslab.spec import LabSpec
+from oslab.spec import LabSpec, Scope
 
 
 def _regular_file(path: str, root: Path) -> str | None:
@@ -49,7 +49,11 @@ def check_iso(spec: LabSpec, defined: Iterable[str], root: Path = Path("/")) -> 
 
 
 def check_roles(spec: LabSpec, stage: str) -> Finding:
-    """OpenStack needs a compute node to run instances; provisioning alone does not."""
+    """OpenStack needs a compute node to run instances; provisioning alone does not, nor does a
+    lab whose scope stops at Keystone."""
+    if spec.scope is Scope.IDENTITY:
+        return Finding("roles", Severity.OK, "scope identity: Keystone on the controller; "
+                       "compute nodes are not needed")
     if stage != "provision" and not any(n.is_compute for n in spec.nodes):
         return Finding("roles", Severity.BLOCK,
                        "the lab has no compute node, so OpenStack cannot run instances",

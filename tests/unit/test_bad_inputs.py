@@ -365,6 +365,13 @@ def test_a_lab_without_compute_node_is_for_provisioning_only(world: World) -> No
     assert f"  - {line}" in up.stderr.splitlines()
     provision = world.run("-f", spec, "--uri", f"test://{host}", "check", "--stage", "provision")
     assert "block  roles" not in provision.stdout
+    # a Keystone-only lab needs no compute node either
+    identity = world.spec(text.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'))
+    keystone = world.run("-f", identity, "--uri", f"test://{host}", "check")
+    assert "block  roles" not in keystone.stdout
+    assert "   ok  roles: scope identity: Keystone on the controller; compute nodes are not " \
+        "needed" in keystone.stdout.splitlines()
+    assert keystone.returncode == 0
     assert tree(world.root) == before
 
 
