@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ class BenchLab:
     def destroy(self) -> None:
         subprocess.run([sys.executable, "-m", "oslab", "-f", str(self.spec), "destroy", "--yes"],
                        env=self.env, capture_output=True, timeout=600)
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def guest_iso() -> str:

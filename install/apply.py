@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
-import paramiko
-
+from oslab.distro import Family
 from oslab.errors import CommandError, OslabError
 from oslab.install import facts, ops
 from oslab.install.facts import Fact, FactError
@@ -57,10 +56,13 @@ class StepOutcome:
 
 
 class StepRunner:
-    """Runs steps on one node through ``conn``; ``stop()`` says another node failed."""
+    """Runs steps on one node through ``conn``; ``stop()`` says another node failed.
+    ``family`` picks the package manager (rpm/dnf or dpkg/apt)."""
 
     def __init__(self, conn: NodeConn, secrets: Secrets, log: IO[str] | None = None,
-                 stop: Callable[[], bool] = lambda: False, retry_delay: float = 10.0) -> None:
+                 stop: Callable[[], bool] = lambda: False, retry_delay: float = 10.0,
+                 family: Family = Family.EL) -> None:
+        self.family = family
         self.conn = conn
         self.node = conn.name
         self.secrets = secrets
@@ -83,7 +85,7 @@ class StepRunner:
                                  secrets=self.secrets.values, log=self.log)
         except CommandError as exc:  # the timeout
             return Result(self.secrets.mask(command), exc.returncode, "", exc.stderr)
-        except (OslabError, paramiko.SSHException, OSError) as exc:  # the connection broke
+        except OslabError as exc:  # the connection broke (oslab.ssh.SSHError)
             raise StepFailed(self.node, step, self.secrets.mask(command), -1,
                              f"SSH failed: {exc}",
                              hint="check the node answers (`oslab status`), then rerun") from exc
@@ -138,8 +140,8 @@ class StepRunner:
         self.note(f"upload {tmp}: {ops.upload_summary(f).removeprefix('upload ')}")
         try:
             self.conn.put(tmp, f.content.encode(), timeout=action.timeout)
-        except (paramiko.SSHException, OSError) as exc:
-            raise StepFailed(self.node, step, f"sftp put {tmp}", -1, f"{exc}",
+        except OslabError as exc:  # oslab.ssh.SSHError
+            raise StepFailed(self.node, step, f"sftp put {tmp}", -1, exc.message,
                              hint="is the directory writable and the disk not full?") from exc
         self.execute(step, Action(Kind.FILE, action.summary, action.command,
                                   timeout=action.timeout))
@@ -165,8 +167,8 @@ class StepRunner:
 
         name = step.name
         if step.packages:
-            missing = self.read(name, facts.packages_missing(step.packages))
-            apply(ops.packages(step.packages, missing))
+            missing = self.read(name, facts.packages_missing(step.packages, self.family))
+            apply(ops.packages(step.packages, missing, self.family))
         file_changed = False
         if step.files:
             states = {f.path: self.read(name, facts.file_state(f.path)) for f in step.files}
@@ -206,7 +208,7 @@ class StepRunner:
         if step.services:
             services = get(facts.service_states(step.services), dict(blank.services))
         return StepFacts(
-            missing=get(facts.packages_missing(step.packages), blank.missing)
+            missing=get(facts.packages_missing(step.packages, self.family), blank.missing)
             if step.packages else (),
             files={f.path: get(facts.file_state(f.path), facts.ABSENT) for f in step.files},
             databases={d.name: get(ops.database_fact(d, self.secrets), facts.NO_DATABASE)

@@ -10,13 +10,14 @@ nodes are not there), and writes every file the installer would put on each node
 from __future__ import annotations
 
 import importlib
-import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, cast
 
 from oslab.errors import OslabError
+from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
 from oslab.install.nodes import NodeConn, SSHConn
@@ -87,22 +88,14 @@ def read_virt_types(spec: LabSpec, targets: Mapping[str, Target],
         return dict(zip(computes, pool.map(one, computes), strict=True))
 
 
-def _write(path: Path, data: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.oslab-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
-    """Each node's kickstart exactly as ``oslab up`` builds it (validated)."""
+    """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
+    whose nodes boot a base image (Debian: no installer runs inside the node)."""
+    from oslab.distro import NodeOs, distro_for
     from oslab.kickstart.render import KickstartInput, render_validated, sha512_crypt
 
+    if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
+        return {}
     ssh_pub = state.ssh_key().public
     root_hash = sha512_crypt(state.password("root"))
     out = {}
@@ -115,15 +108,32 @@ def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
     return out
 
 
+def prepare_out(out: Path) -> Path:
+    """``out`` made (with its parents) and proven writable, as an absolute path; checked
+    before anything else is made, so a bad ``--out`` leaves no keys or state behind."""
+    try:
+        out = out.resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OslabError(f"cannot write into the output directory {out}: "
+                         f"{exc.strerror or exc}",
+                         hint="pass --out a directory you can write (it is made if missing)"
+                         ) from exc
+    return out
+
+
 def export(spec: LabSpec, state: LabState, steps: Mapping[str, Sequence[StepDef]],
            out: Path) -> list[Path]:
     """Write ``out/<node>/<path on the node>`` for every file of every step, and
-    ``out/<node>/ks.cfg``. Secret files (and the kickstart: it holds the node's private host
-    key) are written 0600, the others 0644. Returns the paths written."""
+    ``out/<node>/ks.cfg`` (kickstart distros). Secret files (and the kickstart: it holds the
+    node's private host key) are written 0600, the others 0644. Returns the paths written."""
     written: list[Path] = []
+    out = prepare_out(out)
     for node, text in kickstarts(spec, state).items():
         path = out / node / KICKSTART_NAME
-        _write(path, text, 0o600)
+        write_atomic(path, text, 0o600, base=out)
         written.append(path)
     for node, lst in steps.items():
         for step in lst:
@@ -133,6 +143,6 @@ def export(spec: LabSpec, state: LabState, steps: Mapping[str, Sequence[StepDef]
                     raise OslabError(f"step {step.name}: file path {f.path!r} is not absolute",
                                      hint="this is a bug in the install content")
                 path = out / node / rel
-                _write(path, f.content, 0o600 if f.secret else 0o644)
+                write_atomic(path, f.content, 0o600 if f.secret else 0o644, base=out)
                 written.append(path)
     return written

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from oslab.distro import distro_for
 from oslab.errors import OslabError
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
@@ -180,6 +181,7 @@ class Engine:
                              hint=f"lab {spec.name} has nodes: {', '.join(names)}")
         graph.check(steps)
         self.spec = spec
+        self.family = distro_for(spec.distro).family
         self.state = state
         self.targets = dict(targets)
         self.steps = {n: list(steps[n]) for n in names if n in steps}
@@ -216,7 +218,8 @@ class Engine:
         try:
             with self.state.log_path(node).open("a") as log:
                 log.write(f"# oslab plan: reading facts ({time.strftime('%F %T')})\n")
-                return self._plan_node(node, StepRunner(conn, self.secrets, log))
+                return self._plan_node(node, StepRunner(conn, self.secrets, log,
+                                                         family=self.family))
         finally:
             conn.close()
 
@@ -224,7 +227,7 @@ class Engine:
         out = []
         for step in self.steps[node]:
             have = ops.blank_facts(step) if runner is None else runner.read_facts(step)
-            actions, reasons = ops.decide_step(step, have, self.secrets)
+            actions, reasons = ops.decide_step(step, have, self.secrets, family=self.family)
             out.append(planned_step(step, actions, reasons, self.secrets, have.notes))
         return NodePlan(node, runner is None, tuple(out))
 
@@ -283,7 +286,7 @@ class Engine:
             with self.state.log_path(node).open("a") as log:
                 log.write(f"# oslab install run ({time.strftime('%F %T')})\n")
                 runner = StepRunner(conn, self.secrets, log, stop=sched.stop,
-                                    retry_delay=self.retry_delay)
+                                    retry_delay=self.retry_delay, family=self.family)
                 for step in self.steps[node]:
                     if not sched.start(node, step):
                         return

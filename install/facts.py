@@ -7,8 +7,10 @@ a node's progress is kept on the host.
 
 Conventions the commands rely on:
 
-* **packages** are queried with ``rpm -q --whatprovides`` so that a name that is only a provide
-  of an installed package counts as installed (``dnf install`` would do nothing for it);
+* **packages** are queried with ``rpm -q --whatprovides`` (EL) so that a name that is only a
+  provide of an installed package counts as installed (``dnf install`` would do nothing for
+  it); on Debian ``dpkg-query`` lists every package with its status and its ``Provides``, and
+  a name counts when an installed package has it or provides it;
 * **databases** are read with ``mysql -N -B`` as root through MariaDB's unix socket: on CentOS
   Stream 9 (MariaDB >= 10.4) ``root@localhost`` authenticates by ``unix_socket``, so no root
   password exists or is needed. The SQL (which holds the user's password, to compare hashes)
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from oslab.distro import Family
 from oslab.errors import OslabError
 
 T = TypeVar("T")
@@ -68,8 +71,11 @@ _NOT_INSTALLED = (re.compile(r"^package (\S+) is not installed$"),
                   re.compile(r"^no package provides (\S+)$"))
 
 
-def packages_missing(names: Sequence[str]) -> Fact[tuple[str, ...]]:
+def packages_missing(names: Sequence[str],
+                     family: Family = Family.EL) -> Fact[tuple[str, ...]]:
     """Which of ``names`` no installed package provides (in the order given)."""
+    if family is Family.DEBIAN:
+        return _dpkg_missing(names)
     wanted = tuple(names)
     command = "rpm -q --whatprovides " + " ".join(shlex.quote(n) for n in wanted)
 
@@ -85,6 +91,37 @@ def packages_missing(names: Sequence[str]) -> Fact[tuple[str, ...]]:
         return tuple(n for n in wanted if n in missing)
 
     return Fact("packages " + " ".join(wanted), command, parse)
+
+
+DPKG_QUERY = "dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Provides}\\n'"
+
+
+def _dpkg_missing(names: Sequence[str]) -> Fact[tuple[str, ...]]:
+    """Every package dpkg knows, one ``status|name|provides`` line each. Installed means the
+    second letter of the status is ``i`` (``ii``, ``hi``): a half-configured or unpacked
+    package (``iU``, ``iF``, after an interrupted install) still counts as missing."""
+    wanted = tuple(names)
+
+    def parse(out: str, err: str, rc: int) -> tuple[str, ...]:
+        have: set[str] = set()
+        rows = 0
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) != 3 or len(parts[0]) < 2:
+                continue
+            rows += 1
+            if parts[0][1] != "i":
+                continue
+            have.add(parts[1].strip())
+            for item in parts[2].split(","):
+                name = item.strip().split(" ")[0].split(":")[0]
+                if name:
+                    have.add(name)
+        if rc != 0 or not rows:
+            raise _fail("the installed packages", out, err, rc)
+        return tuple(n for n in wanted if n not in have)
+
+    return Fact("packages " + " ".join(wanted), DPKG_QUERY, parse)
 
 
 # -- files -------------------------------------------------------------------------------------

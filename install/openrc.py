@@ -14,7 +14,6 @@ contents (the only way oslab shows a password).
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Protocol
 import jinja2
 
 from oslab.errors import OslabError
+from oslab.files import write_private
 from oslab.install.model import FileSpec
 from oslab.spec import LabSpec
 from oslab.ssh import Result
@@ -120,14 +120,7 @@ def write_local(spec: LabSpec, state: LabState, who: str, url: str | None = None
     """Write ``who``'s openrc into the lab's state dir (0600, atomically); return its path."""
     state.ensure()
     path = local_path(state, who)
-    data = render_for_lab(spec, state.password, who, url).encode()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, render_for_lab(spec, state.password, who, url))
     return path
 
 
@@ -165,7 +158,14 @@ def file_specs(spec: LabSpec, password: Callable[[str], str], directory: str = R
 def openrc_command(spec: LabSpec, state: LabState, who: str = ADMIN,
                    show: bool = False) -> str:
     """What ``oslab openrc WHO [--print]`` prints: the file's path, or with ``show`` its
-    contents (password included). The file is (re)written first, so it is never stale."""
+    contents (password included). The file is (re)written first, so it is never stale.
+    A lab whose install never made the password gets an error, and nothing is made."""
+    key = credentials(who).password_key
+    if not state.owned or state.stored_password(key) is None:
+        raise OslabError(f"lab {spec.name} has no {who} password on this host: its install "
+                         f"has not run (state directory {state.dir})",
+                         hint="`oslab up` builds the lab and makes the passwords; check -f, "
+                              "--lab and XDG_STATE_HOME if it was built")
     path = write_local(spec, state, who)
     if show:
         return path.read_text()

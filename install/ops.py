@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from oslab.distro import Family
 from oslab.errors import OslabError
-from oslab.install import facts
+from oslab.install import debian, facts
 from oslab.install.facts import DatabaseState, FileState, ServiceState
 from oslab.install.model import Database, FileSpec, Guarded, StepDef
 from oslab.ssh import mask
@@ -96,15 +97,23 @@ class Secrets:
 # -- packages ------------------------------------------------------------------------------------
 
 
-def packages(wanted: Sequence[str], missing: Sequence[str]) -> tuple[list[Action], list[str]]:
+def install_command(packages: Sequence[str], family: Family = Family.EL) -> str:
+    """dnf on EL; apt-get on Debian (no recommends, no service starts: oslab.install.debian)."""
+    if family is Family.DEBIAN:
+        return debian.install_command(packages)
+    return DNF + " " + " ".join(shlex.quote(p) for p in packages)
+
+
+def packages(wanted: Sequence[str], missing: Sequence[str],
+             family: Family = Family.EL) -> tuple[list[Action], list[str]]:
     if not wanted:
         return [], []
     if not missing:
         return [], [f"{len(wanted)} package{'s' if len(wanted) != 1 else ''} installed"]
     todo = [p for p in wanted if p in missing]
-    command = DNF + " " + " ".join(shlex.quote(p) for p in todo)
-    return [Action(Kind.PACKAGES, "install " + " ".join(todo), command,
-                   timeout=DNF_TIMEOUT, retries=DNF_RETRIES)], []
+    retries = debian.APT_RETRIES if family is Family.DEBIAN else DNF_RETRIES
+    return [Action(Kind.PACKAGES, "install " + " ".join(todo), install_command(todo, family),
+                   timeout=DNF_TIMEOUT, retries=retries)], []
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -298,13 +307,13 @@ def blank_facts(step: StepDef) -> StepFacts:
     )
 
 
-def decide_step(step: StepDef, have: StepFacts, secrets: Secrets,
-                forced: bool = False) -> tuple[list[Action], list[str]]:
+def decide_step(step: StepDef, have: StepFacts, secrets: Secrets, forced: bool = False,
+                family: Family = Family.EL) -> tuple[list[Action], list[str]]:
     """The actions the step needs given ``have``, and the reasons for what needs nothing."""
     out: list[Action] = []
     why: list[str] = []
     for acts, reasons in (
-        packages(step.packages, have.missing),
+        packages(step.packages, have.missing, family),
         files(step.files, have.files, forced),
         databases(step.databases, have.databases, secrets, forced),
     ):

@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oslab.errors import OslabError
+from oslab.files import write_atomic
 from oslab.install import instance_image, openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
-from oslab.spec import LabSpec
+from oslab.spec import LabSpec, Scope
 from oslab.ssh import Result
 from oslab.state import LabState
 
@@ -531,7 +532,7 @@ class Ledger:
         if not self.items:
             self.path.unlink(missing_ok=True)
             return
-        self.path.write_text(json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
+        write_atomic(self.path, json.dumps([i.as_dict() for i in self.items], indent=1) + "\n")
 
 
 # -- the verifier ---------------------------------------------------------------------------------
@@ -575,6 +576,16 @@ class Lab:
 # The checks in the order they run; ``Verifier.run(only=...)`` runs a subset.
 GROUPS = ("identity", "catalog", "services", "image", "network", "instance", "volume",
           "dashboard")
+# What a lab of each scope installs, so what its verification checks and expects in the catalog.
+SCOPE_GROUPS: dict[Scope, tuple[str, ...]] = {Scope.ALL: GROUPS,
+                                               Scope.IDENTITY: ("identity", "catalog")}
+SCOPE_SERVICES: dict[Scope, tuple[str, ...]] = {Scope.ALL: tuple(EXPECTED_SERVICES),
+                                                 Scope.IDENTITY: ("identity",)}
+
+
+def expected_services(scope: Scope) -> dict[str, str]:
+    """The catalog's service types (and their service names) a lab of ``scope`` must have."""
+    return {kind: EXPECTED_SERVICES[kind] for kind in SCOPE_SERVICES[scope]}
 
 
 class Verifier:
@@ -1134,24 +1145,11 @@ class _SessionNode:
         self.session = session
 
     def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
-        import paramiko
-        try:
-            result: Result = self.session.run(command, timeout=timeout, secrets=secrets)
-        except (paramiko.SSHException, OSError) as exc:
-            raise OslabError(f"{self.session.target.name}: SSH: {exc}") from exc
+        result: Result = self.session.run(command, timeout=timeout, secrets=secrets)
         return result
 
     def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        sftp = self.session.sftp()
-        try:
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(timeout)
-            with sftp.open(path, "wb") as f:
-                f.chmod(0o600)
-                f.write(data)
-        finally:
-            sftp.close()
+        self.session.put(path, data, timeout=timeout)
 
 
 def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
@@ -1163,7 +1161,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros)."""
     from oslab.provision import ssh_target
-    from oslab.ssh import Session, Target
+    from oslab.ssh import HostKeyMismatch, Session, Target
     from oslab.state import cache_root
 
     chosen = image if image is not None else instance_image.choose(None, spec)
@@ -1177,15 +1175,12 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
         return _SessionNode(session)
 
     def guest(address: str, host_key: str) -> Runner:
-        import paramiko
         try:
             session = Session(Target(f"{PREFIX}-vm", address, host_key, key.private_path,
                                      user=chosen.user), connect_timeout=20.0)
-        except paramiko.BadHostKeyException as exc:
+        except HostKeyMismatch as exc:
             raise OslabError(f"{address}: the host key differs from the one on the console"
                              ) from exc
-        except (paramiko.SSHException, OSError) as exc:
-            raise OslabError(f"SSH to {chosen.user}@{address}: {exc}") from exc
         sessions.append(session)
         return _SessionNode(session)
 
@@ -1199,8 +1194,9 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   public_key=key.public, instance=chosen,
                   secrets=tuple(state.known_passwords()),
                   ledger_path=state.dir / "verify-resources.json",
-                  timeouts=timeouts or Timeouts(), say=say)
-        return Verifier(lab, keep=keep).run()
+                  timeouts=timeouts or Timeouts(), say=say,
+                  expected=expected_services(spec.scope))
+        return Verifier(lab, keep=keep).run(only=SCOPE_GROUPS[spec.scope])
     finally:
         for s in sessions:
             with contextlib.suppress(Exception):

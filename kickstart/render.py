@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import secrets
 import warnings
@@ -27,6 +26,7 @@ import jinja2
 
 from oslab.distro import DISTROS
 from oslab.errors import SpecError
+from oslab.files import atomic_file
 from oslab.spec import LabSpec, Node, Role
 
 MARKER_PATH = "/etc/oslab-release"
@@ -256,17 +256,9 @@ def oemdrv_iso(ks_text: str, dest: Path) -> Path:
     iso.add_fp(io.BytesIO(data), len(data), "/KS.CFG;1", rr_name="ks.cfg",
                joliet_path="/ks.cfg")
     dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(dest, 0o600) as out:
             iso.write_fp(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         iso.close()
     return dest

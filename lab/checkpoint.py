@@ -12,11 +12,12 @@ from typing import Any
 
 from oslab.errors import OslabError
 from oslab.snapshot import LabSnapshots, SnapResult
-from oslab.ssh import Session, Target, wait_ready
+from oslab.ssh import SSHError, Target, open_when_ready
 from oslab.state import LabState
 from oslab.virt import LabObjects
 
-SET_CLOCK = ("date -u -s '{now}' >/dev/null && "
+# One round trip: print the clock as it was, then set it to the host's.
+FIX_CLOCK = ("date -u +%s && date -u -s '{now}' >/dev/null && "
              "{{ command -v chronyc >/dev/null 2>&1 && chronyc -a makestep >/dev/null 2>&1; "
              "command -v hwclock >/dev/null 2>&1 && hwclock -w 2>/dev/null; true; }}")
 
@@ -33,27 +34,71 @@ def node_targets(conn: Any, lab: str, state: LabState) -> dict[str, Target]:
     return out
 
 
-def settle(targets: dict[str, Target], timeout: float = 300.0) -> dict[str, float]:
-    """Wait for SSH on every target, then set its clock to the host's; the clock skew fixed."""
-    def one(target: Target) -> float:
-        ok, reason = wait_ready(target, timeout, interval=1.0)
-        if not ok:
-            raise OslabError(f"{target.name} does not answer SSH after the revert ({reason})",
-                             hint=f"look at `oslab console {target.name}`")
-        with Session(target) as s:
-            before = s.run("date -u +%s", timeout=30).stdout.strip()
-            now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-            s.run(SET_CLOCK.format(now=now), timeout=30, check=True)
-        return abs(time.time() - float(before or 0))
+def clock_before(stdout: str) -> float:
+    """The node's clock (epoch seconds) as FIX_CLOCK printed it before setting it."""
+    first = stdout.strip().splitlines()[0] if stdout.strip() else ""
+    if not first.isdigit():
+        raise OslabError(f"cannot read the node's clock from {stdout[:80]!r}",
+                         hint="the node needs a `date` that prints `date -u +%s`")
+    return float(first)
+
+
+@dataclass(frozen=True)
+class Settled:
+    node: str
+    seconds: float  # from the start of settle until SSH answered and the clock was set
+    skew: float  # how far the node's clock was off, in seconds
+
+
+def settle(targets: dict[str, Target], timeout: float = 300.0) -> tuple[Settled, ...]:
+    """On every target at once: wait for SSH, then set its clock to the host's, over one
+    session. Every node is tried; the error names each one that failed."""
+    start = time.monotonic()
+
+    def one(target: Target) -> Settled:
+        try:
+            with open_when_ready(target, timeout) as s:
+                now = time.time()
+                out = s.run(FIX_CLOCK.format(now=time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                time.gmtime(now))),
+                            timeout=30, check=True)
+        except SSHError as exc:
+            raise OslabError(f"{target.name}: setting the clock failed: {exc.message}",
+                             hint=exc.hint) from exc
+        return Settled(target.name, time.monotonic() - start, abs(now - clock_before(out.stdout)))
+
+    def guarded(target: Target) -> Settled | OslabError:
+        try:
+            return one(target)
+        except OslabError as exc:
+            return exc
 
     with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        return dict(zip(targets, pool.map(one, targets.values()), strict=True))
+        results = list(pool.map(guarded, targets.values()))
+    failed = [r for r in results if isinstance(r, OslabError)]
+    if failed:
+        raise OslabError("after the revert: " + "; ".join(f.message for f in failed),
+                         hint=failed[0].hint or "see `oslab status`")
+    return tuple(r for r in results if isinstance(r, Settled))
 
 
-def revert(conn: Any, lab: str, state: LabState, name: str) -> tuple[SnapResult, dict[str, float]]:
-    result = LabSnapshots(conn, lab).revert(name)
-    skew = settle(node_targets(conn, lab, state))
-    return result, skew
+@dataclass(frozen=True)
+class Reverted:
+    snap: SnapResult  # the libvirt part: check, revert paused, resume
+    settled: tuple[Settled, ...]
+    seconds: float  # the whole revert, until every running node answers SSH
+
+    @property
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        return (*self.snap.phases, ("SSH and clocks", self.seconds - self.snap.seconds))
+
+
+def revert(conn: Any, lab: str, state: LabState, name: str) -> Reverted:
+    """Return every node to ``name``; then every running node answers SSH, its clock right."""
+    start = time.monotonic()
+    snap = LabSnapshots(conn, lab).revert(name)
+    settled = settle(node_targets(conn, lab, state))
+    return Reverted(snap, settled, time.monotonic() - start)
 
 
 @dataclass

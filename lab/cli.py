@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,13 +24,19 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
+URI_VARIABLE = "LIBVIRT_DEFAULT_URI"  # honoured as virsh does, when --uri is not given
+
+
+def default_uri() -> str:
+    return os.environ.get(URI_VARIABLE) or DEFAULT_URI
+STAGES = ("provision", "install", "verify", "all")
 
 
 @dataclass
 class Options:
     file: str | None = None
     lab: str | None = None
-    uri: str = DEFAULT_URI
+    uri: str = field(default_factory=default_uri)
     debug: bool = False
 
     def spec(self) -> specmod.LabSpec:
@@ -63,6 +69,12 @@ def global_options(fn: F) -> F:
             # checked while parsing, before any file is read or removed
             raise SpecError(f"--lab {value!r} is not a valid lab name",
                             hint=specmod.LAB_NAME_HINT)
+        if param.name == "uri" and value is not None and not value.strip():
+            raise OslabError("--uri is empty",
+                             hint=f"give a libvirt URI such as {DEFAULT_URI}, or leave --uri out")
+        if param.name == "file" and value is not None and not value.strip():
+            raise OslabError("-f/--file is empty",
+                             hint="name a lab spec file, or leave -f out for the built-in lab")
         if value not in (None, False) and param.name is not None:
             setattr(opts, param.name, value)
         return value
@@ -73,7 +85,7 @@ def global_options(fn: F) -> F:
         click.option("--lab", expose_value=False, callback=store,
                      help="Address an existing lab by name (no spec needed)."),
         click.option("--uri", expose_value=False, callback=store,
-                     help=f"libvirt URI. Default: {DEFAULT_URI}."),
+                     help=f"libvirt URI. Default: ${URI_VARIABLE}, else {DEFAULT_URI}."),
         click.option("--debug", is_flag=True, expose_value=False, callback=store,
                      help="Show tracebacks."),
     ]
@@ -101,17 +113,29 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
+    from oslab.files import write_atomic
+
+    if not path.strip():
+        raise OslabError("the path is empty", hint="oslab init lab.toml")
     p = Path(path)
-    if p.exists() and not force:
+    if not p.parent.is_dir():
+        raise OslabError(f"cannot write {p}: the directory {p.parent} does not exist",
+                         hint=f"make it first (mkdir -p {shlex.quote(str(p.parent))}), or give "
+                              "another path")
+    if (p.exists() or p.is_symlink()) and not force:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
-    p.write_text(specmod.default_spec_text())
+    if p.is_dir():
+        raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
+    write_atomic(p, specmod.default_spec_text())
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
 
 @cli.command()
 @global_options
+@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+              help="Check for `oslab up --stage STAGE`.")
 @pass_options
-def check(opts: Options) -> None:
+def check(opts: Options, stage: str) -> None:
     """Host preflight: can this host run the lab?"""
     from oslab import preflight
     from oslab.provision import pool_dir
@@ -121,7 +145,7 @@ def check(opts: Options) -> None:
         conn = opts.connect()
     except OslabError:
         conn = None
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     for f in findings:
         click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
         if f.hint and f.severity.value != "ok":
@@ -131,7 +155,6 @@ def check(opts: Options) -> None:
     click.echo("host is ready for `oslab up`")
 
 
-STAGES = ("provision", "install", "verify", "all")
 VIRT_TYPES = ("kvm", "qemu")
 
 
@@ -159,11 +182,13 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         from oslab.install.content import load_content
         load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
+    if from_step:
+        _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
     if stage in ("verify", "all"):
         from oslab.install import instance_image
         instance_image.choose(None, spec)  # a bad [verify] image: say so before building
     conn = opts.connect()
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec))
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     blockers = [f for f in findings if f.severity.value == "block"]
     if blockers:
         raise OslabError("the host cannot run this lab:\n" + "\n".join(
@@ -210,6 +235,18 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
                               "`oslab snapshot --list` shows the checkpoints to revert to")
+
+
+def _check_step(spec: specmod.LabSpec, name: str) -> None:
+    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
+    the virt type, nor on the passwords, so neither is read or made here)."""
+    from oslab.install import content
+    from oslab.install.graph import forced_from
+    from oslab.install.model import InstallContext
+
+    ctx = InstallContext(spec=spec, password=lambda _name: "x",
+                         virt_types=content.host_virt_types(spec, "qemu"))
+    forced_from(content.load_content().steps_for(ctx), name)
 
 
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
@@ -329,13 +366,15 @@ def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
     from oslab import preflight
     from oslab.install import content
 
+    if not out_dir.strip():
+        raise OslabError("--out is empty", hint="oslab render --out DIR (it is made if missing)")
     content.load_content()
     spec = opts.spec()
-    state = LabState(spec.name)
+    state = LabState(spec.name).check()
+    out = content.prepare_out(Path(out_dir))  # before any key or state is made
     if virt_type is None:
         virt_type = preflight.choose_virt_type()[0].virt_type
     steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
-    out = Path(out_dir)
     written = content.export(spec, state, steps, out)
     for n in spec.nodes:
         count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
@@ -432,7 +471,10 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     from oslab.inventory import write_known_hosts
     from oslab.ssh import Session
 
-    _status, target = _node_target(opts, node)
+    status_, target = _node_target(opts, node)
+    if status_.state != "running":
+        raise OslabError(f"node {node} is not running ({status_.state})",
+                         hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:
         with Session(target) as s:
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
@@ -442,6 +484,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     known = write_known_hosts(opts.state(), [target])
     os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-o", f"UserKnownHostsFile={known}",
                       "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                      "-o", "ConnectTimeout=10",
                       f"root@{target.address}"])
 
 
@@ -467,6 +510,21 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
              delete: str | None) -> None:
     """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
     from oslab.snapshot import LabSnapshots
+
+    given = [f for f, on in (("NAME", name), ("--list", list_), ("--delete", delete is not None))
+             if on]
+    if len(given) > 1:
+        raise OslabError(f"{' and '.join(given)} do not go together",
+                         hint="take a snapshot (NAME), list them (--list), or delete one "
+                              "(--delete NAME): one at a time")
+    if as_json and not list_:
+        raise OslabError("--json goes with --list", hint="oslab snapshot --list --json")
+    if len(description) > 1000 or not description.isprintable():
+        raise OslabError("--description must be one line of at most 1000 printable characters",
+                         hint="keep it short; it is stored in each node's snapshot")
+    if description and (list_ or delete is not None):
+        raise OslabError("--description goes with taking a snapshot",
+                         hint="oslab snapshot NAME --description TEXT")
 
     snaps = LabSnapshots(opts.connect(), opts.lab_name())
     if list_:
@@ -501,10 +559,14 @@ def revert(opts: Options, name: str) -> None:
     """Return every node of the lab to snapshot NAME."""
     from oslab import checkpoint
 
-    result, skew = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
-    fixed = ", ".join(f"{n} {s:.0f}s" for n, s in skew.items()) or "none running"
-    click.echo(f"reverted to {name} in {result.seconds:.1f}s; clocks corrected ({fixed}); "
-               "running nodes answer SSH")
+    done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
+    phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)
+    click.echo(f"reverted to {name} in {done.seconds:.1f}s ({phases})")
+    for s in done.settled:
+        click.echo(f"  {s.node:<12} answers SSH {s.seconds:.2f}s after the resume; "
+                   f"clock corrected by {s.skew:.0f}s")
+    if not done.settled:
+        click.echo("  no node runs in this snapshot")
 
 
 @cli.command()
@@ -544,21 +606,56 @@ def openrc(opts: Options, who: str, show: bool) -> None:
 
 
 def main() -> None:
+    """The one error boundary: every failure ends as ``error:`` (and ``hint:``) and a non-zero
+    exit; a traceback only with --debug."""
+    opts = Options()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, obj=opts, prog_name="oslab")
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except OslabError as exc:
-        if "--debug" in sys.argv[1:]:
+    except click.ClickException as exc:
+        if opts.debug:
             raise
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(2)
+        _error(exc.format_message(), _usage_hint(exc))
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; rerun `oslab up` to continue where it stopped", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # the reader (`| head`) went away: nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except Exception as exc:  # the boundary: one error line, never a traceback
+        if opts.debug:
+            raise
+        message, hint, code = _describe(exc)
+        _error(message, hint)
+        sys.exit(code)
+
+
+def _error(message: str, hint: str | None) -> None:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "oslab"
+    return f"`{path} --help` lists the arguments and options"
+
+
+def _describe(exc: Exception) -> tuple[str, str | None, int]:
+    """(message, hint, exit code) of an error that reached the boundary."""
+    if isinstance(exc, OslabError):
+        return exc.message, exc.hint, 2
+    if isinstance(exc, OSError) and exc.strerror:
+        # the host refused a file operation oslab did not expect to fail
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (f"{where}{exc.strerror}",
+                "check the path's permissions and free space; rerun with --debug to see where",
+                2)
+    return (f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in oslab; rerun with --debug for the traceback and report it", 70)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from oslab.errors import OwnershipError
+from oslab.files import write_atomic
 from oslab.ssh import Target, reachable
 from oslab.state import LabState
 from oslab.virt import LabObjects
@@ -100,5 +101,5 @@ def known_hosts_line(target: Target) -> str:
 
 def write_known_hosts(state: LabState, targets: list[Target]) -> Path:
     path = state.dir / "known_hosts"
-    path.write_text("".join(known_hosts_line(t) for t in targets))
+    write_atomic(path, "".join(known_hosts_line(t) for t in targets))
     return path

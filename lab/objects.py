@@ -50,6 +50,7 @@ class VolumeDef:
     name: str
     capacity: int  # bytes
     format: str = "qcow2"
+    backing: str = ""  # path of a qcow2 base: this volume is an overlay on it
 
     def xml(self) -> str:
         return _env.get_template("volume.xml.j2").render(vol=self)
@@ -76,6 +77,17 @@ class InstallMedia:
 
 
 @dataclass(frozen=True)
+class ImageBoot:
+    """Direct kernel boot of a base image's kernel and initrd (paths of cache-pool volumes),
+    the system disk an overlay on the base, and the node's NoCloud seed as a cdrom."""
+
+    kernel: str
+    initrd: str
+    cmdline: str
+    cdroms: tuple[Disk, ...]
+
+
+@dataclass(frozen=True)
 class DomainDef:
     name: str
     virt_type: str
@@ -87,6 +99,7 @@ class DomainDef:
     console_log: str
     meta: LabMeta
     install: InstallMedia | None = None
+    image: ImageBoot | None = None
     uuid: str = ""  # set when redefining an existing domain
 
     def xml(self) -> str:
@@ -116,6 +129,20 @@ def oemdrv_volume_name(node: Node) -> str:
 
 def node_volumes(node: Node) -> tuple[VolumeDef, ...]:
     return (system_volume(node), *extra_volumes(node))
+
+
+def seed_volume_name(node: Node) -> str:
+    return f"{node.name}-seed.iso"
+
+
+def image_domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,
+                     kernel: str, initrd: str, cmdline: str) -> DomainDef:
+    """``node`` booting a base image: its final shape from the start (phase ``final``)."""
+    base = domain_def(spec, node, virt_type=virt_type, console_log=console_log, kernel="",
+                      initrd="", iso_label="")
+    boot = ImageBoot(kernel=kernel, initrd=initrd, cmdline=cmdline,
+                     cdroms=(Disk(seed_volume_name(node), "sda"),))
+    return replace(base.final(), image=boot)
 
 
 def domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,

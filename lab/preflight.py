@@ -632,8 +632,11 @@ def _move_hint(lab_net: Network, free: ipaddress.IPv4Network | None) -> str:
 
 
 def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),
-               pool_dir: Path | None = None) -> list[Finding]:
-    """Every host check for ``spec``; see :func:`blocking`."""
+               pool_dir: Path | None = None, stage: str = "all") -> list[Finding]:
+    """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`
+    and `oslab up` both run exactly this."""
+    from oslab.labchecks import lab_findings  # it imports Finding from here
+
     pool = pool_dir if pool_dir is not None else default_pool_dir(spec, root)
     findings = [check_libvirtd(conn, uri)]
     findings.extend(choose_virt_type(root, conn)[1])
@@ -642,6 +645,7 @@ def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/")
     findings.append(check_pool_dir(pool))
     findings.append(check_disk(spec, pool, defined=domains))
     findings.extend(check_networks(spec, conn, root))
+    findings.extend(lab_findings(spec, stage, defined=domains, root=root))
     return findings
 
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import functools
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 
 from oslab import iso as isomod
-from oslab.distro import DISTROS, Distro
+from oslab.distro import DISTROS, Distro, NodeOs
 from oslab.errors import OslabError, ProvisionError
 from oslab.kickstart.render import KickstartInput, oemdrv_iso, render, sha512_crypt, validate
 from oslab.metadata import LabMeta
@@ -36,6 +37,7 @@ from oslab.objects import (
     default_pool_dir,
     domain_def,
     domain_name,
+    image_domain_def,
     node_volumes,
     oemdrv_volume_name,
 )
@@ -43,7 +45,10 @@ from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node
 from oslab.ssh import Target, wait_ready
 from oslab.state import LabState, cache_root
-from oslab.virt import INACTIVE, LabObjects, state_name, wait_for
+from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
+
+if TYPE_CHECKING:
+    from oslab.images.serve import RepoServer
 
 
 @dataclass
@@ -64,6 +69,17 @@ class ProvisionResult:
     @property
     def change_count(self) -> int:
         return len(self.changed) + sum(len(n.changed) for n in self.nodes)
+
+
+def combined(errors: list[Exception], hint: str) -> Exception:
+    """One error for the failures of parallel nodes: the only one as it is, or all of them in
+    one ProvisionError (chained to the first that is not an OslabError, for --debug)."""
+    if len(errors) == 1:
+        return errors[0]
+    lines = [str(e) if isinstance(e, OslabError) else f"{type(e).__name__}: {e}" for e in errors]
+    error = ProvisionError("\n".join(lines), hint=hint)
+    error.__cause__ = next((e for e in errors if not isinstance(e, OslabError)), None)
+    return error
 
 
 def pool_dir(spec: LabSpec) -> Path:
@@ -93,12 +109,16 @@ class Provisioner:
         self.distro = DISTROS[spec.distro]
         self.objs = LabObjects(conn, spec.name)
         self.changed: list[str] = []
+        self.server: RepoServer | None = None  # the local package repository, while oslab runs
 
     # -- the whole stage --------------------------------------------------------------------
 
+    @libvirt_calls("provisioning the lab")
     def run(self) -> ProvisionResult:
         start = time.monotonic()
         self.check_existing()
+        if self.distro.node_os is NodeOs.IMAGE:
+            return self.run_image(start)
         kickstarts = self.kickstarts()  # all validated before any VM starts
         self.ensure_shared()
         pending = [n for n in self.spec.nodes if self.needs_install(n)]
@@ -114,20 +134,42 @@ class Provisioner:
                 if self.objs.volume(oemdrv_volume_name(node)) is None:
                     self.changed.append(f"volume {oemdrv_volume_name(node)}")
                 self.objs.upload(oemdrv_volume_name(node), path, replace=True)
+        return self.every_node(lambda n: self.node(n, media), start)
+
+    def run_image(self, start: float) -> ProvisionResult:
+        """Nodes booting a base image built on the host: overlays, seeds, direct kernel boot."""
+        from oslab.images.nodes import ImageNodes
+
+        self.ensure_shared()
+        images = ImageNodes(self.spec, self.conn, self.state, self.objs, self.report.lab,
+                            self.virt_type)
+        missing = [n for n in self.spec.nodes
+                   if self.objs.domain(domain_name(self.spec.name, n.name)) is None]
+        bases = images.bases(missing)
+        definitions = {}
+        for node in missing:
+            base = bases[node.name]
+            self.changed += images.volumes(node, base)
+            definitions[node.name] = image_domain_def(
+                self.spec, node, virt_type=self.virt_type,
+                console_log=self.state.console_log_path(node.name),
+                kernel=base.kernel, initrd=base.initrd, cmdline=base.cmdline)
+        self.server = images.serve()
+        return self.every_node(lambda n: self.node(n, None, definitions.get(n.name)), start)
+
+    def every_node(self, one: Callable[[Node], NodeOutcome], start: float) -> ProvisionResult:
+        """``one`` on every node in parallel; every node's error is reported."""
         with ThreadPoolExecutor(max_workers=len(self.spec.nodes)) as pool:
-            futures = [pool.submit(self.node, n, media) for n in self.spec.nodes]
+            futures = [pool.submit(one, n) for n in self.spec.nodes]
             outcomes: list[NodeOutcome] = []
-            errors: list[BaseException] = []
+            errors: list[Exception] = []
             for fut in futures:
                 try:
                     outcomes.append(fut.result())
-                except OslabError as exc:
+                except Exception as exc:  # every node's failure is reported, none is lost
                     errors.append(exc)
         if errors:
-            if len(errors) == 1:
-                raise errors[0]
-            raise ProvisionError("\n".join(str(e) for e in errors),
-                                 hint="see the logs in " + str(self.state.dir / "logs"))
+            raise combined(errors, hint="see the logs in " + str(self.state.dir / "logs"))
         return ProvisionResult(outcomes, self.changed, time.monotonic() - start)
 
     def check_existing(self) -> None:
@@ -210,15 +252,24 @@ class Provisioner:
                           console_log=self.state.console_log_path(node.name),
                           kernel=kernel, initrd=initrd, iso_label=label)
 
-    def node(self, node: Node, media: tuple[str, str, str] | None) -> NodeOutcome:
+    def node(self, node: Node, media: tuple[str, str, str] | None,
+             image: DomainDef | None = None) -> NodeOutcome:
+        with libvirt_calls(f"provisioning node {node.name}"):
+            return self._node(node, media, image)
+
+    def _node(self, node: Node, media: tuple[str, str, str] | None,
+              image: DomainDef | None = None) -> NodeOutcome:
         start = time.monotonic()
         out = NodeOutcome(node.name, str(node.address), self.virt_type)
         name = domain_name(self.spec.name, node.name)
         say = functools.partial(self.report.node, node.name)
         dom = self.objs.domain(name)
         if dom is None:
-            assert media is not None
-            dom = self.conn.defineXML(self.definition(node, media).xml())
+            assert media is not None or image is not None
+            definition = image or self.definition(node, media)
+            console = self.state.console_log_path(node.name)
+            console.parent.mkdir(parents=True, exist_ok=True)
+            dom = self.conn.defineXML(definition.xml())
             out.changed.append("domain defined")
             say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, {node.vcpus} vCPU)")
         phase = self.meta(dom).phase

@@ -65,6 +65,7 @@ class SnapResult:
     seconds: float
     paused_seconds: float  # the longest time any node stayed paused
     nodes: tuple[str, ...]
+    phases: tuple[tuple[str, float], ...] = ()  # (what, seconds) in the order they ran
 
 
 def _parallel(fn: Callable[[Any], T], items: list[Any]) -> list[tuple[Any, T | BaseException]]:
@@ -104,6 +105,13 @@ def decode_description(text: str) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
+def check_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        raise SnapshotError(f"{name!r} is not a valid snapshot name",
+                            hint="use letters, digits, '.', '_' and '-', starting with a "
+                                 "letter or digit, at most 64 characters")
+
+
 class LabSnapshots:
     def __init__(self, conn: Any, lab: str,
                  progress: Callable[[DomainInfo], str] | None = None) -> None:
@@ -122,10 +130,6 @@ class LabSnapshots:
     # -- guards ---------------------------------------------------------------------------------
 
     def _guard(self, doms: list[tuple[DomainInfo, Any]], name: str) -> None:
-        if not NAME_RE.match(name):
-            raise SnapshotError(f"{name!r} is not a valid snapshot name",
-                                hint="use letters, digits, '.', '_' and '-', starting with a "
-                                     "letter or digit, at most 64 characters")
         for info, dom in doms:
             root = ET.fromstring(dom.XMLDesc(INACTIVE))
             loader = root.find("os/loader")
@@ -155,6 +159,7 @@ class LabSnapshots:
 
     def take(self, name: str, description: str = "") -> SnapResult:
         start = time.monotonic()
+        check_name(name)
         doms = self._domains()
         self._guard(doms, name)
         running = [(i, d) for i, d in doms if d.isActive()]
@@ -269,6 +274,7 @@ class LabSnapshots:
             flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if running else 0
             dom.revertToSnapshot(snap, flags | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
 
+        checked = time.monotonic()
         errors = [(i[0], e) for i, e in _parallel(revert_one, snaps)
                   if isinstance(e, BaseException)]
         if errors:
@@ -277,7 +283,14 @@ class LabSnapshots:
                                 f"{_message(exc)}",
                                 hint="the other nodes were reverted; fix it and revert again")
         to_resume = [(i, d) for i, d, _s, running in snaps if running]
-        paused_from = time.monotonic()
-        _parallel(lambda item: item[1].resume(), to_resume)
-        return SnapResult(name, time.monotonic() - start, time.monotonic() - paused_from,
-                          tuple(i.meta.node for i, _d in to_resume))
+        reverted = time.monotonic()
+        resumed = _parallel(lambda item: item[1].resume(), to_resume)
+        end = time.monotonic()
+        stuck = [i.meta.node for (i, _d), e in resumed if isinstance(e, BaseException)]
+        if stuck:
+            raise SnapshotError(f"reverted to {name!r}, but nodes {stuck} did not resume",
+                                hint="resume them with `virsh resume`")
+        return SnapResult(name, end - start, end - reverted,
+                          tuple(i.meta.node for i, _d in to_resume),
+                          (("check", checked - start), ("revert paused", reverted - checked),
+                           ("resume", end - reverted)))

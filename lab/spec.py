@@ -8,8 +8,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
+import stat
 import tomllib
+import zoneinfo
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -24,6 +27,27 @@ LAB_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,8}[a-z0-9])?$")
 LAB_NAME_HINT = ("use 1 to 10 lower-case letters, digits or '-', starting with a letter "
                  "(it prefixes bridge names, which are at most 15 bytes)")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+RESERVED_NODE_NAMES = frozenset({"localhost", "localhost4", "localhost6", "ip6-localhost",
+                                 "ip6-loopback"})
+
+
+def _special_range(cidr: ipaddress.IPv4Network) -> str:
+    """Why ``cidr`` cannot hold a lab network ('' when it can)."""
+    for test, what in ((cidr.is_loopback, "loopback"), (cidr.is_multicast, "multicast"),
+                       (cidr.is_link_local, "link-local"), (cidr.is_unspecified, "unspecified"),
+                       (cidr.is_reserved, "reserved"),
+                       (cidr.overlaps(ipaddress.IPv4Network("0.0.0.0/8")), "'this network'")):
+        if test:
+            return what
+    return ""
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 60]}...({len(text)} characters)"
+
+
+def _timezones() -> set[str]:
+    return zoneinfo.available_timezones()
 
 
 def valid_lab_name(name: str) -> bool:
@@ -81,6 +105,13 @@ class IsoSource:
     sha256_url: str = ""
 
 
+class Scope(StrEnum):
+    """How much of OpenStack the lab installs."""
+
+    ALL = "all"  # the whole install guide
+    IDENTITY = "identity"  # the environment, MariaDB, RabbitMQ, memcached, etcd and Keystone
+
+
 class PackageSource(StrEnum):
     """Where Debian nodes get packages from."""
 
@@ -117,6 +148,7 @@ class LabSpec:
     pool_dir: str = ""
     install_timeout_s: int = 0
     boot_timeout_s: int = 600
+    scope: Scope = Scope.ALL
     packages: Packages = Packages()
     verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
@@ -155,7 +187,7 @@ _TOP_KEYS = {"lab", "iso", "networks", "nodes", "packages", "verify"}
 _PACKAGES_KEYS = {"mirror", "source", "bake"}
 _VERIFY_KEYS = {"image"}
 _LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
-             "boot_timeout_s"}
+             "boot_timeout_s", "scope"}
 _ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
 _NET_KEYS = {"cidr", "mode"}
 _NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
@@ -169,24 +201,51 @@ def load_default() -> LabSpec:
     return parse(default_spec_text(), source="<built-in default>")
 
 
+MAX_EXTRA_DISKS = 8
+MAX_SPEC_BYTES = 1 << 20  # a lab spec is a few KiB; anything near this is not one
+
+
 def load(path: str | Path | None) -> LabSpec:
-    """Load the spec at ``path``, or the built-in default when ``path`` is None."""
+    """Load the spec at ``path``, or the built-in default when ``path`` is None. Only a regular
+    file of at most MAX_SPEC_BYTES of UTF-8 is read (never a device, FIFO or directory)."""
     if path is None:
         return load_default()
     p = Path(path)
     try:
-        text = p.read_text()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SpecError(f"lab spec {p} is not a regular file",
+                                hint="pass a TOML file, for example one written by "
+                                     "`oslab init lab.toml`")
+            data = f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read lab spec {p}: {exc.strerror}",
                         hint="write one with `oslab init lab.toml`") from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"lab spec {p} is larger than {MAX_SPEC_BYTES >> 20} MiB",
+                        hint="a lab spec is a small TOML file; check the path")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SpecError(f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8",
+                        hint="TOML files are UTF-8: re-save it as UTF-8 "
+                             "(for example `iconv -f latin1 -t utf-8`)") from exc
     return parse(text, source=str(p))
 
 
 def parse(text: str, source: str = "<string>") -> LabSpec:
     try:
         raw = tomllib.loads(text)
+    except RecursionError as exc:
+        raise SpecError(f"{source}: not valid TOML: arrays or tables nested too deeply",
+                        hint="a lab spec nests at most a few levels; check the file") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
+        raise SpecError(f"{source}: not valid TOML: {exc}",
+                        hint="fix the TOML syntax there; `oslab init` writes a commented "
+                             "example") from exc
     return _Parser(source).spec(raw)
 
 
@@ -195,7 +254,10 @@ class _Parser:
         self.source = source
 
     def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
-        return SpecError(f"{self.source}: {where}: {problem}", hint=hint)
+        where, problem = _clip(where), _clip(problem)  # a hostile value is not echoed whole
+        return SpecError(f"{self.source}: {where}: {problem}",
+                         hint=hint or f"fix {where} in the lab spec; `oslab init` writes a "
+                                      "commented example of every field")
 
     def table(self, raw: Any, where: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(raw, dict):
@@ -252,16 +314,52 @@ class _Parser:
         return LabSpec(
             name=name, distro=distro, release=release, iso=iso,
             management=management, provider=provider, nodes=nodes,
-            timezone=self.get(lab, "timezone", "lab", str, "UTC"),
-            pool_dir=self.get(lab, "pool_dir", "lab", str, ""),
+            timezone=self.timezone(lab),
+            pool_dir=self.pool_dir(lab),
             install_timeout_s=self.positive(lab, "install_timeout_s", "lab", 0, 86400, 0),
             boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
+            scope=self.scope(lab),
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
                 image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
                                "image", "verify", str, "")),
             source=self.source,
         )
+
+    def timezone(self, lab: dict[str, Any]) -> str:
+        tz: str = self.get(lab, "timezone", "lab", str, "UTC")
+        if tz != "UTC" and tz not in _timezones():
+            raise self.fail("lab.timezone", f"{tz!r} is not a time zone of the tz database",
+                            hint="use a name such as UTC or Europe/Berlin "
+                                 "(`timedatectl list-timezones` lists them)")
+        return tz
+
+    def pool_dir(self, lab: dict[str, Any]) -> str:
+        text: str = self.get(lab, "pool_dir", "lab", str, "")
+        if not text:
+            return ""
+        path = Path(text)
+        if (not path.is_absolute() or ".." in path.parts or path == Path("/")
+                or not text.isprintable() or len(text) > 1024):
+            raise self.fail("lab.pool_dir", f"{text!r} is not an absolute directory path",
+                            hint="give an absolute path such as /var/lib/libvirt/images/mylab, "
+                                 "or leave it empty for the default")
+        return text
+
+    def url(self, tbl: dict[str, Any], key: str, where: str) -> str:
+        text: str = self.get(tbl, key, where, str, "")
+        if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+            raise self.fail(f"{where}.{key}", f"{text!r} is not an http(s) URL",
+                            hint="oslab downloads over http or https only; for a local file "
+                                 "use iso.path")
+        return text
+
+    def scope(self, lab: dict[str, Any]) -> Scope:
+        text = self.get(lab, "scope", "lab", str, Scope.ALL.value)
+        if text not in {s.value for s in Scope}:
+            raise self.fail("lab.scope", f"{text!r} is not a scope",
+                            hint="choose one of: " + ", ".join(s.value for s in Scope))
+        return Scope(text)
 
     def packages(self, raw: Any) -> Packages:
         tbl = self.table(raw, "packages", _PACKAGES_KEYS)
@@ -279,7 +377,10 @@ class _Parser:
 
     def iso(self, raw: Any) -> IsoSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)
-        iso = IsoSource(**{k: self.get(tbl, k, "iso", str, "") for k in _ISO_KEYS})
+        iso = IsoSource(path=self.get(tbl, "path", "iso", str, ""),
+                        url=self.url(tbl, "url", "iso"),
+                        sha256=self.get(tbl, "sha256", "iso", str, ""),
+                        sha256_url=self.url(tbl, "sha256_url", "iso"))
         if iso.path and iso.url:
             raise self.fail("iso", "give either path or url, not both")
         if iso.sha256 and not SHA256_RE.match(iso.sha256.lower()):
@@ -298,6 +399,13 @@ class _Parser:
             cidr = ipaddress.IPv4Network(text, strict=True)
         except ValueError as exc:
             raise self.fail(f"{where}.cidr", f"{text!r} is not an IPv4 network: {exc}") from exc
+        special = _special_range(cidr)
+        if special:
+            raise self.fail(f"{where}.cidr", f"{cidr} is {special} address space",
+                            hint="use a private range such as 10.0.0.0/24 or 192.168.100.0/24")
+        if cidr.prefixlen < 16:
+            raise self.fail(f"{where}.cidr", f"{cidr} is too large for a lab network",
+                            hint="use a /16 to /29, for example 10.0.0.0/24")
         if cidr.prefixlen > 29:
             raise self.fail(f"{where}.cidr", f"{cidr} is too small", hint="use a /29 or larger")
         mode_text = self.get(tbl, "mode", where, str, "nat")
@@ -323,6 +431,10 @@ class _Parser:
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid hostname",
                                 hint="use lower-case letters, digits and '-', starting with a "
                                      "letter, at most 63 characters")
+            if name in RESERVED_NODE_NAMES:
+                raise self.fail(f"{where}.name", f"{name!r} cannot name a node",
+                                hint="it already means this machine in /etc/hosts; pick "
+                                     "another name")
             if name in names:
                 raise self.fail(f"{where}.name", f"duplicate node name {name!r}")
             names.add(name)
@@ -350,6 +462,9 @@ class _Parser:
                                 f"duplicate address {address} (also used by {addresses[address]})")
             addresses[address] = name
             extra_raw = self.get(tbl, "extra_disks_gib", where, list, [])
+            if len(extra_raw) > MAX_EXTRA_DISKS:
+                raise self.fail(f"{where}.extra_disks_gib",
+                                f"{len(extra_raw)} extra disks; at most {MAX_EXTRA_DISKS}")
             extra = []
             for size in extra_raw:
                 if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 16384:

@@ -2,11 +2,15 @@
 
 No trust on first use: the client knows each node's host key before it connects
 (``RejectPolicy`` with that key loaded), because oslab generated it and the kickstart installed it.
+
+The only module that imports paramiko: every paramiko or socket error becomes an
+``SSHError`` here, where it enters the program.
 """
 
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +22,16 @@ import paramiko
 from oslab.errors import CommandError, OslabError
 
 MASK = "***"
+# Errors of a connection that broke, timed out or was refused (EOFError: paramiko's reading end).
+_CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError)
+
+
+class SSHError(OslabError):
+    """A node could not be reached, or its SSH connection broke."""
+
+
+class HostKeyMismatch(SSHError):
+    """The node answered with a host key other than the one oslab pinned."""
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
@@ -51,8 +65,14 @@ class Target:
     port: int = 22
 
     def pinned(self) -> paramiko.PKey:
-        kind, blob = self.host_key.split()[:2]
-        return paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+        try:
+            kind, blob = self.host_key.split()[:2]
+            return paramiko.PKey.from_type_string(kind, base64.b64decode(blob, validate=True))
+        except (ValueError, paramiko.SSHException) as exc:  # binascii.Error is a ValueError
+            raise SSHError(f"{self.name}: the pinned host key is not an OpenSSH public key "
+                           f"({self.host_key[:40]!r})",
+                           hint="the lab's state directory is damaged; `oslab destroy` and "
+                                "`oslab up` rebuild the lab with new keys") from exc
 
 
 class Session:
@@ -65,12 +85,30 @@ class Session:
         host = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
         pinned = target.pinned()
         client.get_host_keys().add(host, pinned.get_name(), pinned)
-        client.connect(
-            target.address, port=target.port, username=target.user,
-            key_filename=str(target.key_path), timeout=connect_timeout,
-            banner_timeout=connect_timeout, auth_timeout=connect_timeout,
-            allow_agent=False, look_for_keys=False,
-        )
+        key = _private_key(target)
+        try:
+            client.connect(
+                target.address, port=target.port, username=target.user,
+                pkey=key, timeout=connect_timeout,
+                banner_timeout=connect_timeout, auth_timeout=connect_timeout,
+                channel_timeout=connect_timeout, allow_agent=False, look_for_keys=False,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyMismatch(
+                f"{target.name}: the host key at {target.address} does not match the pinned key",
+                hint="the node is not the one oslab installed; see `oslab status`") from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise SSHError(f"{target.name}: {target.address} refused the lab's key "
+                           f"({target.key_path}): {exc}",
+                           hint="the node was not installed with this lab's state directory; "
+                                "check --lab and XDG_STATE_HOME") from exc
+        except _CONNECTION_ERRORS as exc:
+            client.close()
+            raise SSHError(f"{target.name}: no SSH at {target.address}: {_describe(exc)}",
+                           hint="check that the node runs (`oslab status`); `oslab up` starts "
+                                "it") from exc
         self.client = client
 
     def __enter__(self) -> Session:
@@ -91,9 +129,21 @@ class Session:
         if log is not None:
             log.write(f"$ {shown}\n")
             log.flush()
+        try:
+            return self._run(command, shown, timeout, stdin, secrets, log, on_line, check)
+        except _CONNECTION_ERRORS as exc:
+            raise SSHError(f"{self.target.name}: the SSH connection broke while running "
+                           f"{shown!r}: {_describe(exc)}",
+                           hint="check that the node still runs (`oslab status`), then rerun"
+                           ) from exc
+
+    def _run(self, command: str, shown: str, timeout: float, stdin: str | None,
+             secrets: tuple[str, ...], log: IO[str] | None,
+             on_line: Callable[[str], None] | None, check: bool) -> Result:
         transport = self.client.get_transport()
-        if transport is None:
-            raise OslabError(f"{self.target.name}: SSH connection is closed")
+        if transport is None or not transport.is_active():
+            raise SSHError(f"{self.target.name}: the SSH connection is closed",
+                           hint="check that the node still runs (`oslab status`), then rerun")
         chan = transport.open_session(timeout=30)
         chan.settimeout(1.0)
         chan.exec_command(command)
@@ -152,8 +202,52 @@ class Session:
             log.flush()
         return rest
 
-    def sftp(self) -> paramiko.SFTPClient:
-        return self.client.open_sftp()
+    def put(self, path: str, data: bytes, *, timeout: float) -> None:
+        """Write ``data`` to ``path`` on the node over SFTP; the file is made 0600 before any
+        byte is written."""
+        try:
+            sftp = self.client.open_sftp()
+            try:
+                channel = sftp.get_channel()
+                if channel is not None:
+                    channel.settimeout(timeout)
+                with sftp.open(path, "wb") as f:
+                    f.chmod(0o600)
+                    f.write(data)
+            finally:
+                sftp.close()
+        except _CONNECTION_ERRORS as exc:
+            raise SSHError(f"{self.target.name}: cannot write {path}: {_describe(exc)}",
+                           hint="is the directory there and writable, and the disk not full?"
+                           ) from exc
+
+
+def _private_key(target: Target) -> paramiko.PKey:
+    """The lab's private key, read here so a missing or damaged file is named as such."""
+    try:
+        return paramiko.PKey.from_path(target.key_path)
+    except (OSError, ValueError, paramiko.SSHException) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SSHError(f"cannot read the lab's SSH key {target.key_path}: {reason}",
+                       hint="the lab's state directory is damaged or belongs to another lab; "
+                            "check --lab and XDG_STATE_HOME, or `oslab destroy` and `oslab up` "
+                            "to rebuild with new keys") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason: 'timed out', the OS error text, or the paramiko message."""
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        exc = next(iter(exc.errors.values()))  # the reason the one address refused
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, EOFError):
+        return "the connection was closed"
+    return str(exc) or type(exc).__name__
+
+
+HOST_KEY_MISMATCH = "host key does not match the pinned key"
 
 
 def reachable(target: Target, timeout: float = 5.0) -> tuple[bool, str]:
@@ -162,12 +256,48 @@ def reachable(target: Target, timeout: float = 5.0) -> tuple[bool, str]:
         with Session(target, connect_timeout=timeout) as s:
             s.run("true", timeout=timeout)
         return True, "ok"
-    except paramiko.BadHostKeyException:
-        return False, "host key does not match the pinned key"
-    except paramiko.SSHException as exc:
-        return False, f"ssh: {exc}"
-    except (TimeoutError, OSError) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+    except HostKeyMismatch:
+        return False, HOST_KEY_MISMATCH
+    except SSHError as exc:
+        return False, exc.message.removeprefix(f"{target.name}: ")
+    except CommandError:
+        return False, f"`true` did not finish within {timeout:.0f}s"
+
+
+def port_open(address: str, port: int, timeout: float) -> bool:
+    """Whether one TCP connection to ``address:port`` is accepted within ``timeout``."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def open_when_ready(target: Target, timeout: float) -> Session:
+    """An SSH session to ``target`` as soon as it answers with the pinned host key.
+
+    The TCP port is polled with short attempts first (a SYN the network drops, e.g. while a
+    new bridge port is still learning, would otherwise wait for TCP's retransmission), each
+    attempt a little longer as time passes so a slow node is not missed; only then does the
+    SSH handshake start. A host key that does not match fails at once.
+    """
+    start = time.monotonic()
+    reason = "not tried"
+    while (elapsed := time.monotonic() - start) < timeout:
+        if not port_open(target.address, target.port, min(3.0, 0.5 + elapsed / 20)):
+            reason = f"port {target.port} does not accept connections"
+            time.sleep(0.1)
+            continue
+        try:
+            return Session(target, connect_timeout=10.0)
+        except HostKeyMismatch:
+            reason = HOST_KEY_MISMATCH
+            break
+        except SSHError as exc:
+            reason = exc.message.removeprefix(f"{target.name}: ")
+        time.sleep(0.2)
+    raise OslabError(f"{target.name} does not answer SSH at {target.address} ({reason})",
+                     hint=f"look at `oslab console {target.name}`")
 
 
 def wait_ready(target: Target, timeout: float, interval: float = 2.0,
@@ -179,7 +309,7 @@ def wait_ready(target: Target, timeout: float, interval: float = 2.0,
         ok, reason = reachable(target, timeout=min(10.0, max(2.0, interval * 2)))
         if ok:
             return True, reason
-        if "does not match" in reason:
+        if reason == HOST_KEY_MISMATCH:
             return False, reason
         if on_wait is not None:
             on_wait(time.monotonic() - start, reason)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oslab.errors import OslabError, OwnershipError, SpecError
+from oslab.files import write_atomic, write_private
 from oslab.spec import LAB_NAME_HINT, valid_lab_name
 from oslab.ssh import Target
 
@@ -44,18 +45,6 @@ def cache_root() -> Path:
     return _xdg_dir("XDG_CACHE_HOME", Path.home() / ".cache") / "oslab"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (no window with a wider mode)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class KeyPair:
     private_path: Path
@@ -67,18 +56,43 @@ class KeyPair:
         return self.public.split()[1]
 
 
+def _damaged(path: Path, exc: Exception) -> OslabError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return OslabError(f"{path} is damaged: {reason}",
+                      hint="restore it from a backup; without it oslab cannot reach or rebuild "
+                           "the lab's nodes, so `oslab destroy` and `oslab up` make a new lab")
+
+
 def _ed25519(path: Path, comment: str) -> KeyPair:
-    """Load the ed25519 key at ``path``, generating it (mode 0600) the first time."""
+    """Load the ed25519 key at ``path``, generating it (mode 0600) the first time. A key that
+    does not load, or whose .pub does not match it, is refused."""
     pub_path = path.with_name(path.name + ".pub")
-    if not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-        pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                            serialization.PublicFormat.OpenSSH).decode()
-        _write_private(path, pem)
-        pub_path.write_text(f"{pub} {comment}\n")
-    return KeyPair(private_path=path, public=pub_path.read_text().strip())
+    if path.exists() or path.is_symlink():
+        return _load_ed25519(path, pub_path)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                            serialization.NoEncryption())
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                        serialization.PublicFormat.OpenSSH).decode()
+    write_private(path, pem)
+    write_atomic(pub_path, f"{pub} {comment}\n")
+    return KeyPair(private_path=path, public=f"{pub} {comment}")
+
+
+def _load_ed25519(path: Path, pub_path: Path) -> KeyPair:
+    try:
+        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        public = pub_path.read_text().strip()
+    except (OSError, ValueError, TypeError) as exc:  # TypeError: a passphrase is needed
+        raise _damaged(path if not isinstance(exc, OSError) or exc.filename == str(path)
+                       else pub_path, exc) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise _damaged(path, ValueError("not an ed25519 key"))
+    mine = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode()
+    if public.split()[:2] != mine.split()[:2]:
+        raise _damaged(pub_path, ValueError(f"it does not match {path.name}"))
+    return KeyPair(private_path=path, public=public)
 
 
 class LabState:
@@ -92,12 +106,26 @@ class LabState:
         self.dir = (root or state_root()) / lab
 
     def ensure(self) -> LabState:
-        if not self.dir.is_dir():
-            self.dir.mkdir(parents=True, mode=0o700)
-            (self.dir / MARKER).write_text(f"oslab state directory of lab {self.lab}\n")
-        os.chmod(self.dir, 0o700)
-        for sub in ("hostkeys", "logs"):
-            (self.dir / sub).mkdir(exist_ok=True)
+        """Make the directory (0700, with oslab's marker) and its subdirectories if needed."""
+        if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
+            raise OslabError(f"the lab's state directory {self.dir} is not a directory",
+                             hint="move that file or link away; oslab makes the directory")
+        try:
+            if not self.dir.is_dir():
+                self.dir.mkdir(parents=True, mode=0o700)
+                write_atomic(self.dir / MARKER, f"oslab state directory of lab {self.lab}\n")
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+            for sub in ("hostkeys", "logs"):
+                (self.dir / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OslabError(f"cannot make the lab's state directory {self.dir}: "
+                             f"{exc.strerror or exc}",
+                             hint="check XDG_STATE_HOME and the permissions of its "
+                                  "directories") from exc
         return self
 
     @property
@@ -142,16 +170,46 @@ class LabState:
         """The lab's generated password ``name``, created on first use and kept 0600."""
         self.ensure()
         path = self.dir / "passwords.json"
-        data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        data = self._passwords()
         if name not in data:
             alphabet = string.ascii_letters + string.digits
             data[name] = "".join(secrets.choice(alphabet) for _ in range(length))
-            _write_private(path, json.dumps(data, indent=1, sort_keys=True).encode())
+            write_private(path, json.dumps(data, indent=1, sort_keys=True).encode())
         return data[name]
 
+    def check(self) -> LabState:
+        """Refuse a damaged state directory before anything is made from it: it must be a
+        directory, and the passwords and keys it holds must load. Makes nothing."""
+        if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
+            raise OslabError(f"the lab's state directory {self.dir} is not a directory",
+                             hint="move that file or link away; oslab makes the directory")
+        self._passwords()
+        keys = [self._ssh_key_path(), *sorted((self.dir / "hostkeys").glob("*_ed25519"))]
+        for key in keys:
+            if key.exists() or key.is_symlink():
+                _load_ed25519(key, key.with_name(key.name + ".pub"))
+        return self
+
+    def stored_password(self, name: str) -> str | None:
+        """The password ``name`` if the lab has made it; never makes one."""
+        return self._passwords().get(name)
+
     def known_passwords(self) -> list[str]:
+        return list(self._passwords().values())
+
+    def _passwords(self) -> dict[str, str]:
         path = self.dir / "passwords.json"
-        return list(json.loads(path.read_text()).values()) if path.exists() else []
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+            raise _damaged(path, exc) from exc
+        if not (isinstance(data, dict)
+                and all(isinstance(k, str) and isinstance(v, str) and v
+                        for k, v in data.items())):
+            raise _damaged(path, ValueError("not an object of name: password strings"))
+        return data
 
     @property
     def owned(self) -> bool:

@@ -8,6 +8,7 @@ proof is refused, never reused or deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ from typing import Any
 import libvirt
 
 from oslab.errors import HostError, OwnershipError
+from oslab.files import write_atomic
 from oslab.metadata import LabMeta
 from oslab.networks import NetworkDef
 from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
@@ -35,11 +37,46 @@ STATE_NAMES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
 
-# libvirt quiets its default error printer so our own messages stay readable.
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+# Hints for the libvirt errors a user or the host can cause; the rest get the generic one.
+_HINTS = {
+    libvirt.VIR_ERR_SYSTEM_ERROR: "is libvirtd still running? (`systemctl status libvirtd`)",
+    libvirt.VIR_ERR_RPC: "libvirtd closed the connection; is it still running? "
+                         "(`systemctl status libvirtd`)",
+    libvirt.VIR_ERR_NO_CONNECT: "is libvirtd running? (`systemctl status libvirtd`)",
+    libvirt.VIR_ERR_OPERATION_INVALID: "the object changed under oslab; `oslab status` shows "
+                                       "where the lab is, then rerun",
+    libvirt.VIR_ERR_OPERATION_FAILED: "`oslab check` looks for what the host lacks",
+    libvirt.VIR_ERR_AUTH_FAILED: "run as root or as a member of the 'libvirt' group",
+    libvirt.VIR_ERR_ACCESS_DENIED: "run as root or as a member of the 'libvirt' group",
+}
+_GENERIC_HINT = "`oslab status` shows the lab's objects; rerun the command to continue"
+
+
+class VirtError(HostError):
+    """A libvirt call failed: what oslab was doing, and libvirt's own message."""
+
+
+def virt_error(exc: libvirt.libvirtError, doing: str) -> VirtError:
+    return VirtError(f"libvirt failed while {doing}: {exc.get_error_message() or exc}",
+                     hint=_HINTS.get(exc.get_error_code(), _GENERIC_HINT))
+
+
+@contextlib.contextmanager
+def libvirt_calls(doing: str) -> Iterator[None]:
+    """Turn a ``libvirtError`` raised inside into a ``VirtError`` saying what oslab was doing.
+    Works as a ``with`` block and as a decorator."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise virt_error(exc, doing) from exc
 
 
 def connect(uri: str) -> Any:
+    if not uri:
+        raise HostError("the libvirt URI is empty",
+                        hint="give --uri a URI such as qemu:///system, or leave --uri out")
+    # libvirt's default error printer would repeat every error on stderr: quiet it.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:
@@ -81,6 +118,7 @@ class LabObjects:
                 return None
             raise
 
+    @libvirt_calls("looking up a domain")
     def domain(self, name: str) -> Any | None:
         """The domain ``name`` if it is this lab's; None if absent; refused if foreign."""
         dom = self._lookup(self.conn.lookupByName, name)
@@ -88,6 +126,7 @@ class LabObjects:
             self._check_owner(f"domain {name}", dom.XMLDesc(INACTIVE))
         return dom
 
+    @libvirt_calls("looking up a network")
     def network(self, name: str) -> Any | None:
         net = self._lookup(self.conn.networkLookupByName, name)
         if net is not None:
@@ -95,6 +134,7 @@ class LabObjects:
                               net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
         return net
 
+    @libvirt_calls("looking up the lab's storage pool")
     def pool(self) -> Any | None:
         pool = self._lookup(self.conn.storagePoolLookupByName, self.lab)
         if pool is None:
@@ -118,6 +158,7 @@ class LabObjects:
                      "(lab.name in the spec) or remove that object yourself")
         return meta
 
+    @libvirt_calls("listing domains")
     def domains(self) -> list[DomainInfo]:
         """Every domain carrying this lab's metadata, sorted by name."""
         found = []
@@ -127,6 +168,7 @@ class LabObjects:
                 found.append(self.info(dom, meta))
         return sorted(found, key=lambda d: d.name)
 
+    @libvirt_calls("reading a domain")
     def info(self, dom: Any, meta: LabMeta | None = None) -> DomainInfo:
         xml = dom.XMLDesc(INACTIVE)
         meta = meta or LabMeta.from_object_xml(xml)
@@ -134,6 +176,7 @@ class LabObjects:
         virt_type = ET.fromstring(xml).get("type", "?")
         return DomainInfo(dom.name(), meta, state_name(dom), virt_type)
 
+    @libvirt_calls("listing networks")
     def networks(self) -> list[tuple[str, LabMeta, bool]]:
         found = []
         for net in self.conn.listAllNetworks(0):
@@ -142,6 +185,7 @@ class LabObjects:
                 found.append((net.name(), meta, bool(net.isActive())))
         return sorted(found)
 
+    @libvirt_calls("listing volumes")
     def volumes(self) -> list[tuple[str, int, int]]:
         """(name, capacity, allocation) of every volume in the lab's pool."""
         pool = self.pool()
@@ -158,6 +202,7 @@ class LabObjects:
 
     # -- creation (idempotent) ----------------------------------------------------------------
 
+    @libvirt_calls("creating a network")
     def ensure_network(self, net_def: NetworkDef) -> bool:
         """Define, start and autostart the network; True when something was created."""
         net = self.network(net_def.name)
@@ -176,6 +221,7 @@ class LabObjects:
         net.setAutostart(1)
         return created
 
+    @libvirt_calls("creating the storage pool")
     def ensure_pool(self, pool_def: PoolDef) -> bool:
         pool = self.pool()
         created = False
@@ -195,12 +241,14 @@ class LabObjects:
         pool.setAutostart(1)
         return created
 
+    @libvirt_calls("looking up a volume")
     def volume(self, name: str) -> Any | None:
         pool = self.pool()
         if pool is None:
             return None
         return self._lookup(pool.storageVolLookupByName, name)
 
+    @libvirt_calls("creating a volume")
     def ensure_volume(self, vol_def: VolumeDef) -> bool:
         pool = self.pool()
         assert pool is not None, "ensure_pool first"
@@ -209,33 +257,16 @@ class LabObjects:
         pool.createXML(vol_def.xml(), 0)
         return True
 
+    @libvirt_calls("uploading a volume")
     def upload(self, name: str, source: Path, *, replace: bool = False) -> Any:
         """Copy ``source`` into the pool as raw volume ``name`` through a libvirt stream."""
         pool = self.pool()
         assert pool is not None, "ensure_pool first"
-        size = source.stat().st_size
-        vol = self._lookup(pool.storageVolLookupByName, name)
-        if vol is not None and not replace and vol.info()[1] == size:
-            return vol
-        if vol is not None:
-            vol.delete(0)
-        part = f"{name}.part"
-        stale = self._lookup(pool.storageVolLookupByName, part)
-        if stale is not None:
-            stale.delete(0)
-        tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
-        stream = self.conn.newStream(0)
-        tmp.upload(stream, 0, size, 0)
-        with source.open("rb") as f:
-            stream.sendAll(lambda _s, n, fh: fh.read(n), f)
-        stream.finish()
-        # libvirt has no rename: a complete upload is what lands under the final name.
-        final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
-        tmp.delete(0)
-        return final
+        return upload_volume(self.conn, pool, name, source, replace=replace)
 
     # -- removal ------------------------------------------------------------------------------
 
+    @libvirt_calls("removing a domain")
     def remove_domain(self, name: str) -> None:
         dom = self.domain(name)
         if dom is None:
@@ -246,6 +277,7 @@ class LabObjects:
                           | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
                           | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
 
+    @libvirt_calls("removing a network")
     def remove_network(self, name: str) -> None:
         net = self.network(name)
         if net is None:
@@ -254,6 +286,7 @@ class LabObjects:
             net.destroy()
         net.undefine()
 
+    @libvirt_calls("removing the storage pool")
     def remove_pool(self) -> list[str]:
         """Delete the lab's volumes and pool; returns what was left because it is not ours."""
         pool = self.pool()
@@ -276,6 +309,47 @@ class LabObjects:
         return leftovers
 
 
+def upload_volume(conn: Any, pool: Any, name: str, source: Path, *,
+                  replace: bool = False) -> Any:
+    """Copy ``source`` into ``pool`` as volume ``name`` through a libvirt stream (so a remote
+    libvirt works too); kept when a volume of that size is there and ``replace`` is False."""
+    size = source.stat().st_size
+    vol = _lookup_volume(pool, name)
+    if vol is not None and not replace and vol.info()[1] == size:
+        return vol
+    if vol is not None:
+        vol.delete(0)
+    part = f"{name}.part"
+    stale = _lookup_volume(pool, part)
+    if stale is not None:
+        stale.delete(0)
+    tmp = pool.createXML(VolumeDef(part, size, "raw").xml(), 0)
+    stream_into(conn, tmp, source)
+    # libvirt has no rename: a complete upload is what lands under the final name.
+    final = pool.createXMLFrom(VolumeDef(name, size, "raw").xml(), tmp, 0)
+    tmp.delete(0)
+    return final
+
+
+def stream_into(conn: Any, vol: Any, source: Path) -> None:
+    """Write the bytes of ``source`` into volume ``vol`` through a libvirt stream."""
+    stream = conn.newStream(0)
+    vol.upload(stream, 0, source.stat().st_size, 0)
+    with source.open("rb") as f:
+        stream.sendAll(lambda _s, n, fh: fh.read(n), f)
+    stream.finish()
+
+
+def _lookup_volume(pool: Any, name: str) -> Any | None:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if _no_such(exc):
+            return None
+        raise
+
+
+@libvirt_calls("reading a domain's state")
 def state_name(dom: Any) -> str:
     state, _reason = dom.state()
     return STATE_NAMES.get(state, f"state {state}")
@@ -294,7 +368,7 @@ def _marker_ok(path: Path, lab: str) -> bool:
 
 
 def _write_marker(path: Path, lab: str) -> None:
-    (path / POOL_MARKER).write_text(json.dumps({"lab": lab, "made_by": "oslab"}) + "\n")
+    write_atomic(path / POOL_MARKER, json.dumps({"lab": lab, "made_by": "oslab"}) + "\n")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0,
@@ -314,19 +388,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.
 
 def iter_lab_names(conn: Any) -> Iterator[str]:
     """Every lab that has a domain, network or pool in this libvirt."""
-    seen: set[str] = set()
-    for dom in conn.listAllDomains(0):
-        meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
-        if meta is not None and meta.lab not in seen:
-            seen.add(meta.lab)
-            yield meta.lab
-    for net in conn.listAllNetworks(0):
-        meta = LabMeta.from_object_xml(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
-        if meta is not None and meta.lab not in seen:
-            seen.add(meta.lab)
-            yield meta.lab
-    for pool in conn.listAllStoragePools(0):
-        if pool.name() not in seen and _marker_ok(pool_path(pool), pool.name()):
-            seen.add(pool.name())
-            yield pool.name()
-
+    with libvirt_calls("listing labs"):
+        seen: set[str] = set()
+        for dom in conn.listAllDomains(0):
+            meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
+            if meta is not None and meta.lab not in seen:
+                seen.add(meta.lab)
+                yield meta.lab
+        for net in conn.listAllNetworks(0):
+            meta = LabMeta.from_object_xml(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+            if meta is not None and meta.lab not in seen:
+                seen.add(meta.lab)
+                yield meta.lab
+        for pool in conn.listAllStoragePools(0):
+            if pool.name() not in seen and _marker_ok(pool_path(pool), pool.name()):
+                seen.add(pool.name())
+                yield pool.name()

@@ -27,6 +27,8 @@ fi
 packages=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
     dnsmasq-base iptables iproute2 openssh-client
+    # Debian node images: repository (apt-ftparchive), mmdebstrap, ext4 and the archive's keys
+    mmdebstrap apt-utils e2fsprogs debian-archive-keyring
     # to build libvirt-python in the venv
     libvirt-dev pkg-config gcc python3-dev python3-venv
 )
@@ -45,7 +47,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt-get update -qq -o DPkg::Lock::Timeout=600
     apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -9,5 +9,6 @@ trap 'rm -rf "$tree"' EXIT
 mkdir "$tree/oslab"
 for f in "$repo"/lab/*.py; do ln -s "$f" "$tree/oslab/"; done
 for sub in networks kickstart install; do ln -s "$repo/$sub" "$tree/oslab/$sub"; done
+ln -s "$repo/lab/images" "$tree/oslab/images"
 cd "$tree"
 exec "${MYPY:-mypy}" --config-file "$repo/pyproject.toml" -p oslab "$@"

@@ -1,6 +1,8 @@
 """Shared fixtures. Integration tests drive the real `oslab` command against a real libvirtd
 (qemu:///system) that runs inside the network namespace scripts/test.sh creates; pytest runs
-there too, so every packet the tests send stays inside that namespace."""
+there too, so every packet the tests send stays inside that namespace. That libvirtd has its
+own socket, named by the LIBVIRT_DEFAULT_URI the harness (scripts/in-testns.sh) exports, which
+`oslab`, virsh and ``URI`` here all use; a libvirtd the user runs is never touched."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-URI = "qemu:///system"
+URI = os.environ.get("LIBVIRT_DEFAULT_URI") or "qemu:///system"
 TEST_LAB_PREFIX = "tst"
+HARNESS_PIDFILE = Path("/run/oslab-test/libvirtd.pid")  # scripts/in-testns.sh's test libvirtd
 
 
 def _netns_of(pid: int | str) -> str:
@@ -32,11 +35,18 @@ def integration_problem() -> str | None:
     ns = _netns_of(os.getpid())
     if not ns:
         return "not inside a network namespace: run the suite with scripts/test.sh"
-    pids = subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout
-    if not pids.split():
-        return "no libvirtd is running: run the suite with scripts/test.sh"
-    if _netns_of(pids.split()[0]) != ns:
-        return f"libvirtd does not run in this network namespace ({ns})"
+    if "socket=" not in URI:
+        return "LIBVIRT_DEFAULT_URI does not name the test libvirtd's socket: run the suite " \
+               "with scripts/test.sh (or scripts/in-testns.sh)"
+    try:
+        pid = HARNESS_PIDFILE.read_text().strip()
+    except OSError:
+        return f"no test libvirtd ({HARNESS_PIDFILE} is missing): run the suite with " \
+               "scripts/test.sh"
+    if not Path(f"/proc/{pid}").exists():
+        return f"the test libvirtd (pid {pid}) is not running: run the suite with scripts/test.sh"
+    if _netns_of(pid) != ns:
+        return f"the test libvirtd (pid {pid}) does not run in this network namespace ({ns})"
     if not os.environ.get("OSLAB_TEST_ISO"):
         return "OSLAB_TEST_ISO is not set: scripts/test.sh builds the test guest and sets it"
     return None

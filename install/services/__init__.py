@@ -27,7 +27,7 @@ from oslab.install.services import (
     placement,
 )
 from oslab.install.services._base import Site
-from oslab.spec import Node, Role
+from oslab.spec import Node, Role, Scope
 
 __all__ = ["steps_for"]
 
@@ -37,6 +37,10 @@ def _controller(site: Site, node: Node) -> list[StepDef]:
         *environment.steps(site, node),
         *infra.steps(site),
         *keystone.steps(site),
+    ]
+    if site.spec.scope is Scope.IDENTITY:
+        return steps
+    steps += [
         *glance.steps(site),
         *placement.steps(site),
         *nova.controller_steps(site),
@@ -53,10 +57,12 @@ def _controller(site: Site, node: Node) -> list[StepDef]:
 
 
 def _compute(site: Site, node: Node) -> list[StepDef]:
+    if site.spec.scope is Scope.IDENTITY:
+        return environment.steps(site, node)
     return [
         *environment.steps(site, node),
         nova.compute_packages(site),
-        neutron.provider_bridge(site, node),
+        *neutron.bridge_steps(site, node),
         nova.compute(site, node),
         neutron.compute(site, node),
     ]

@@ -15,8 +15,9 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from oslab.distro import RELEASES
+from oslab.distro import RELEASES, distro_for
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
+from oslab.install.services._layer import LAYERS, Layer
 from oslab.spec import LabSpec, Node
 
 REGION = "RegionOne"
@@ -61,6 +62,11 @@ class Site:
     @property
     def spec(self) -> LabSpec:
         return self.ctx.spec
+
+    @property
+    def layer(self) -> Layer:
+        """Package, unit and path names of the lab's distro family."""
+        return LAYERS[distro_for(self.spec.distro).family]
 
     @property
     def controller(self) -> Node:
@@ -122,6 +128,8 @@ class Site:
             "memcached_servers": self.memcached_servers,
             "transport_url": self.transport_url,
             "region": REGION,
+            # one worker per service (Debian labs: every Python process costs ~20x under TCG)
+            "single_worker": self.layer.debian,
             **extra,
         }
 

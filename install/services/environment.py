@@ -1,10 +1,11 @@
-"""The install guide's environment, on every node: hosts, time, the RDO repositories."""
+"""The install guide's environment, on every node: hosts, time, the RDO repositories (EL)
+or debconf answers and package lists (Debian)."""
 
 from __future__ import annotations
 
+from oslab.install import debian
 from oslab.install.model import Guarded, StepDef, Where
 from oslab.install.services._base import Site, config
-from oslab.kickstart.render import NTP_POOL
 from oslab.spec import Node, Role
 
 
@@ -22,25 +23,28 @@ def hosts(site: Site) -> StepDef:
 def chrony(site: Site, node: Node) -> StepDef:
     """The controller serves time to the lab; every other node syncs from the controller."""
     server = node.role is Role.CONTROLLER
-    conf = config("/etc/chrony.conf", "environment/chrony.conf.j2",
-                  site.values(node=node.name, server=server, pool=NTP_POOL,
-                              allow=str(site.spec.management.cidr), upstream=site.host))
+    layer = site.layer
+    path = layer.path("chrony.conf")
+    conf = config(path, "environment/chrony.conf.j2",
+                  site.values(node=node.name, server=server, pool=layer.ntp_pool, path=path,
+                              allow=str(site.spec.management.cidr), upstream=site.host,
+                              debian=layer.debian))
     if server:
         return StepDef(
             name="env.chrony-server",
             where=Where.CONTROLLER,
-            title=f"chrony: sync from {NTP_POOL}, serve {site.spec.management.cidr}",
-            packages=("chrony",),
+            title=f"chrony: sync from {layer.ntp_pool}, serve {site.spec.management.cidr}",
+            packages=layer.pkgs("chrony"),
             files=(conf,),
-            services=("chronyd",),
+            services=layer.unit("chrony"),
         )
     return StepDef(
         name="env.chrony-client",
         where=Where.COMPUTE,
         title=f"chrony: sync from {site.host}",
-        packages=("chrony",),
+        packages=layer.pkgs("chrony"),
         files=(conf,),
-        services=("chronyd",),
+        services=layer.unit("chrony"),
     )
 
 
@@ -69,10 +73,51 @@ def repositories(site: Site) -> list[StepDef]:
             name="env.client",
             where=Where.ALL,
             title="OpenStack client and openstack-selinux",
-            packages=("python3-openstackclient", "openstack-selinux"),
+            packages=site.layer.pkgs("client"),
         ),
     ]
 
 
+SELECTIONS = "/var/lib/oslab/debconf-selections"
+
+
+def apt(site: Site) -> StepDef:
+    """Debian: debconf answers before any package installs (the packages then configure no
+    database, endpoint or vhost themselves), and no policy-rc.d left behind by an interrupted
+    install (it would stop every later package from restarting a service). The package lists
+    are the install command's business (oslab.install.debian)."""
+    applied = f"{SELECTIONS}.applied"
+    return StepDef(
+        name="env.apt",
+        where=Where.ALL,
+        title="debconf answers for the OpenStack packages",
+        files=(config(SELECTIONS, "environment/debconf-selections.j2",
+                      site.values(selections=debian.debconf_selections())),),
+        commands=(
+            Guarded(
+                description="debconf knows oslab's answers",
+                check=f"cmp -s {SELECTIONS} {applied}",
+                run=f"debconf-set-selections {SELECTIONS} && cp {SELECTIONS} {applied}",
+            ),
+            Guarded(
+                description=f"no {debian.POLICY_RC_D} left by an interrupted install",
+                check=debian.stale_policy_check(),
+                run=f"rm -f {debian.POLICY_RC_D}",
+            ),
+        ),
+    )
+
+
+def client(site: Site) -> StepDef:
+    return StepDef(
+        name="env.client",
+        where=Where.ALL,
+        title="OpenStack client",
+        packages=site.layer.pkgs("client"),
+    )
+
+
 def steps(site: Site, node: Node) -> list[StepDef]:
+    if site.layer.debian:
+        return [hosts(site), apt(site), chrony(site, node), client(site)]
     return [hosts(site), chrony(site, node), *repositories(site)]

@@ -29,13 +29,14 @@ def mariadb(site: Site) -> list[StepDef]:
               f'{MARIADB_NOFILE}',
         run="systemctl daemon-reload",
     )
+    cnf = site.layer.path("mariadb.cnf")
     install = StepDef(
         name="mariadb.install",
         where=Where.CONTROLLER,
         title=f"MariaDB on {site.controller.address} (max_connections {MAX_CONNECTIONS})",
-        packages=("mariadb", "mariadb-server", "python3-PyMySQL"),
+        packages=site.layer.pkgs("mariadb"),
         files=(
-            config("/etc/my.cnf.d/openstack.cnf", "infra/openstack.cnf.j2",
+            config(cnf, "infra/openstack.cnf.j2",
                    site.values(max_connections=MAX_CONNECTIONS)),
             config(LIMITS_DROPIN, "infra/oslab-limits.conf.j2",
                    site.values(nofile=MARIADB_NOFILE)),
@@ -100,7 +101,7 @@ def rabbitmq(site: Site) -> list[StepDef]:
             name="rabbitmq.install",
             where=Where.CONTROLLER,
             title="RabbitMQ",
-            packages=("rabbitmq-server",),
+            packages=site.layer.pkgs("rabbitmq"),
             services=("rabbitmq-server",),
         ),
         StepDef(
@@ -117,8 +118,9 @@ def memcached(site: Site) -> StepDef:
         name="memcached.install",
         where=Where.CONTROLLER,
         title=f"memcached on localhost and {site.controller.address}",
-        packages=("memcached", "python3-memcached"),
-        files=(config("/etc/sysconfig/memcached", "infra/memcached.j2", site.values()),),
+        packages=site.layer.pkgs("memcached"),
+        files=(config(site.layer.path("memcached"), site.layer.memcached_template,
+                      site.values()),),
         services=("memcached",),
     )
 
@@ -128,9 +130,9 @@ def etcd(site: Site) -> StepDef:
         name="etcd.install",
         where=Where.CONTROLLER,
         title=f"etcd on {site.controller.address}",
-        packages=("etcd",),
-        files=(config("/etc/etcd/etcd.conf", "infra/etcd.conf.j2", site.values()),),
-        services=("etcd",),
+        packages=site.layer.pkgs("etcd"),
+        files=(config(site.layer.path("etcd"), "infra/etcd.conf.j2", site.values()),),
+        services=site.layer.unit("etcd"),
         checkpoint="infra",
     )
 

@@ -1,9 +1,11 @@
-"""Keystone with Fernet tokens under httpd (port 5000 only), projects, users and openrc files."""
+"""Keystone with Fernet tokens on port 5000 only (under httpd on EL, as Debian's own uwsgi
+unit on Debian), projects, users and openrc files."""
 
 from __future__ import annotations
 
 from oslab.install import openrc as rc
 from oslab.install.model import Database, Guarded, StepDef, Where
+from oslab.install.services import _debian
 from oslab.install.services._base import (
     ADMIN_OPENRC,
     DEMO_OPENRC,
@@ -36,7 +38,7 @@ def install(site: Site) -> StepDef:
         name="keystone.install",
         where=Where.CONTROLLER,
         title="Keystone: database, keystone.conf, db sync, Fernet keys, bootstrap",
-        packages=("openstack-keystone", "httpd", "python3-mod_wsgi"),
+        packages=site.layer.pkgs("keystone"),
         files=(
             config("/etc/keystone/keystone.conf", "keystone/keystone.conf.j2",
                    site.values(database=site.db_url("keystone", "keystone", "db_keystone")),
@@ -91,6 +93,22 @@ def httpd(site: Site) -> StepDef:
     )
 
 
+def uwsgi(site: Site) -> StepDef:
+    """Debian: keystone's own unit runs uwsgi on port 5000; oslab writes its ini (one
+    process) and a start timeout for TCG."""
+    app = _debian.APPS["keystone"]
+    units = site.layer.unit("keystone")
+    return StepDef(
+        name="keystone.uwsgi",
+        where=Where.CONTROLLER,
+        title="keystone under uwsgi on port 5000 (one process)",
+        files=(_debian.uwsgi_ini(app, site.values()),
+               *_debian.start_timeouts(units, site.values())),
+        commands=(_debian.reload_for(units),),
+        services=units,
+    )
+
+
 def projects(site: Site) -> StepDef:
     token = "openstack token issue -f value -c id >/dev/null 2>&1"
 
@@ -121,4 +139,5 @@ def projects(site: Site) -> StepDef:
 
 
 def steps(site: Site) -> list[StepDef]:
-    return [install(site), openrc(site), httpd(site), projects(site)]
+    server = uwsgi(site) if site.layer.debian else httpd(site)
+    return [install(site), openrc(site), server, projects(site)]

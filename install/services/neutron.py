@@ -8,6 +8,7 @@ module and no bridge sysctls; those are only for ``iptables_hybrid``.
 from __future__ import annotations
 
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
+from oslab.install.services import _debian
 from oslab.install.services._base import (
     ADMIN_OPENRC,
     Site,
@@ -25,6 +26,8 @@ BRIDGE = "br-provider"
 ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"
 OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 CONTROLLER_STEP = "neutron.controller"
+AGENTS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-metadata-agent",
+          "neutron-l3-agent")
 COMPUTE_STEP = "neutron.compute"
 
 
@@ -41,8 +44,21 @@ def _find_nic(mac: str) -> str:
             f'[ "$(cat "$d/address")" = {q(mac)} ]; then nic=${{d##*/}}; fi; done')
 
 
+def openvswitch(site: Site) -> StepDef:
+    """Open vSwitch running: the bridge step's ovs-vsctl needs its database server, and the
+    engine starts a step's services only after the step's commands."""
+    return StepDef(
+        name="neutron.openvswitch",
+        where=Where.ALL,
+        title="Open vSwitch and the Neutron Open vSwitch agent's package",
+        packages=site.layer.pkgs("openvswitch"),
+        services=site.layer.unit("openvswitch"),
+    )
+
+
 def provider_bridge(site: Site, node: Node) -> StepDef:
-    """Open vSwitch and br-provider on the NIC of the provider network, found by its MAC."""
+    """br-provider on the NIC of the provider network, found by its MAC (Open vSwitch runs:
+    the step before started it)."""
     mac = site.spec.mac(node, 1)
     find = _find_nic(mac)
     bridge = Guarded(
@@ -58,10 +74,12 @@ def provider_bridge(site: Site, node: Node) -> StepDef:
         name="neutron.provider-bridge",
         where=Where.ALL,
         title=f"Open vSwitch bridge {BRIDGE} on the provider network's NIC",
-        packages=("openstack-neutron-openvswitch",),
-        services=("openvswitch",),
         commands=(bridge,),
     )
+
+
+def bridge_steps(site: Site, node: Node) -> list[StepDef]:
+    return [openvswitch(site), provider_bridge(site, node)]
 
 
 def _agent_ini(site: Site, node: Node) -> FileSpec:
@@ -87,11 +105,19 @@ def controller_steps(site: Site) -> list[StepDef]:
                             description="OpenStack Networking", url=f"http://{site.host}:9696")
     upgrade = as_user("neutron", f"neutron-db-manage --config-file /etc/neutron/neutron.conf "
                                  f"--config-file {ML2_CONF} upgrade head")
+    layer = site.layer
+    units = (*layer.unit("neutron-server"), *AGENTS)
+    extra: list[FileSpec] = []
+    reload: list[Guarded] = []
+    if layer.debian:
+        extra = [_debian.uwsgi_ini(_debian.APPS["neutron-api"], values),
+                 *_debian.start_timeouts(units, values)]
+        reload = [_debian.reload_for(units)]
     install = StepDef(
         name=CONTROLLER_STEP,
         where=Where.CONTROLLER,
         title="Neutron server, Open vSwitch, DHCP, metadata and L3 agents",
-        packages=("openstack-neutron", "openstack-neutron-ml2", "openstack-neutron-openvswitch"),
+        packages=layer.pkgs("neutron-controller"),
         files=(
             _neutron_conf(site, node, controller=True),
             _neutron_file(ML2_CONF, "neutron/ml2_conf.ini.j2", values),
@@ -101,27 +127,32 @@ def controller_steps(site: Site) -> list[StepDef]:
             _neutron_file("/etc/neutron/metadata_agent.ini", "neutron/metadata_agent.ini.j2",
                           site.values(metadata_secret=site.password("metadata_secret")),
                           secret=True),
+            *extra,
         ),
         databases=(Database("neutron", "neutron", "db_neutron"),),
         commands=(
+            *reload,
             symlink("/etc/neutron/plugin.ini", ML2_CONF, "/etc/neutron/plugin.ini -> ML2"),
             once("neutron-db-upgrade", "populate the Networking database", upgrade,
                  timeout=1200),
         ),
-        services=("neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent",
-                  "neutron-metadata-agent", "neutron-l3-agent"),
+        services=units,
     )
-    return [register, provider_bridge(site, node), install]
+    return [register, *bridge_steps(site, node), install]
 
 
 def compute(site: Site, node: Node) -> StepDef:
     """The agent talks to neutron-server over RabbitMQ: it starts after the server is up."""
+    units = ("neutron-openvswitch-agent",)
+    debian = site.layer.debian
     return StepDef(
         name=COMPUTE_STEP,
         where=Where.COMPUTE,
         title="Neutron Open vSwitch agent",
-        files=(_neutron_conf(site, node, controller=False), _agent_ini(site, node)),
-        services=("neutron-openvswitch-agent",),
+        files=(_neutron_conf(site, node, controller=False), _agent_ini(site, node),
+               *(_debian.start_timeouts(units, site.values()) if debian else [])),
+        commands=(_debian.reload_for(units),) if debian else (),
+        services=units,
         after=(CONTROLLER_STEP,),
     )
 

@@ -3,11 +3,19 @@
 nova.conf is written whole, once, on every node: the controller's ``[neutron]`` (metadata
 proxy) and ``[cinder]`` sections are there from the start, so the guide's later "restart
 nova-api" steps are the engine's restart-on-change of this step instead.
+
+Debian: nova-api and nova-api-metadata are two uwsgi units of the nova-api package (oslab
+writes their ini files); nova-consoleproxy runs the proxy named in
+``/etc/default/nova-consoleproxy``, which must say novnc before the package installs (its
+debconf question cannot be preseeded: the config script reads that file and falls back to
+spicehtml5); nova-compute also reads ``/etc/nova/nova-compute.conf`` (shipped by
+nova-compute-qemu with ``virt_type=qemu``), which oslab writes with the node's own virt type.
 """
 
 from __future__ import annotations
 
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
+from oslab.install.services import _debian
 from oslab.install.services._base import (
     ADMIN_OPENRC,
     Site,
@@ -22,8 +30,8 @@ from oslab.install.services._base import (
 from oslab.spec import Node
 
 NOVA_CONF = "/etc/nova/nova.conf"
-CONTROLLER_SERVICES = ("openstack-nova-api", "openstack-nova-scheduler",
-                       "openstack-nova-conductor", "openstack-nova-novncproxy")
+NOVA_COMPUTE_CONF = "/etc/nova/nova-compute.conf"  # Debian: read after nova.conf
+CONSOLE_PROXY_DEFAULT = "/etc/default/nova-consoleproxy"  # Debian
 COMPUTE_STEP = "nova.compute"
 
 
@@ -53,16 +61,25 @@ def controller_steps(site: Site) -> list[StepDef]:
                             kind="compute", description="OpenStack Compute",
                             url=f"http://{site.host}:8774/v2.1")
     cells = _manage("cell_v2 list_cells")
+    layer = site.layer
+    units = layer.unit("nova-controller")
+    files = [nova_conf(site, site.controller, controller=True)]
+    commands: list[Guarded] = []
+    if layer.debian:
+        files += [_debian.uwsgi_ini(_debian.APPS[u], site.values())
+                  for u in ("nova-api", "nova-api-metadata")]
+        files += _debian.start_timeouts(units, site.values())
+        commands.append(_debian.reload_for(units))
     install = StepDef(
         name="nova.controller",
         where=Where.CONTROLLER,
         title="Nova API, scheduler, conductor and noVNC proxy; cells cell0 and cell1",
-        packages=("openstack-nova-api", "openstack-nova-conductor",
-                  "openstack-nova-novncproxy", "openstack-nova-scheduler"),
-        files=(nova_conf(site, site.controller, controller=True),),
+        packages=layer.pkgs("nova-controller"),
+        files=tuple(files),
         databases=tuple(Database(name, "nova", "db_nova")
                         for name in ("nova_api", "nova", "nova_cell0")),
         commands=(
+            *commands,
             once("nova-api-db-sync", "populate the nova_api database", _manage("api_db sync")),
             Guarded(description="register the cell0 database",
                     check=f"{cells} | grep -qw cell0",
@@ -74,21 +91,34 @@ def controller_steps(site: Site) -> list[StepDef]:
             once("nova-db-sync", "populate the nova database", _manage("db sync"),
                  timeout=1200),
         ),
-        services=CONTROLLER_SERVICES,
+        services=units,
     )
+    if layer.debian:
+        return [register, console_proxy_type(site), install]
     return [register, install]
 
 
+def console_proxy_type(site: Site) -> StepDef:
+    """Debian: nova-consoleproxy's postinst keeps NOVA_CONSOLE_PROXY_TYPE from this file."""
+    return StepDef(
+        name="nova.console-type",
+        where=Where.CONTROLLER,
+        title="nova-consoleproxy runs the noVNC proxy (before the package installs)",
+        files=(config(CONSOLE_PROXY_DEFAULT, "nova/nova-consoleproxy.j2", site.values()),),
+    )
+
+
 def compute_packages(site: Site) -> StepDef:
-    """Packages only: they need nothing from the controller, so they install in parallel."""
+    """Packages and libvirt: they need nothing from the controller, so they install in
+    parallel with it."""
     return StepDef(
         name="nova.compute-packages",
         where=Where.COMPUTE,
-        title="Nova compute and libvirt packages",
-        # libvirt-daemon: the guide's libvirtd.service (CentOS Stream 9's default is the
-        # modular virtqemud, which openstack-nova-compute pulls in). iscsi-initiator-utils:
-        # os-brick attaches Cinder's LVM/iSCSI volumes with it.
-        packages=("openstack-nova-compute", "libvirt-daemon", "iscsi-initiator-utils"),
+        title="Nova compute and libvirt packages; libvirt's daemons",
+        packages=site.layer.pkgs("nova-compute"),
+        # EL9's modular daemons (their sockets) or Debian's libvirtd. Here, not in
+        # nova.compute: a change to nova.conf restarts nova-compute, never libvirt.
+        services=site.layer.unit("libvirt"),
     )
 
 
@@ -96,12 +126,23 @@ def compute(site: Site, node: Node) -> StepDef:
     """nova-compute starts only when the conductor runs: it waits for it at start-up, and
     systemd waits for nova-compute (Type=notify)."""
     virt_type = site.virt_type(node)
+    layer = site.layer
+    files = [nova_conf(site, node, controller=False, virt_type=virt_type)]
+    commands: list[Guarded] = []
+    units = layer.unit("nova-compute")
+    if layer.debian:
+        files.append(config(NOVA_COMPUTE_CONF, "nova/nova-compute.conf.j2",
+                            site.values(node=node.name, virt_type=virt_type),
+                            owner="root", group="nova", mode=0o640))
+        files += _debian.start_timeouts(units, site.values())
+        commands.append(_debian.reload_for(units))
     return StepDef(
         name=COMPUTE_STEP,
         where=Where.COMPUTE,
         title=f"nova-compute with libvirt ({virt_type}) on {node.address}",
-        files=(nova_conf(site, node, controller=False, virt_type=virt_type),),
-        services=("libvirtd", "openstack-nova-compute"),
+        files=tuple(files),
+        commands=tuple(commands),
+        services=units,
         after=("nova.controller",),
     )
 

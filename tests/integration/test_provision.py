@@ -14,9 +14,9 @@ import libvirt
 import pytest
 
 from oslab.metadata import LabMeta
+from tests.conftest import URI
 
 pytestmark = pytest.mark.integration
-URI = "qemu:///system"
 
 
 def libvirt_names(lab: str) -> dict[str, list[str]]:

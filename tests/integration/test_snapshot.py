@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import libvirt
@@ -49,6 +51,24 @@ def test_revert_brings_back_disk_and_memory_on_every_node(lab: Lab) -> None:
     base = next(s for s in listed if s["name"] == "base")
     assert base["description"] == "before the risky step"
     assert {n["node"]: n["state"] for n in base["nodes"]} == {"ctl": "running", "cmp1": "running"}
+
+
+def test_revert_sets_the_clock_of_every_node(lab: Lab) -> None:
+    # a clock far off when the snapshot is taken comes back with the memory on revert
+    for node in lab.nodes:
+        sh(lab, node, "date -u -s '2020-01-01 00:00:00' >/dev/null")
+    lab.run("snapshot", "clock")
+    out = lab.run("revert", "clock").stdout
+    assert out.startswith("reverted to clock in ")
+    for phase in ("check", "revert paused", "resume", "SSH and clocks"):
+        assert f"{phase} " in out.splitlines()[0]
+    for node in lab.nodes:
+        host = time.time()
+        assert abs(int(sh(lab, node, "date -u +%s")) - host) < 10, node
+        corrected = re.search(rf"^  {node} +answers SSH [0-9.]+s after the resume; "
+                              r"clock corrected by ([0-9]+)s$", out, re.M)
+        assert corrected is not None, out
+        assert int(corrected.group(1)) > 3600 * 24 * 365 * 5
 
 
 def test_shut_off_node_is_shut_off_again_after_revert(lab: Lab) -> None:

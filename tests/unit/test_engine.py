@@ -6,10 +6,14 @@ plan as text (masked), and the done-marker convention.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
+from oslab.distro import Family
 from oslab.errors import OslabError
-from oslab.install import facts, graph, markers, ops
+from oslab.install import debian, facts, graph, markers, ops
 from oslab.install.facts import DatabaseState, FileState, ServiceState
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.ops import Secrets, StepFacts
@@ -254,3 +258,54 @@ def test_done_marker_guard() -> None:
     assert g.timeout == 900
     with pytest.raises(OslabError, match="invalid done-marker name"):
         markers.once("../etc/passwd", "x", "true")
+
+
+# -- Debian: apt-get without recommends, policy-rc.d, debconf --------------------------------
+
+APT = ("trap 'rm -f /usr/sbin/policy-rc.d' EXIT && trap 'exit 129' HUP INT TERM && "
+       "printf '%s' '#!/bin/sh\n# oslab: no service starts while packages install\nexit 101\n' "
+       "> /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && "
+       "export DEBIAN_FRONTEND=noninteractive && dpkg --configure -a && "
+       "{ [ -n \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 -print "
+       "-quit)\" ] || apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold update; } && "
+       "{ apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold install -y --no-install-recommends b c+d || "
+       "{ apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold update && "
+       "apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+       "-o Dpkg::Options::=--force-confold install -y --no-install-recommends b c+d; }; }")
+
+
+def test_debian_installs_with_apt_without_recommends_and_service_starts() -> None:
+    st = step(packages=("a", "b", "c+d"))
+    actions, _ = ops.decide_step(st, StepFacts(missing=("b", "c+d")), secrets(),
+                                 family=Family.DEBIAN)
+    assert [(a.kind.value, a.command) for a in actions] == [("packages", APT)]
+    assert actions[0].retries == debian.APT_RETRIES == 3
+    assert actions[0].summary == "install b c+d"
+    # EL is unchanged
+    actions, _ = ops.decide_step(st, StepFacts(missing=("b",)), secrets())
+    assert actions[0].command == "dnf -y install b"
+
+
+def test_apt_command_is_valid_shell() -> None:
+    subprocess.run(["bash", "-n", "-c", APT], check=True)
+    if shutil.which("shellcheck"):
+        subprocess.run(["shellcheck", "-s", "sh", "-"], input="#!/bin/sh\n" + APT + "\n",
+                       text=True, check=True)
+
+
+def test_debconf_selections_answer_every_question_false() -> None:
+    text = debian.debconf_selections()
+    lines = text.splitlines()
+    assert len(lines) == len(debian.DEBCONF) == 29
+    assert "keystone keystone/configure_db boolean false" in lines
+    assert "nova-api novaapi/configure_db boolean false" in lines
+    assert "neutron-metadata-agent neutron-metadata/configure boolean false" in lines
+    assert "openstack-dashboard-apache horizon/activate_vhost boolean false" in lines
+    assert all(line.endswith(" boolean false") and len(line.split()) == 4 for line in lines)
+    assert text.endswith("\n")
+    if shutil.which("debconf-set-selections"):  # Debian's own parser of this format
+        subprocess.run(["debconf-set-selections", "--checkonly"], input=text, text=True,
+                       check=True)

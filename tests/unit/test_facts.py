@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from oslab.distro import Family
 from oslab.install import facts
 from oslab.install.facts import FactError, FileState, ServiceState
 
@@ -44,6 +45,40 @@ def test_packages_missing(names: list[str], out: str, rc: int,
 def test_packages_without_rpm_is_an_error() -> None:
     with pytest.raises(FactError, match="rpm: command not found"):
         facts.packages_missing(["x"]).parse("", "sh: rpm: command not found\n", 127)
+
+
+# Real dpkg-query 1.21 output (Debian 12's dpkg, the same format as trixie's 1.22) over a status
+# file with an unpacked (iU), a half-configured (iF), a removed (rc) and a held (hi) package.
+DPKG_OUT = (Path(__file__).parent / "recorded" / "dpkg_query_packages.txt").read_text()
+
+
+def test_dpkg_command_lists_status_name_and_provides() -> None:
+    fact = facts.packages_missing(["a"], Family.DEBIAN)
+    assert fact.command == ("dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Provides}\\n'")
+    out = subprocess.run(["sh", "-c", fact.command], capture_output=True, text=True, check=True)
+    assert fact.parse(out.stdout, out.stderr, out.returncode) == ("a",)  # this host: no "a"
+
+
+@pytest.mark.parametrize(("names", "missing"), [
+    (["mawk", "debconf", "rabbitmq-server"], ()),  # ii and hi are installed
+    (["awk", "debconf-2.0", "ssh-server"], ()),  # provided by an installed package
+    (["python3-supported-max"], ()),  # a versioned provide
+    (["chrony", "time-daemon", "memcached"], ("chrony", "time-daemon", "memcached")),
+    (["mariadb-server", "virtual-mysql-server"], ("mariadb-server", "virtual-mysql-server")),
+    (["keystone", "libc6"], ("keystone",)),
+])
+def test_dpkg_packages_missing(names: list[str], missing: tuple[str, ...]) -> None:
+    assert facts.packages_missing(names, Family.DEBIAN).parse(DPKG_OUT, "", 0) == missing
+
+
+@pytest.mark.parametrize(("out", "err", "rc", "message"), [
+    ("", "sh: 1: dpkg-query: not found\n", 127, "dpkg-query: not found"),
+    ("", "", 0, "no output"),
+    ("garbage\n", "", 0, "garbage"),
+])
+def test_dpkg_unreadable_is_an_error(out: str, err: str, rc: int, message: str) -> None:
+    with pytest.raises(FactError, match=message):
+        facts.packages_missing(["x"], Family.DEBIAN).parse(out, err, rc)
 
 
 # -- files ---------------------------------------------------------------------------------------

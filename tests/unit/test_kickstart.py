@@ -443,8 +443,10 @@ def test_bad_inputs_are_refused(default_spec: LabSpec, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ssh_public_key"):
         render(replace(good, ssh_public_key=good.ssh_public_key + "\n%pre\nreboot"))
     for tz in ("UTC\\n%pre", "UTC\\n", "UTC --isUtc"):
-        bad_tz = parse(default_spec_text().replace('timezone = "UTC"', f'timezone = "{tz}"'))
-        assert bad_tz.timezone != "UTC"
+        with pytest.raises(SpecError, match=r"lab\.timezone: .* is not a time zone"):
+            parse(default_spec_text().replace('timezone = "UTC"', f'timezone = "{tz}"'))
+        # and the renderer refuses it too, should a spec be built without the parser
+        bad_tz = replace(good.spec, timezone=tz.replace("\\n", "\n"))
         with pytest.raises(SpecError, match=r"lab\.timezone"):
             render(replace(good, spec=bad_tz, node=bad_tz.controller))
     # a trailing newline on a public key (read from a .pub file) is harmless

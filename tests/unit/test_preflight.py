@@ -311,6 +311,7 @@ def test_libvirtd_unreachable_blocks(host: FakeHost, tmp_path: Path) -> None:
 
 
 def test_all_fine(host: FakeHost, tmp_path: Path, test_conn: Any) -> None:
+    host.write("srv/boot.iso", "an ISO")
     findings = preflight.run_checks(make_spec(), test_conn(), "test:///x", host.root,
                                     pool_dir=tmp_path / "pool")
     assert not preflight.blocking(findings), findings

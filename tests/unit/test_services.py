@@ -510,8 +510,8 @@ def test_every_service_is_started_where_the_guide_starts_it() -> None:
         "neutron-metadata-agent", "neutron-l3-agent", "openstack-cinder-api",
         "openstack-cinder-scheduler", "openstack-cinder-volume", "target",
     }
-    assert started["compute1"] == {"chronyd", "libvirtd", "openstack-nova-compute",
-                                   "openvswitch", "neutron-openvswitch-agent"}
+    assert started["compute1"] == {"chronyd", "openstack-nova-compute", "openvswitch",
+                                   "neutron-openvswitch-agent"} | EL9_LIBVIRT
 
 
 def test_the_package_exports_only_steps_for() -> None:
@@ -536,3 +536,55 @@ def test_non_idempotent_runs_guard_themselves() -> None:
             assert command.run.startswith(command.check + " || "), (step.name, command.run)
         if re.search(r"openstack (project|user|role) create", command.run):
             assert "--or-show" in command.run, command.run
+
+
+# -- services a command needs are running before it -------------------------------------------
+
+
+def _started_before(node_steps: list[StepDef], index: int) -> set[str]:
+    """The services started by the steps before ``index`` on one node (a step's own services
+    start after its commands, so they do not count for its commands)."""
+    return {s for step in node_steps[:index] for s in step.services}
+
+
+@pytest.mark.parametrize("spec_factory", [load_default, two_computes])
+def test_ovs_vsctl_runs_only_after_openvswitch_was_started(
+        spec_factory: Callable[[], LabSpec]) -> None:
+    seen = 0
+    for node, node_steps in plan(spec_factory()).items():
+        for i, step in enumerate(node_steps):
+            for command in step.commands:
+                if "ovs-vsctl" in command.check + command.run:
+                    seen += 1
+                    assert "openvswitch" in _started_before(node_steps, i), (
+                        f"{node}: {step.name} runs ovs-vsctl before openvswitch is started")
+    assert seen == len(spec_factory().nodes)
+
+
+# EL9's libvirt is built with modular daemons (libvirt.spec: with_modular_daemons when
+# rhel >= 9; %post daemon-driver-qemu runs %systemd_post virtqemud.socket virtqemud-ro.socket
+# virtqemud-admin.socket virtqemud.service), RDO's openstack-nova-compute requires the
+# modular driver packages (qemu, nodedev, nwfilter, secret, storage-core), and
+# virtqemud.service conflicts with libvirtd.service.
+EL9_LIBVIRT = {"virtqemud.socket", "virtqemud-ro.socket", "virtqemud-admin.socket",
+               "virtlogd.socket", "virtnodedevd.socket", "virtnwfilterd.socket",
+               "virtsecretd.socket", "virtstoraged.socket"}
+
+
+@pytest.mark.parametrize("spec_factory", [load_default, two_computes])
+def test_el9_compute_nodes_use_the_modular_libvirt_daemons(
+        spec_factory: Callable[[], LabSpec]) -> None:
+    steps = plan(spec_factory())
+    for node in spec_factory().nodes:
+        services = {s for step in steps[node.name] for s in step.services}
+        packages = {p for step in steps[node.name] for p in step.packages}
+        assert "libvirtd" not in services and "libvirtd.service" not in services, node.name
+        assert "libvirt-daemon" not in packages, node.name  # the package of libvirtd
+        if node.is_compute:
+            assert services >= EL9_LIBVIRT, node.name
+            names = [s.name for s in steps[node.name]]
+            started = next(i for i, s in enumerate(steps[node.name])
+                           if "virtqemud.socket" in s.services)
+            assert started < names.index("nova.compute") or (
+                steps[node.name][started].name == "nova.compute"
+                and steps[node.name][started].services[-1] == "openstack-nova-compute")

@@ -160,6 +160,7 @@ def test_partitions() -> None:
 
 def test_dashboard() -> None:
     assert verify.parse_dashboard(200, rec("horizon_login.html")).ok
+    assert verify.parse_dashboard(200, rec("horizon_login_debian13.html")).ok
     assert not verify.parse_dashboard(200, "<html>It works!</html>").ok
     v = verify.parse_dashboard(500, "")
     assert not v.ok and "error_log" in v.hint
@@ -480,6 +481,10 @@ def test_openrc_render() -> None:
 def test_openrc_files(tmp_path: Path) -> None:
     spec = specmod.load_default()
     state = LabState("oslab", root=tmp_path)
+    with pytest.raises(OslabError, match=r"^lab oslab has no admin password on this host"):
+        openrc.openrc_command(spec, state, "admin")
+    assert not state.dir.exists()
+    state.password(openrc.ADMIN_PASSWORD_KEY)  # what the install does
     path = openrc.openrc_command(spec, state, "admin")
     assert path == str(tmp_path / "oslab" / "admin-openrc")
     assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600

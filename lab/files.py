@@ -1,0 +1,108 @@
+"""One safe way to write a file: atomically, with its mode set before any byte, and no symlink
+followed anywhere an attacker who can write the directory could plant one.
+
+The temporary file gets an unpredictable name and is created with ``O_CREAT | O_EXCL |
+O_NOFOLLOW`` relative to the directory opened once with ``O_NOFOLLOW``; ``fchmod`` sets its mode
+before the data is written (whatever the umask); the data is fsynced, then renamed over the
+target inside that same directory. A link at the target is replaced, never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from oslab.errors import OslabError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _cannot(path: Path, exc: OSError) -> OslabError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        reason = "a directory on the way is a symbolic link or not a directory"
+    return OslabError(f"cannot write {path}: {reason}",
+                      hint="check that its directory exists, is a directory (not a link) you "
+                           "can write, and that the disk is not full")
+
+
+def _open_dir(directory: Path, base: Path | None) -> int:
+    """An fd of ``directory``. With ``base``, every component below ``base`` is opened (and
+    made, mode 0755, when missing) one at a time without following a link."""
+    if base is None:
+        return os.open(directory, _DIR_FLAGS)
+    fd = os.open(base, _DIR_FLAGS)
+    try:
+        for part in directory.relative_to(base).parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int, base: Path | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write; on a clean exit it replaces ``path`` (mode ``mode``) at once,
+    on an error nothing at ``path`` changes. With ``base`` (a directory above ``path``), the
+    directories between them are made as needed and none of them may be a link."""
+    path = Path(path)
+    try:
+        dir_fd = _open_dir(path.parent, base)
+    except OSError as exc:
+        raise _cannot(path, exc) from exc
+    try:
+        tmp, fd = _create_temp(path, dir_fd)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                yield out
+                out.flush()
+                os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.fsync(dir_fd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    except OSError as exc:
+        raise _cannot(path, exc) from exc
+    finally:
+        os.close(dir_fd)
+
+
+def _create_temp(path: Path, dir_fd: int) -> tuple[str, int]:
+    for _ in range(16):
+        tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return tmp, os.open(tmp, _TMP_FLAGS, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o644,
+                 base: Path | None = None) -> None:
+    """Write ``data`` to ``path`` atomically with mode ``mode`` (see the module docstring and
+    :func:`atomic_file` for ``base``)."""
+    with atomic_file(path, mode, base) as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """``write_atomic`` with mode 0600: for keys, passwords and anything else secret."""
+    write_atomic(path, data, 0o600)

@@ -1,0 +1,126 @@
+"""Debian nodes from base images: what the provisioner needs before it defines the domains.
+
+The package repository (the lab's whole package set), one base image per role, the bases in
+the cache pool, and for every node an overlay system disk, its extra disks and its NoCloud
+seed in the lab's pool. With ``[packages] source = "local"`` the repository is then served to
+the nodes from the management gateway while oslab runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from oslab.distro import DISTROS, RELEASES, Family
+from oslab.errors import OslabError
+from oslab.images.build import BASE_PACKAGES, ImageInputs, build_image
+from oslab.images.common import Say
+from oslab.images.pool import BaseVolumes, ImageCache
+from oslab.images.repo import Repo, RepoInputs, build_repo
+from oslab.images.seed import LOCAL_REPO_PORT, SeedInput, seed_files, write_seed
+from oslab.images.serve import RepoServer
+from oslab.images.sources import host_mirror
+from oslab.objects import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
+from oslab.spec import LabSpec, Node, PackageSource, Role
+from oslab.state import LabState
+from oslab.virt import LabObjects
+
+
+def baked_packages(spec: LabSpec, state: LabState, role: Role,
+                   virt_type: str) -> tuple[str, ...]:
+    """The packages of ``role``'s install steps, when the install content yields Debian steps
+    for this lab; () otherwise (a CentOS lab, or content without a Debian layer yet)."""
+    distro = DISTROS[spec.distro]
+    if distro.family is not Family.DEBIAN:
+        return ()
+    from oslab.install import content
+
+    try:
+        steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
+    except OslabError:
+        return ()
+    names = {n.name for n in spec.nodes if n.role is role}
+    packages = {p for node, node_steps in steps.items() if node in names
+                for step in node_steps for p in step.packages}
+    if RELEASES[spec.release].rdo_release_package in packages:
+        return ()  # RDO's packages: the content has no Debian layer yet
+    return tuple(sorted(packages))
+
+
+def debconf_preseed(spec: LabSpec) -> str:
+    """The debconf answers to preseed before the role packages install: the install
+    content's, so that the packages configure no database, endpoint or vhost themselves."""
+    if DISTROS[spec.distro].family is not Family.DEBIAN:
+        return ""
+    from oslab.install.debian import debconf_selections
+
+    return debconf_selections()
+
+
+class ImageNodes:
+    def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
+                 virt_type: str) -> None:
+        self.spec = spec
+        self.conn = conn
+        self.state = state
+        self.objs = objs
+        self.say = say
+        self.virt_type = virt_type
+        self.distro = DISTROS[spec.distro]
+        self.suite: str = getattr(self.distro, "suite", "")
+        self.mirror = spec.packages.mirror or host_mirror()
+        self.repo: Repo | None = None
+
+    def repository(self, packages: dict[Role, tuple[str, ...]]) -> Repo:
+        every = set(BASE_PACKAGES).union(*packages.values())
+        self.repo = build_repo(RepoInputs.of(self.suite, self.mirror, sorted(every)), self.say)
+        return self.repo
+
+    def bases(self, nodes: list[Node]) -> dict[str, BaseVolumes]:
+        """The base volumes of each of ``nodes``, built and uploaded when missing."""
+        roles = sorted({n.role for n in self.spec.nodes})
+        packages = {r: baked_packages(self.spec, self.state, r, self.virt_type) for r in roles}
+        repo = self.repository(packages)
+        if not nodes:
+            return {}
+        cache = ImageCache(self.conn)
+        bake = self.spec.packages.bake
+        by_role: dict[Role, BaseVolumes] = {}
+        for role in sorted({n.role for n in nodes}):
+            baked = packages[role] if bake else ()
+            # with nothing baked, every role boots the same "base" image
+            inputs = ImageInputs(
+                distro=self.spec.distro, suite=self.suite, role=role.value if baked else "base",
+                repo=repo.inputs.key(), packages=baked,
+                preseed=debconf_preseed(self.spec) if baked else "")
+            by_role[role] = cache.ensure_base(build_image(repo, inputs, self.say), self.say)
+        return {n.name: by_role[n.role] for n in nodes}
+
+    def volumes(self, node: Node, base: BaseVolumes) -> list[str]:
+        """The node's overlay, extra disks and seed in the lab's pool; what was created."""
+        changed = []
+        overlay = VolumeDef(system_volume(node).name, node.disk_gib * GIB, backing=base.disk)
+        for vol in (overlay, *extra_volumes(node)):
+            if self.objs.ensure_volume(vol):
+                changed.append(f"volume {vol.name}")
+        name = seed_volume_name(node)
+        if self.objs.volume(name) is None:
+            host = self.state.host_key(node.name)
+            files = seed_files(SeedInput(
+                spec=self.spec, node=node, authorized_key=self.state.ssh_key().public,
+                host_private=host.private_path.read_text(), host_public=host.public,
+                mirror=self.mirror), self.suite)
+            with tempfile.TemporaryDirectory(prefix="oslab-seed-") as tmp:
+                self.objs.upload(name, write_seed(files, Path(tmp) / name))
+            changed.append(f"volume {name}")
+        return changed
+
+    def serve(self) -> RepoServer | None:
+        """Serve the repository to the nodes when they install from the local source."""
+        if self.spec.packages.source is not PackageSource.LOCAL or self.repo is None:
+            return None
+        server = RepoServer(self.repo.path, str(self.spec.management.gateway),
+                            LOCAL_REPO_PORT).start()
+        self.say(f"serving the local package repository at {server.url}")
+        return server

@@ -1,0 +1,76 @@
+"""Checks of a lab spec against this host and the stage asked for: what the parser cannot know
+(a file must exist here; a cloud needs a compute node, a bare provisioning does not).
+
+Run by ``preflight.run_checks``, so `oslab check` and `oslab up` give the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from oslab.preflight import Finding, Severity
+from oslab.spec import LabSpec
+
+
+def _regular_file(path: str, root: Path) -> str | None:
+    """Why ``path`` (an absolute one read under ``root``) is not a readable regular file, or
+    None when it is."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        p = root / p.relative_to("/")
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    if not os.access(p, os.R_OK):
+        return "not readable"
+    return None
+
+
+def check_iso(spec: LabSpec, defined: Iterable[str], root: Path = Path("/")) -> Finding:
+    """A local installer ISO must be there while a node still needs installing."""
+    pending = [n.name for n in spec.nodes if n.name not in set(defined)]
+    if not spec.iso.path:
+        return Finding("iso", Severity.OK, f"the installer ISO is downloaded from {spec.iso.url}"
+                       if spec.iso.url else "no installer ISO named")
+    if not pending:
+        return Finding("iso", Severity.OK, "every node is defined; the ISO is not needed")
+    why = _regular_file(spec.iso.path, root)
+    if why:
+        return Finding("iso", Severity.BLOCK, f"iso.path {spec.iso.path}: {why}",
+                       "fix iso.path in the lab spec, or give iso.url and iso.sha256 to "
+                       "download it")
+    return Finding("iso", Severity.OK, f"the installer ISO is {spec.iso.path}")
+
+
+def check_roles(spec: LabSpec, stage: str) -> Finding:
+    """OpenStack needs a compute node to run instances; provisioning alone does not."""
+    if stage != "provision" and not any(n.is_compute for n in spec.nodes):
+        return Finding("roles", Severity.BLOCK,
+                       "the lab has no compute node, so OpenStack cannot run instances",
+                       'add a [[nodes]] entry with role = "compute", or use --stage provision '
+                       "to build the nodes only")
+    return Finding("roles", Severity.OK, "the lab has a controller and "
+                   f"{sum(n.is_compute for n in spec.nodes)} compute node(s)")
+
+
+def check_verify_image(spec: LabSpec, stage: str, root: Path = Path("/")) -> Finding | None:
+    if not spec.verify.image or stage not in ("verify", "all"):
+        return None
+    why = _regular_file(spec.verify.image, root)
+    if why:
+        return Finding("verify-image", Severity.BLOCK, f"verify.image {spec.verify.image}: {why}",
+                       "fix verify.image in the lab spec, or remove it to use cirros")
+    return Finding("verify-image", Severity.OK, f"instances boot {spec.verify.image}")
+
+
+def lab_findings(spec: LabSpec, stage: str, defined: Iterable[str],
+                 root: Path = Path("/")) -> list[Finding]:
+    found = [check_iso(spec, defined, root), check_roles(spec, stage)]
+    image = check_verify_image(spec, stage, root)
+    return found + ([image] if image else [])

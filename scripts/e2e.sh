@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The proof that oslab builds a working cloud: inside the test network namespace, with the
+# harness's own libvirtd (scripts/in-testns.sh), it
+#   1. builds the caches: the package repository and the base images (by `oslab up`'s provision
+#      stage) and the test instance image (tests/instance/build.sh);
+#   2. runs `oslab up` on a two-node Debian 13 lab (tests/e2e/debian13-lab.toml) through all
+#      three stages, and keeps its verification table and time per stage;
+#   3. runs `oslab up --stage install` again, which must change nothing;
+#   4. takes `oslab snapshot before-risk`, breaks nova on the compute node, shows `oslab verify`
+#      failing, runs `oslab revert before-risk` and shows `oslab verify` passing again;
+#   5. destroys the lab and checks that nothing of it is left.
+# It exits 0 only when every row passes; its last line is `N passed, N failed`.
+#
+# Long (an hour or more on a 2-core host without KVM), so it is not part of .ci/run. Resumable:
+# run it again after an interruption and `oslab up` continues where the lab is.
+#
+#   scripts/e2e.sh [--keep]        --keep: skip step 5; the nodes are shut down, not removed
+#   E2E_REBUILD=1 scripts/e2e.sh   also destroy and rebuild from warm caches, and time it
+# Run as root. Output: the terminal, and everything under $E2E_DIR (default /var/tmp/oslab-e2e).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+keep=0
+for arg in "$@"; do
+    case "$arg" in
+        --keep) keep=1 ;;
+        *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+    esac
+done
+work=${E2E_DIR:-/var/tmp/oslab-e2e}
+
+if [ -z "${OSLAB_E2E_INSIDE:-}" ]; then
+    mkdir -p "$work"
+    started=$(date +%s)
+    scripts/setup-host.sh --test --no-services
+    echo "e2e: building (or reusing) the test instance image" >&2
+    image=$(tests/instance/build.sh | tail -n 1)
+    sed "s|@IMAGE@|$image|" tests/e2e/debian13-lab.toml > "$work/lab.toml"
+    echo "$started" > "$work/started"
+    # its own namespace and test libvirtd, whose objects outlive a run (so a rerun continues)
+    export OSLAB_E2E_INSIDE=1 E2E_DIR="$work" OSLAB_TEST_NETNS=oslab-e2e OSLAB_TEST_KEEP_STATE=1
+    exec scripts/in-testns.sh "$repo/scripts/e2e.sh" "$@"
+fi
+
+oslab=("$repo/.venv/bin/oslab" -f "$work/lab.toml")
+rows="$work/rows.txt"       # "name|pass or FAIL|details", one line per e2e row
+: > "$rows"
+row() { printf '%s|%s|%s\n' "$1" "$2" "${3:-}" >> "$rows"; echo "e2e: $1: $2 ${3:-}" >&2; }
+stamp() { date +%s; }
+
+# Peak memory of each node, sampled every 30 s while the run lasts.
+sampler() {
+    while sleep 30; do
+        for node in controller compute1; do
+            used=$("${oslab[@]}" ssh "$node" -- "free -m | awk '/^Mem:/ {print \$3}'" \
+                   2>/dev/null) || continue
+            echo "$node $used" >> "$work/memory.txt"
+        done
+    done
+}
+sampler &
+sampler_pid=$!
+# The harness stops its libvirtd and removes the namespace when this script ends: shut the lab's
+# nodes down first, so a rerun boots them again and `oslab up` continues from their disks.
+finish() {
+    kill "$sampler_pid" 2>/dev/null || true
+    local dom
+    for dom in $(virsh list --name 2>/dev/null | grep -E '^e2e-'); do
+        virsh shutdown "$dom" >/dev/null 2>&1 || true
+    done
+    for _ in $(seq 60); do
+        virsh list --name 2>/dev/null | grep -qE '^e2e-' || return 0
+        sleep 2
+    done
+    for dom in $(virsh list --name 2>/dev/null | grep -E '^e2e-'); do
+        virsh destroy "$dom" >/dev/null 2>&1 || true
+    done
+}
+trap finish EXIT
+
+# 2. the whole build, verification included
+t0=$(stamp)
+set +e
+"${oslab[@]}" up 2>&1 | tee "$work/up.log"
+up_rc=${PIPESTATUS[0]}
+set -e
+t_up=$(( $(stamp) - t0 ))
+# the verification rows `oslab up` printed: "  name   pass|FAIL|skip   time  details"
+awk '/^verification:/ {on=1; next} on && /^  [0-9]+ passed/ {on=0} on && NF>1' "$work/up.log" \
+    | sed -n '2,$p' > "$work/verify-table.txt" || true
+while read -r line; do
+    name=$(echo "$line" | sed -E 's/ {2,}(pass|FAIL|fail|skip) .*//')
+    result=$(echo "$line" | grep -oE ' (pass|FAIL|fail|skip) ' | head -n 1 | tr -d ' ')
+    [ -n "$result" ] || continue
+    if [ "$result" = pass ]; then row "verify: $name" pass; else row "verify: $name" FAIL "$line"; fi
+done < "$work/verify-table.txt"
+if [ "$up_rc" = 0 ]; then row "oslab up (all stages)" pass "${t_up}s"
+else row "oslab up (all stages)" FAIL "exit $up_rc after ${t_up}s; see $work/up.log"; fi
+
+if [ "$up_rc" = 0 ]; then
+    # 3. a rerun changes nothing
+    "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
+    if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
+        && grep -q "install: no changes" "$work/rerun.log"; then
+        row "rerun of oslab up changes nothing" pass
+    else
+        row "rerun of oslab up changes nothing" FAIL "see $work/rerun.log"
+    fi
+
+    # 4. snapshot, break, verify fails, revert, verify passes
+    "${oslab[@]}" snapshot --delete before-risk >/dev/null 2>&1 || true
+    "${oslab[@]}" snapshot before-risk --description "e2e: a verified cloud"
+    "${oslab[@]}" ssh compute1 -- 'rm -f /etc/nova/nova.conf && systemctl restart nova-compute' \
+        || true
+    if "${oslab[@]}" verify > "$work/verify-broken.log" 2>&1; then
+        row "verify fails with nova.conf removed on compute1" FAIL "see $work/verify-broken.log"
+    else
+        row "verify fails with nova.conf removed on compute1" pass
+    fi
+    "${oslab[@]}" revert before-risk
+    if "${oslab[@]}" verify 2>&1 | tee "$work/verify-reverted.log"; then
+        row "verify passes after oslab revert before-risk" pass
+    else
+        row "verify passes after oslab revert before-risk" FAIL "see $work/verify-reverted.log"
+    fi
+
+    if [ -n "${E2E_REBUILD:-}" ]; then
+        "${oslab[@]}" destroy --yes
+        t1=$(stamp)
+        if "${oslab[@]}" up > "$work/rebuild.log" 2>&1; then
+            row "rebuild from warm caches" pass "$(( $(stamp) - t1 ))s"
+        else
+            row "rebuild from warm caches" FAIL "see $work/rebuild.log"
+        fi
+    fi
+fi
+
+# 5. nothing left behind
+if [ "$keep" = 0 ]; then
+    "${oslab[@]}" destroy --yes
+    left=$( { virsh list --all --name; virsh net-list --all \
+              --name; virsh pool-list --all --name; } | grep -E '^e2e' || true)
+    if [ -z "$left" ]; then row "destroy leaves nothing of the lab" pass
+    else row "destroy leaves nothing of the lab" FAIL "$(echo "$left" | tr '\n' ' ')"; fi
+fi
+
+echo
+echo "== time per stage (from oslab up)"
+sed -n '/^time per stage:/,/total/p' "$work/up.log"
+echo "whole e2e run: $(( $(stamp) - $(cat "$work/started") ))s"
+if [ -s "$work/memory.txt" ]; then
+    echo "== peak memory used per node (MiB, free -m every 30 s)"
+    sort -k1,1 -k2,2n "$work/memory.txt" | awk '{peak[$1]=$2} END {for (n in peak) print "  " n, peak[n]}'
+fi
+echo "== rows"
+awk -F'|' '{printf "  %-52s %-5s %s\n", $1, $2, $3}' "$rows"
+passed=$(grep -c '|pass|' "$rows" || true)
+failed=$(grep -c '|FAIL|' "$rows" || true)
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]

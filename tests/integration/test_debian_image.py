@@ -1,0 +1,88 @@
+"""A debian13 lab on a real libvirtd: base image built on the host (cached by hash across
+runs), overlays, NoCloud seeds, direct kernel boot, SSH with the pinned host key, snapshot and
+revert, and a destroy that leaves the base in the cache pool and nothing of the lab.
+
+The image cache is the invoking user's (not the test lab's own), so reruns reuse the image.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from oslab.images.pool import CACHE_POOL
+from tests.integration.test_provision import assert_nothing_left
+
+pytestmark = pytest.mark.integration
+URI = "qemu:///system"
+
+
+def debian_lab(make_lab: Any, nodes: int) -> Any:
+    lab = make_lab(nodes=nodes)
+    text = lab.spec_path.read_text()
+    text = text.replace('distro = "testlinux"', 'distro = "debian13"')
+    text = text.replace("memory_mib = 384", "memory_mib = 768")
+    text = text.replace("boot_timeout_s = 300", "boot_timeout_s = 900")
+    text += '\n[packages]\nsource = "local"\nbake = false\n'
+    lab.spec_path.write_text(text)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    lab.env["XDG_CACHE_HOME"] = cache
+    return lab
+
+
+def cache_volumes() -> set[str]:
+    conn = libvirt.open(URI)
+    try:
+        pool = conn.storagePoolLookupByName(CACHE_POOL)
+        pool.refresh(0)
+        return set(pool.listVolumes())
+    finally:
+        conn.close()
+
+
+def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
+    lab = debian_lab(make_lab, nodes=2)
+    first = lab.run("up", "--stage", "provision", timeout=2400)
+    assert "provisioned in" in first.stdout, first.stdout + first.stderr
+
+    status = lab.status()
+    nodes = {n["node"]: n for n in status["nodes"]}  # type: ignore[attr-defined]
+    assert set(nodes) == {"ctl", "cmp1"}
+    for node in nodes.values():
+        assert (node["state"], node["ssh"], node["phase"]) == ("running", "ok", "final"), node
+    vols = {v["name"] for v in status["volumes"]}  # type: ignore[attr-defined]
+    assert {"ctl-system.qcow2", "ctl-seed.iso", "cmp1-system.qcow2", "cmp1-seed.iso"} <= vols
+
+    machine_ids = set()
+    for name, address in lab.addresses.items():
+        # `oslab ssh` pins the host key oslab generated: answering proves the seed's key is used
+        out = lab.run("ssh", name, "--",
+                      "hostname; ip -4 -o addr show scope global | awk '{print $4}'; "
+                      "df -B1 --output=size / | tail -1; cat /etc/machine-id; "
+                      "ls /etc/ssh/ssh_host_*_key").stdout.split()
+        hostname, addr, size, machine_id, *keys = out
+        assert hostname == name
+        assert addr == f"{address}/24"  # the provider NIC is left unconfigured
+        assert int(size) > 1.5 * (1 << 30), f"root fs not grown: {size} bytes"
+        assert keys == ["/etc/ssh/ssh_host_ed25519_key"]
+        machine_ids.add(machine_id)
+    assert len(machine_ids) == 2
+
+    again = lab.run("up", "--stage", "provision")
+    assert "no changes" in again.stdout, again.stdout + again.stderr
+
+    lab.run("ssh", "ctl", "--", "touch /root/before")
+    lab.run("snapshot", "s1", timeout=900)
+    lab.run("ssh", "ctl", "--", "rm /root/before")
+    lab.run("revert", "s1", timeout=1200)
+    assert lab.run("ssh", "ctl", "--", "test -e /root/before", check=False).returncode == 0
+
+    bases = {v for v in cache_volumes() if v.startswith("debian13-")}
+    assert bases, "the base image is in the cache pool"
+    lab.run("destroy", "--yes")
+    assert_nothing_left(lab)
+    assert bases <= cache_volumes(), "destroy never removes a base"

@@ -1,0 +1,81 @@
+"""The one atomic-write helper: the mode is right from the first byte, no link is followed,
+a failed write leaves the old file, and no temporary file is left behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from oslab.errors import OslabError
+from oslab.files import atomic_file, write_atomic, write_private
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_private_file_is_0600_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        write_private(tmp_path / "secret", "pw")
+        write_atomic(tmp_path / "public", "x", 0o644)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "secret") == 0o600
+    assert mode(tmp_path / "public") == 0o644
+    assert (tmp_path / "secret").read_text() == "pw"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["public", "secret"]
+
+
+def test_a_link_at_the_target_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    victim.chmod(0o644)
+    link = tmp_path / "out"
+    link.symlink_to(victim)
+    write_private(link, "secret")
+    assert victim.read_text() == "keep\n" and mode(victim) == 0o644
+    assert not link.is_symlink() and link.read_text() == "secret" and mode(link) == 0o600
+
+
+def test_a_linked_directory_below_base_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "node").symlink_to(elsewhere)  # planted by another user of a shared --out
+    with pytest.raises(OslabError, match="a directory on the way is a symbolic link"):
+        write_atomic(out / "node" / "etc" / "nova.conf", "secret", 0o600, base=out)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_directories_below_base_are_made(tmp_path: Path) -> None:
+    write_atomic(tmp_path / "a" / "b" / "c.conf", "x", 0o640, base=tmp_path)
+    assert (tmp_path / "a" / "b" / "c.conf").read_text() == "x"
+    assert mode(tmp_path / "a" / "b" / "c.conf") == 0o640
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "passwords.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target, 0o600) as out:
+        out.write(b"half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["passwords.json"]
+
+
+def test_a_missing_directory_is_an_oslab_error(tmp_path: Path) -> None:
+    with pytest.raises(OslabError, match=r"^cannot write .*/nowhere/x: No such file"):
+        write_private(tmp_path / "nowhere" / "x", "pw")
+
+
+def test_only_files_py_opens_files_for_writing_with_os_open() -> None:
+    root = Path(__file__).resolve().parents[2]
+    users = sorted(str(p.relative_to(root)) for folder in ("lab", "install", "kickstart")
+                   for p in (root / folder).rglob("*.py")
+                   if "O_CREAT" in p.read_text() or "os.chmod(" in p.read_text())
+    assert users == ["lab/files.py"]
