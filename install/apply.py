@@ -80,6 +80,8 @@ class StepRunner:
     def _run(self, step: str, command: str, timeout: float, stdin: str | None) -> Result:
         if self.stop():
             raise Aborted
+        if command == ops.SCRIPT_SHELL and stdin:  # its script holds a password: log it masked
+            self.note(f"{command} with this script on stdin:\n{ops.shown_command(command, stdin)}")
         try:
             return self.conn.run(command, timeout=timeout, stdin=stdin,
                                  secrets=self.secrets.values, log=self.log)
@@ -100,12 +102,13 @@ class StepRunner:
     def read(self, step: str, fact: Fact[T]) -> T:
         result = self._run(step, fact.command, fact.timeout, fact.stdin)
         if result.returncode == TIMED_OUT:
-            raise self._failed(step, fact.command, result,
+            raise self._failed(step, ops.shown_command(fact.command, fact.stdin), result,
                                hint=f"reading {fact.what} timed out; is the node overloaded?")
         try:
             return fact.parse(result.stdout, result.stderr, result.returncode)
         except FactError as exc:
-            raise self._failed(step, fact.command, result, hint=exc.message) from exc
+            raise self._failed(step, ops.shown_command(fact.command, fact.stdin), result,
+                               hint=exc.message) from exc
 
     def execute(self, step: str, action: Action) -> None:
         if action.upload is not None:
@@ -117,7 +120,7 @@ class StepRunner:
             if result.ok:
                 return
             if attempt == attempts:
-                raise self._failed(step, action.command, result)
+                raise self._failed(step, ops.shown_command(action.command, action.stdin), result)
             delay = self.retry_delay * 2 ** (attempt - 1)
             self.note(f"attempt {attempt}/{attempts} failed with exit code "
                       f"{result.returncode}; retrying in {delay:.0f}s")

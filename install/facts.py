@@ -305,9 +305,10 @@ def database_state(name: str, user: str, password: str) -> Fact[DatabaseState]:
 # -- guarded commands and virt type -------------------------------------------------------------
 
 
-def command_succeeds(what: str, command: str, timeout: float = 120.0) -> Fact[bool]:
-    """Whether ``command`` exits 0 (a Guarded's check)."""
-    return Fact(what, command, lambda out, err, rc: rc == 0, timeout=timeout)
+def command_succeeds(what: str, command: str, timeout: float = 120.0,
+                     stdin: str | None = None) -> Fact[bool]:
+    """Whether ``command`` (fed ``stdin``) exits 0 (a Guarded's check)."""
+    return Fact(what, command, lambda out, err, rc: rc == 0, timeout=timeout, stdin=stdin)
 
 
 def virt_type() -> Fact[str]:

@@ -235,10 +235,31 @@ def shell_text(text: str, env_file: str, secrets: Secrets) -> str:
     return f". {shlex.quote(env_file)} && {{\n{body}\n}}"
 
 
+SCRIPT_SHELL = "sh -s"  # POSIX, as every Guarded text is (the test guest has no bash)
+
+
+def shell_run(text: str, env_file: str, secrets: Secrets) -> tuple[str, str | None]:
+    """(command, stdin) that run ``text``. A text holding a password goes to ``sh -s`` on
+    stdin, so no password is on a command line on the node (``ps`` shows ``sh -s``); its
+    commands get /dev/null as stdin unless they take the password there themselves (a
+    here-document, ``printf ... | cmd``), and an environment assignment stays in the shell."""
+    body = shell_text(text, env_file, secrets)
+    if not PASSWORD_RE.search(text):
+        return body, None
+    return SCRIPT_SHELL, "{\n" + body + "\n} </dev/null\n"
+
+
+def shown_command(command: str, stdin: str | None) -> str:
+    """What a person should see of ``command``: the script itself when it ran as ``sh -s``."""
+    if command == SCRIPT_SHELL and stdin:
+        return stdin.removeprefix("{\n").removesuffix("\n} </dev/null\n")
+    return command
+
+
 def check_fact(g: Guarded, secrets: Secrets) -> facts.Fact[bool]:
-    return facts.command_succeeds(f"check of {g.description!r}",
-                                  shell_text(g.check, g.env_file, secrets),
-                                  timeout=min(float(g.timeout), CHECK_TIMEOUT))
+    command, stdin = shell_run(g.check, g.env_file, secrets)
+    return facts.command_succeeds(f"check of {g.description!r}", command,
+                                  timeout=min(float(g.timeout), CHECK_TIMEOUT), stdin=stdin)
 
 
 def command(g: Guarded, check_passes: bool, secrets: Secrets,
@@ -246,8 +267,9 @@ def command(g: Guarded, check_passes: bool, secrets: Secrets,
     if check_passes and not forced:
         return [], [f"done: {g.description}"]
     why = "forced by --from" if forced else "check fails"
-    return [Action(Kind.COMMAND, f"run: {g.description} ({why})",
-                   shell_text(g.run, g.env_file, secrets), timeout=float(g.timeout),
+    command, stdin = shell_run(g.run, g.env_file, secrets)
+    return [Action(Kind.COMMAND, f"run: {g.description} ({why})", command, stdin=stdin,
+                   timeout=float(g.timeout),
                    retries=g.retries, unless="" if forced else
                    shell_text(g.check, g.env_file, secrets))], []
 

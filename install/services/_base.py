@@ -186,14 +186,22 @@ def unless(check: str, run: str) -> str:
     return f"{check} || {{ {run}; }}"
 
 
+# `openstack user set --password` would put the password on a command line: openstacksdk (which
+# python3-openstackclient brings) reads it from stdin, and the credentials from the openrc's
+# OS_* variables.
+SET_PASSWORD = ("python3 -c 'import sys, openstack; c = openstack.connect(); "
+                "c.identity.update_user(c.identity.find_user(sys.argv[1], domain_id=\"default\", "
+                "ignore_missing=False), password=sys.stdin.readline().rstrip(\"\\n\"))'")
+
+
 def keystone_user(user: str, password_key: str, *, project: str = "service",
                   role: str = "admin") -> list[Guarded]:
     """A user in the default domain with ``role`` on ``project`` (service users: admin)."""
     return [
         _os(f"keystone user {user}",
             f"openstack user show --domain default {user} >/dev/null 2>&1",
-            f"openstack user create --or-show --domain default "
-            f"--password '{{password:{password_key}}}' {user} >/dev/null"),
+            f"openstack user create --or-show --domain default {user} >/dev/null && "
+            f"printf '%s\\n' '{{password:{password_key}}}' | {SET_PASSWORD} {user}"),
         _os(f"role {role} for {user} on project {project}",
             f"openstack role assignment list --user {user} --user-domain default "
             f"--project {project} --project-domain default --role {role} -f value -c Role "

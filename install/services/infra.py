@@ -46,13 +46,15 @@ def mariadb(site: Site) -> list[StepDef]:
     )
     # mysql_secure_installation, unattended. root keeps unix_socket (root on the node, as the
     # engine connects for databases) and gets the lab's password for mysql_native_password.
+    # The SQL holds the password: it goes to mysql as a here-document, never as an argument.
     root_password = Guarded(
         description="MariaDB root password",
-        check='test "$(mysql -N -B -e "SELECT COUNT(*) FROM mysql.global_priv WHERE '
-              "User='root' AND Host='localhost' AND "
-              "Priv LIKE CONCAT('%', PASSWORD('{password:mariadb_root}'), '%')\")\" = 1",
-        run='mysql -e "ALTER USER \'root\'@\'localhost\' IDENTIFIED VIA unix_socket OR '
-            "mysql_native_password USING PASSWORD('{password:mariadb_root}')\"",
+        check='test "$(mysql -N -B <<\'SQL\'\n'
+              "SELECT COUNT(*) FROM mysql.global_priv WHERE User='root' AND "
+              "Host='localhost' AND Priv LIKE CONCAT('%', PASSWORD('{password:mariadb_root}'), "
+              "'%')\nSQL\n)\" = 1",
+        run="mysql <<'SQL'\nALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR "
+            "mysql_native_password USING PASSWORD('{password:mariadb_root}')\nSQL",
     )
     anonymous = Guarded(
         description="no anonymous MariaDB users",
@@ -85,10 +87,14 @@ def mariadb(site: Site) -> list[StepDef]:
 def rabbitmq(site: Site) -> list[StepDef]:
     user = Guarded(
         description="RabbitMQ user openstack",
-        check="rabbitmqctl -q authenticate_user openstack '{password:rabbit_openstack}' "
-              ">/dev/null 2>&1",
-        run="rabbitmqctl -q add_user openstack '{password:rabbit_openstack}' 2>/dev/null || "
-            "rabbitmqctl -q change_password openstack '{password:rabbit_openstack}'",
+        # rabbitmqctl reads a password it is not given from stdin: printf is a shell builtin,
+        # so the password is on no command line
+        check="printf '%s\\n' '{password:rabbit_openstack}' | "
+              "rabbitmqctl -q authenticate_user openstack >/dev/null 2>&1",
+        run="printf '%s\\n' '{password:rabbit_openstack}' | "
+            "rabbitmqctl -q add_user openstack 2>/dev/null || "
+            "printf '%s\\n' '{password:rabbit_openstack}' | "
+            "rabbitmqctl -q change_password openstack",
     )
     permissions = Guarded(
         description="RabbitMQ user openstack may configure, write and read everything on /",

@@ -42,6 +42,9 @@ class ImageInputs:
     repo: str  # the repository's key
     packages: tuple[str, ...] = ()  # the role's packages baked in (sorted)
     preseed: str = ""  # debconf-set-selections text
+    # (absolute path, text) written before the packages install, e.g. /etc/default files
+    # that a package's maintainer scripts read instead of debconf
+    files: tuple[tuple[str, str], ...] = ()
 
     def key(self) -> str:
         return digest({"format": FORMAT, "base": BASE_PACKAGES, **asdict(self)})
@@ -74,9 +77,12 @@ class Image:
         return f"root=LABEL={ROOT_LABEL} ro console=ttyS0,115200n8"
 
 
-def customize_script(inputs: ImageInputs, preseed_path: Path) -> str:
+def customize_script(inputs: ImageInputs, preseed_path: Path, files_dir: Path) -> str:
+    """The mmdebstrap customize hook; ``files_dir/<i>`` holds the text of ``inputs.files[i]``."""
+    files = [(str(files_dir / str(i)), path) for i, (path, _text) in enumerate(inputs.files)]
     return env.get_template("customize.sh.j2").render(
-        role=inputs.role, packages=inputs.packages, preseed=str(preseed_path), label=ROOT_LABEL)
+        role=inputs.role, packages=inputs.packages, preseed=str(preseed_path), files=files,
+        label=ROOT_LABEL)
 
 
 def mmdebstrap_argv(repo: Repo, inputs: ImageInputs, hook: Path, root: Path) -> list[str]:
@@ -116,8 +122,12 @@ def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = N
             work = Path(work_dir)
             preseed = work / "preseed.txt"
             preseed.write_text(inputs.preseed)
+            files_dir = work / "files"
+            files_dir.mkdir()
+            for i, (_path, text) in enumerate(inputs.files):
+                (files_dir / str(i)).write_text(text)
             hook = work / "customize.sh"
-            hook.write_text(customize_script(inputs, preseed))
+            hook.write_text(customize_script(inputs, preseed, files_dir))
             hook.chmod(0o755)
             root = work / "root"
             n = len(BASE_PACKAGES) + len(inputs.packages)

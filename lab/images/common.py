@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from oslab.errors import CommandError
+from oslab.errors import CommandError, HostError
 from oslab.state import cache_root
 
 env = Environment(loader=PackageLoader("oslab.images", "templates"), undefined=StrictUndefined,
@@ -56,6 +57,10 @@ def run(argv: Sequence[str], say: Say, what: str, *,
     start = time.monotonic()
     say(f"{what} ...")
     environ = dict(os.environ, **(env_extra or {}))
+    if shutil.which(argv[0]) is None:
+        raise HostError(f"{what}: {argv[0]} is not installed",
+                        hint="run scripts/setup-host.sh (it installs mmdebstrap, apt-utils, "
+                             "e2fsprogs and qemu-utils)")
     if stdout is None:
         proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               env=environ, cwd=cwd, check=False)

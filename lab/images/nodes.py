@@ -58,6 +58,12 @@ def debconf_preseed(spec: LabSpec) -> str:
     return debconf_selections()
 
 
+def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
+    """Files to write before the role packages install (e.g. /etc/default/nova-consoleproxy,
+    which its maintainer scripts read instead of debconf), from the install content."""
+    return ()
+
+
 class ImageNodes:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
                  virt_type: str) -> None:
@@ -93,7 +99,8 @@ class ImageNodes:
             inputs = ImageInputs(
                 distro=self.spec.distro, suite=self.suite, role=role.value if baked else "base",
                 repo=repo.inputs.key(), packages=baked,
-                preseed=debconf_preseed(self.spec) if baked else "")
+                preseed=debconf_preseed(self.spec) if baked else "",
+                files=preinstall_files(self.spec) if baked else ())
             by_role[role] = cache.ensure_base(build_image(repo, inputs, self.say), self.say)
         return {n.name: by_role[n.role] for n in nodes}
 

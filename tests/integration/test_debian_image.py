@@ -8,6 +8,8 @@ The image cache is the invoking user's (not the test lab's own), so reruns reuse
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import libvirt
 import pytest
 
 from oslab.images.pool import CACHE_POOL
+from oslab.images.seed import LOCAL_REPO_PORT
+from oslab.images.serve import RepoServer
 from tests.integration.test_provision import assert_nothing_left
 
 pytestmark = pytest.mark.integration
@@ -44,10 +48,28 @@ def cache_volumes() -> set[str]:
         conn.close()
 
 
+def running_domains(lab: str) -> list[str]:
+    conn = libvirt.open(URI)
+    try:
+        return sorted(d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+                      if d.name().startswith(lab + "-"))
+    finally:
+        conn.close()
+
+
 def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
     lab = debian_lab(make_lab, nodes=2)
-    first = lab.run("up", "--stage", "provision", timeout=2400)
-    assert "provisioned in" in first.stdout, first.stdout + first.stderr
+    # kill -9 while the nodes boot: the rerun continues from what libvirt holds
+    proc = lab.popen("up", "--stage", "provision")
+    deadline = time.monotonic() + 1800
+    while len(running_domains(lab.name)) < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the nodes never started"
+        time.sleep(1)
+    proc.kill()
+    proc.communicate()
+    resumed = lab.run("up", "--stage", "provision", timeout=2400)
+    repo_key = re.search(r"package repository ([0-9a-f]{16})", resumed.stderr)
+    assert repo_key is not None, resumed.stderr
 
     status = lab.status()
     nodes = {n["node"]: n for n in status["nodes"]}  # type: ignore[attr-defined]
@@ -74,6 +96,14 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
 
     again = lab.run("up", "--stage", "provision")
     assert "no changes" in again.stdout, again.stdout + again.stderr
+
+    # source = "local": the node's apt reads the flat repository oslab serves on the gateway
+    gateway = lab.addresses["ctl"].rsplit(".", 1)[0] + ".1"
+    repo = Path(lab.env["XDG_CACHE_HOME"]) / "oslab" / "debian" / "repos" / repo_key[1]
+    with RepoServer(repo, gateway, LOCAL_REPO_PORT) as server:
+        apt = lab.run("ssh", "ctl", "--", "apt-get update --error-on=any && "
+                      "apt-cache policy openssh-server", timeout=600).stdout
+    assert f"{server.url.rstrip('/')}" in apt and " ./ Packages" in apt, apt
 
     lab.run("ssh", "ctl", "--", "touch /root/before")
     lab.run("snapshot", "s1", timeout=900)

@@ -388,3 +388,21 @@ def test_ssh_to_a_node_that_does_not_answer_fails_fast(world: World) -> None:
     assert result.stderr.startswith("error: ctl: ")
     assert "Traceback" not in result.stderr
     assert tree(world.root) == before
+
+
+def test_an_unwritable_state_directory(world: World) -> None:
+    """Root ignores permission bits, so the directory is made immutable (chattr +i)."""
+    state = LabState("oslab", root=world.state_root).ensure()
+    (state.dir / "hostkeys").rmdir()
+    subprocess.run(["chattr", "+i", str(state.dir)], check=True)
+    try:
+        before = tree(world.root)
+        result = world.run("render", "--out", str(world.root / "cwd" / "out"))
+        after = tree(world.root)
+    finally:
+        subprocess.run(["chattr", "-i", str(state.dir)], check=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: cannot make the lab's state directory {state.dir}: Operation not permitted")
+    assert result.stderr.splitlines()[1].startswith("hint: ")
+    assert after == {**before, "cwd/out": after["cwd/out"]}  # only the --out asked for

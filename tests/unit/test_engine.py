@@ -17,7 +17,7 @@ from oslab.install import debian, facts, graph, markers, ops
 from oslab.install.facts import DatabaseState, FileState, ServiceState
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.ops import Secrets, StepFacts
-from oslab.install.plan import NodePlan, Plan, planned_step, render
+from oslab.install.plan import NodePlan, Plan, planned_action, planned_step, render
 
 PASSWORDS = {"keystone_db": "KsDbPassw0rd", "admin": "AdminPassw0rd"}
 CONF = FileSpec("/etc/demo/demo.conf", "[DEFAULT]\ndebug = false\n", 0o640, "root", "demo")
@@ -81,7 +81,7 @@ CASES: list[tuple[str, StepDef, StepFacts, bool, list[tuple[str, str]]]] = [
     ("database complete", step(databases=(DB,)), StepFacts(databases={"keystone": DONE_DB}),
      False, []),
     ("guard fails", step(commands=(GUARD,)), StepFacts(checks=(False,)), False,
-     [("command", "keystone-manage bootstrap --bootstrap-password AdminPassw0rd")]),
+     [("command", "sh -s")]),  # it holds a password: the script goes on stdin
     ("guard passes", step(commands=(GUARD,)), StepFacts(checks=(True,)), False, []),
     ("env file is sourced", step(commands=(Guarded("x", "c", "r", env_file="/root/openrc"),)),
      StepFacts(checks=(False,)), False, [("command", ". /root/openrc && {\nr\n}")]),
@@ -91,7 +91,7 @@ CASES: list[tuple[str, StepDef, StepFacts, bool, list[tuple[str, str]]]] = [
      StepFacts(files={CONF.path: FileState(True, CONF_SHA, 0o640, "root", "demo")},
                databases={"keystone": DONE_DB}, checks=(True,), services=UP), True,
      [("file", FINALIZE), ("database", "mysql -N -B"),
-      ("command", "keystone-manage bootstrap --bootstrap-password AdminPassw0rd"),
+      ("command", "sh -s"),
       ("service", "systemctl restart demo")]),
     ("blank node: every part, in the model's order", step(
         packages=("a",), files=(CONF,), databases=(DB,), commands=(GUARD,),
@@ -99,7 +99,7 @@ CASES: list[tuple[str, StepDef, StepFacts, bool, list[tuple[str, str]]]] = [
      ops.blank_facts(step(packages=("a",), files=(CONF,), databases=(DB,), commands=(GUARD,),
                           services=("demo",))), False,
      [("packages", "dnf -y install a"), ("file", FINALIZE), ("database", "mysql -N -B"),
-      ("command", "keystone-manage bootstrap --bootstrap-password AdminPassw0rd"),
+      ("command", "sh -s"),
       ("service", "systemctl enable demo && systemctl restart demo")]),
 ]
 
@@ -112,6 +112,25 @@ def test_decisions(case: str, st: StepDef, have: StepFacts, forced: bool,
     assert [(a.kind.value, a.command) for a in actions] == want
     if not want:
         assert reasons, "a step with nothing to do says why"
+
+
+def test_a_password_is_on_no_command_line() -> None:
+    """A guarded command or check holding a password runs as ``sh -s`` with the script on
+    stdin; one without stays a plain command. The plan shows the script, masked."""
+    guard = Guarded("rabbit user", check="printf '%s\\n' '{password:admin}' | auth u",
+                    run="OS_PW='{password:admin}' tool", env_file="/root/openrc")
+    known = secrets()
+    (action,), _ = ops.command(guard, False, known)
+    assert (action.command, action.stdin) == (
+        "sh -s", "{\n. /root/openrc && {\nOS_PW='AdminPassw0rd' tool\n}\n} </dev/null\n")
+    check = ops.check_fact(guard, secrets())
+    assert check.command == "sh -s"
+    assert check.stdin is not None and "printf '%s\\n' 'AdminPassw0rd' | auth u" in check.stdin
+    plain = ops.check_fact(GUARD, secrets())
+    assert (plain.command, plain.stdin) == ("openstack user show admin", None)
+    shown = planned_action(action, known)
+    assert shown.command == "sh -s" and "AdminPassw0rd" not in shown.stdin
+    assert "OS_PW='***' tool" in shown.stdin
 
 
 def test_no_change_reasons() -> None:
@@ -195,7 +214,10 @@ controller: 2 steps, 1 with changes, 2 commands (fresh: a blank node assumed)
       - upload /root/admin-openrc (0600, root:root, 33 bytes, content hidden): absent
       - run: bootstrap keystone (check fails)
           unless: openstack user show admin
-          $ keystone-manage bootstrap --bootstrap-password ***
+          $ sh -s
+          < {
+            keystone-manage bootstrap --bootstrap-password ***
+            } </dev/null
       then checkpoint auto-keystone (once every node has this step)
 
 2 commands in all

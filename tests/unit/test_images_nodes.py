@@ -5,12 +5,10 @@ hook, and which packages a role bakes."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import libvirt
 import pycdlib
-import pytest
 
 from oslab import spec as specmod
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
@@ -20,34 +18,14 @@ from oslab.metadata import LabMeta
 from oslab.objects import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
 from oslab.spec import Role
 from oslab.state import LabState
+from tests.unit.test_xml import conn, golden
 
-GOLDEN = Path(__file__).parent / "golden" / "xml"
-SCENARIO = """<node>
-  <cpu><mode>1</mode><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>
-  <active>4</active><mhz>2000</mhz><model>x86_64</model></cpu>
-  <memory>16777216</memory>
-</node>
-"""
+__all__ = ["conn"]  # the test-driver fixture, shared with test_xml
+
 SPEC_TEXT = specmod.default_spec_text().replace(
     'distro = "centos-stream9"', 'distro = "debian13"')
 DEBIAN = specmod.parse(SPEC_TEXT)
 LOCAL = specmod.parse(SPEC_TEXT + '\n[packages]\nsource = "local"\n')
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("OSLAB_REGEN_GOLDEN") == "1":
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} differs from its golden file"
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> libvirt.virConnect:
-    scenario = tmp_path / "scenario.xml"
-    scenario.write_text(SCENARIO)
-    c = libvirt.open(f"test://{scenario}")
-    yield c
-    c.close()
 
 
 def read_seed(path: Path) -> dict[str, str]:
@@ -139,16 +117,20 @@ def test_image_domain_and_overlay_are_accepted_by_libvirt(conn: libvirt.virConne
 def test_customize_hook_bakes_preseeds_and_disables_what_packages_enabled(
         tmp_path: Path) -> None:
     baked = ImageInputs("debian13", "trixie", "controller", "r", ("keystone", "mariadb-server"),
-                        "keystone keystone/configure_db boolean false\n")
-    script = customize_script(baked, tmp_path / "p.txt")
+                        "keystone keystone/configure_db boolean false\n",
+                        (("/etc/default/nova-consoleproxy", "NOVA_CONSOLE_PROXY_TYPE=novnc\n"),))
+    script = customize_script(baked, tmp_path / "p.txt", tmp_path / "files")
     lines = script.splitlines()
+    written = lines.index(f'install -D -m 0644 {tmp_path}/files/0 '
+                          '"$root"/etc/default/nova-consoleproxy')
     preseed = lines.index(f'chroot "$root" debconf-set-selections < {tmp_path}/p.txt')
     install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
-    assert preseed < install and "keystone mariadb-server" in lines[install + 1]
+    assert preseed < written < install and "keystone mariadb-server" in lines[install + 1]
     assert lines.index('    chroot "$root" systemctl disable "$unit"') > install
     assert ': > "$root/etc/machine-id"' in lines
     assert 'rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*' in lines
-    minimal = customize_script(ImageInputs("debian13", "trixie", "compute", "r"), tmp_path)
+    minimal = customize_script(ImageInputs("debian13", "trixie", "compute", "r"), tmp_path,
+                               tmp_path)
     assert "apt-get install" not in minimal and "debconf" not in minimal
     assert "LABEL=oslab-root / ext4" in minimal
 
@@ -159,6 +141,8 @@ def test_image_key_changes_with_what_is_baked() -> None:
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r2").key()
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", ("x",)).key()
     assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", (), "q").key()
+    assert a.key() != ImageInputs("debian13", "trixie", "controller", "r1", (), "",
+                                  (("/etc/x", "y"),)).key()
     assert "openssh-server" in BASE_PACKAGES and "linux-image-cloud-amd64" in BASE_PACKAGES
 
 

@@ -142,3 +142,14 @@ def test_release_names_suite_and_codename() -> None:
     opts = release_options("trixie")
     assert "-oAPT::FTPArchive::Release::Suite=trixie" in opts
     assert "-oAPT::FTPArchive::Release::Codename=trixie" in opts
+
+
+def test_a_missing_tool_says_how_to_get_it() -> None:
+    from oslab.images.common import run
+
+    with pytest.raises(HostError) as err:
+        run(["oslab-no-such-tool", "x"], lambda _m: None, "index the debs")
+    assert str(err.value) == (
+        "index the debs: oslab-no-such-tool is not installed\n"
+        "  hint: run scripts/setup-host.sh (it installs mmdebstrap, apt-utils, e2fsprogs and "
+        "qemu-utils)")
