@@ -4,7 +4,8 @@ dnsmasq) hands out the route to 169.254.169.254 with option 121, as Neutron's DH
 small HTTP metadata service on 169.254.169.254 inside the test namespace serves the SSH key.
 
 The instance must print its login prompt and its SSH host key on the serial console (read with
-the same parsers `oslab verify` uses), take the key from the metadata service, answer SSH as
+the same parsers `oslab verify` uses), take the key from the metadata service (or, in the second
+case, from a config drive on the IDE CD-ROM, with no metadata service at all), answer SSH as
 ``cirros`` with that key and the host key from the console pinned, and see a disk hot-plugged
 the way a Cinder volume is attached. The boot-to-login-prompt and boot-to-SSH times are
 printed (run pytest with -s to see them).
@@ -16,7 +17,9 @@ which passes its path in OSLAB_TEST_INSTANCE_IMAGE.
 from __future__ import annotations
 
 import http.server
+import io
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +33,7 @@ from pathlib import Path
 import jinja2
 import libvirt
 import paramiko
+import pycdlib
 import pytest
 
 from oslab.errors import OslabError
@@ -158,7 +162,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         w.cleanup()
 
 
-def start_network(w: World) -> None:
+def start_network(w: World, serve_metadata: bool) -> None:
     gateway = w.net.network_address + 1
     xml = XML.get_template("network.xml.j2").render(
         name=w.name, bridge=w.name.replace("-inst", "i"), gateway=gateway,
@@ -168,6 +172,8 @@ def start_network(w: World) -> None:
     netobj = w.conn.networkDefineXML(xml)
     w.made.append("network")
     netobj.create()
+    if not serve_metadata:
+        return
     bridge = netobj.bridgeName()
     # the metadata service's address, on the bridge, in this namespace only; it goes with it
     subprocess.run(["ip", "addr", "add", f"{METADATA}/32", "dev", bridge], check=True)
@@ -177,6 +183,24 @@ def start_network(w: World) -> None:
         "/latest/meta-data/instance-id": "i-00000001",
     })
     threading.Thread(target=w.server.serve_forever, daemon=True).start()
+
+
+def config_drive(w: World) -> Path:
+    """A config drive as nova writes one: iso9660 labelled config-2 with
+    openstack/latest/meta_data.json (the keys under public_keys)."""
+    meta = json.dumps({"uuid": "00000000-0000-0000-0000-000000000001",
+                       "hostname": f"{HOSTNAME}.novalocal", "name": HOSTNAME,
+                       "public_keys": {"tst-key": w.public_key + "\n"}}).encode()
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="config-2")
+    iso.add_directory("/OPENSTAC", rr_name="openstack", joliet_path="/openstack")
+    iso.add_directory("/OPENSTAC/LATEST", rr_name="latest", joliet_path="/openstack/latest")
+    iso.add_fp(io.BytesIO(meta), len(meta), "/OPENSTAC/LATEST/META_DAT.JSO;1",
+               rr_name="meta_data.json", joliet_path="/openstack/latest/meta_data.json")
+    path = w.workdir / "config-2.iso"
+    iso.write(str(path))
+    iso.close()
+    return path
 
 
 def wait_for(what: str, timeout: float, probe: object, w: World) -> float:
@@ -192,12 +216,14 @@ def wait_for(what: str, timeout: float, probe: object, w: World) -> float:
     pytest.fail(f"{what}: not within {timeout:.0f}s; console:\n{tail}")
 
 
-def test_instance_boots_takes_the_key_and_answers_ssh(world: World) -> None:
+@pytest.mark.parametrize("source", ["metadata service", "config drive"])
+def test_instance_boots_takes_the_key_and_answers_ssh(world: World, source: str) -> None:
     w = world
-    start_network(w)
+    start_network(w, serve_metadata=source == "metadata service")
     xml = XML.get_template("domain.xml.j2").render(
         name=w.name, memory_mib=128, disk=w.workdir / "disk.qcow2", mac=w.mac,
-        network=w.name, console_log=w.console_log)
+        network=w.name, console_log=w.console_log,
+        config_drive=config_drive(w) if source == "config drive" else "")
     dom = w.conn.defineXML(xml)
     w.made.append("domain")
     started = time.monotonic()
@@ -209,8 +235,9 @@ def test_instance_boots_takes_the_key_and_answers_ssh(world: World) -> None:
     keys = console_host_keys(console)
     assert keys and keys[0].startswith("ssh-ed25519 "), console[-2000:]
     assert f"{HOSTNAME} login:" in console
-    assert "SSH key from the metadata service" in console
-    assert (w.address, "/latest/meta-data/public-keys/0/openssh-key") in w.server.requests  # type: ignore[union-attr]
+    assert f"SSH key from the {source}" in console
+    if w.server is not None:
+        assert (w.address, "/latest/meta-data/public-keys/0/openssh-key") in w.server.requests
 
     target = Target(w.name, w.address, keys[0], w.key_path, user="cirros")
     sessions: list[Session] = []
@@ -225,8 +252,8 @@ def test_instance_boots_takes_the_key_and_answers_ssh(world: World) -> None:
     wait_for("SSH as cirros with the key from the metadata service", 120.0, ssh, w)
     to_ssh = time.monotonic() - started
     up = [line for line in console.splitlines() if line.startswith("oslab-instance: ")]
-    print(f"\ntest instance under qemu TCG: login prompt {to_prompt:.1f}s, SSH {to_ssh:.1f}s "
-          "after the domain started; console:\n  " + "\n  ".join(up))
+    print(f"\ntest instance ({source}) under qemu TCG: login prompt {to_prompt:.1f}s, "
+          f"SSH {to_ssh:.1f}s after the domain started; console:\n  " + "\n  ".join(up))
     session = sessions[-1]
     try:
         who = session.run("id -un; hostname; ip -4 route", timeout=60)
