@@ -19,10 +19,10 @@ import pytest
 from oslab.images.pool import CACHE_POOL
 from oslab.images.seed import LOCAL_REPO_PORT
 from oslab.images.serve import RepoServer
+from tests.conftest import URI
 from tests.integration.test_provision import assert_nothing_left
 
 pytestmark = pytest.mark.integration
-URI = "qemu:///system"
 
 
 def debian_lab(make_lab: Any, nodes: int) -> Any:
