@@ -19,10 +19,10 @@ import pytest
 from oslab.images.pool import CACHE_POOL
 from oslab.images.seed import LOCAL_REPO_PORT
 from oslab.images.serve import RepoServer
+from tests.conftest import URI
 from tests.integration.test_provision import assert_nothing_left
 
 pytestmark = pytest.mark.integration
-URI = "qemu:///system"
 
 
 def debian_lab(make_lab: Any, nodes: int) -> Any:
@@ -61,12 +61,14 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
     lab = debian_lab(make_lab, nodes=2)
     # kill -9 while the nodes boot: the rerun continues from what libvirt holds
     proc = lab.popen("up", "--stage", "provision")
-    deadline = time.monotonic() + 1800
-    while len(running_domains(lab.name)) < 2 and proc.poll() is None:
-        assert time.monotonic() < deadline, "the nodes never started"
-        time.sleep(1)
-    proc.kill()
-    proc.communicate()
+    try:
+        deadline = time.monotonic() + 1800
+        while len(running_domains(lab.name)) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the nodes never started"
+            time.sleep(1)
+    finally:
+        proc.kill()
+        proc.communicate()
     resumed = lab.run("up", "--stage", "provision", timeout=2400)
     repo_key = re.search(r"package repository ([0-9a-f]{16})", resumed.stderr)
     assert repo_key is not None, resumed.stderr
