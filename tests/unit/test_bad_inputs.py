@@ -365,13 +365,19 @@ def test_a_lab_without_compute_node_is_for_provisioning_only(world: World) -> No
     assert f"  - {line}" in up.stderr.splitlines()
     provision = world.run("-f", spec, "--uri", f"test://{host}", "check", "--stage", "provision")
     assert "block  roles" not in provision.stdout
-    # a Keystone-only lab needs no compute node either
-    identity = world.spec(text.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'))
-    keystone = world.run("-f", identity, "--uri", f"test://{host}", "check")
-    assert "block  roles" not in keystone.stdout
+    assert tree(world.root) == before
+
+
+def test_a_keystone_only_lab_needs_no_compute_node(world: World) -> None:
+    text = DEFAULT[:DEFAULT.index('[[nodes]]\nname = "compute1"')]
+    spec = world.spec(text.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'))
+    host = world.root / "cwd" / "host.xml"
+    host.write_text(EMPTY_HOST)
+    before = tree(world.root)
+    check = world.run("-f", spec, "--uri", f"test://{host}", "check")
     assert "   ok  roles: scope identity: Keystone on the controller; compute nodes are not " \
-        "needed" in keystone.stdout.splitlines()
-    assert keystone.returncode == 0
+        "needed" in check.stdout.splitlines()
+    assert check.returncode == 0, check.stdout
     assert tree(world.root) == before
 
 
