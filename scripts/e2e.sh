@@ -69,11 +69,15 @@ finish() {
         virsh shutdown "$dom" >/dev/null 2>&1 || true
     done
     for _ in $(seq 60); do
-        virsh list --name 2>/dev/null | grep -qE '^e2e-' || return 0
+        virsh list --name 2>/dev/null | grep -qE '^e2e-' || break
         sleep 2
     done
     for dom in $(virsh list --name 2>/dev/null | grep -E '^e2e-'); do
         virsh destroy "$dom" >/dev/null 2>&1 || true
+    done
+    # their networks' dnsmasq would outlive the test libvirtd; `oslab up` starts them again
+    for net in $(virsh net-list --name 2>/dev/null | grep -E '^e2e-'); do
+        virsh net-destroy "$net" >/dev/null 2>&1 || true
     done
 }
 trap finish EXIT
