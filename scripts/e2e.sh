@@ -12,7 +12,8 @@
 # It exits 0 only when every row passes; its last line is `N passed, N failed`.
 #
 # Long (an hour or more on a 2-core host without KVM), so it is not part of .ci/run. Resumable:
-# run it again after an interruption and `oslab up` continues where the lab is.
+# run it again after an interruption or a failure and `oslab up` continues where the lab is
+# (the lab is destroyed only after a build that succeeded).
 #
 #   scripts/e2e.sh [--keep]        --keep: skip step 5; the nodes are shut down, not removed
 #   E2E_REBUILD=1 scripts/e2e.sh   also destroy and rebuild from warm caches, and time it
@@ -139,8 +140,8 @@ if [ "$up_rc" = 0 ]; then
     fi
 fi
 
-# 5. nothing left behind
-if [ "$keep" = 0 ]; then
+# 5. nothing left behind (after a failed build the lab stays, so a rerun continues from it)
+if [ "$keep" = 0 ] && [ "$up_rc" = 0 ]; then
     "${oslab[@]}" destroy --yes
     left=$( { virsh list --all --name; virsh net-list --all \
               --name; virsh pool-list --all --name; } | grep -E '^e2e' || true)
