@@ -111,7 +111,9 @@ def cli() -> None:
 @global_options
 @click.argument("path", default="lab.toml", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, force: bool) -> None:
+@click.option("--distro", type=click.Choice(list(specmod.SPEC_FILES)), default="centos-stream9",
+              show_default=True, help="The nodes' distro (debian13: Debian's own Epoxy).")
+def init(path: str, force: bool, distro: str) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
     from oslab.files import write_atomic
 
@@ -126,7 +128,7 @@ def init(path: str, force: bool) -> None:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
     if p.is_dir():
         raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
-    write_atomic(p, specmod.default_spec_text())
+    write_atomic(p, specmod.default_spec_text(distro))
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
 

@@ -193,8 +193,12 @@ _NET_KEYS = {"cidr", "mode"}
 _NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
 
 
-def default_spec_text() -> str:
-    return resources.files("oslab").joinpath("default-lab.toml").read_text()
+# The commented built-in specs `oslab init` writes, by distro; the first is the default lab.
+SPEC_FILES = {"centos-stream9": "default-lab.toml", "debian13": "debian13-lab.toml"}
+
+
+def default_spec_text(distro: str = "centos-stream9") -> str:
+    return resources.files("oslab").joinpath(SPEC_FILES[distro]).read_text()
 
 
 def load_default() -> LabSpec:

@@ -125,3 +125,13 @@ def test_load_missing_file_hints_init(tmp_path: object) -> None:
     with pytest.raises(SpecError) as err:
         specmod.load("/nonexistent/lab.toml")
     assert "oslab init" in (err.value.hint or "")
+
+
+def test_debian13_built_in_spec_parses_to_the_install_guides_lab_on_debian() -> None:
+    s = specmod.parse(specmod.default_spec_text("debian13"))
+    default = specmod.load_default()
+    assert s.distro == "debian13" and s.scope is specmod.Scope.ALL
+    assert s.packages == specmod.Packages(source=specmod.PackageSource.LOCAL, bake=True)
+    assert [(n.name, n.role, n.address, n.memory_mib) for n in s.nodes] == \
+        [(n.name, n.role, n.address, n.memory_mib) for n in default.nodes]
+    assert (s.management, s.provider) == (default.management, default.provider)
