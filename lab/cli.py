@@ -438,6 +438,9 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
         click.echo(f"  - {line}")
     if dry_run:
         return
+    if not yes and not sys.stdin.isatty():
+        raise OslabError("destroy asks before it removes anything, and there is no terminal "
+                         "to ask on", hint="pass --yes to remove it all, or --dry-run to list it")
     if not yes and not click.confirm("remove all of this?", default=False):
         raise SystemExit(1)
     for warning in do_destroy(conn, lab, state):

@@ -419,3 +419,23 @@ def test_an_unwritable_state_directory(world: World) -> None:
         f"error: cannot make the lab's state directory {state.dir}: Operation not permitted")
     assert result.stderr.splitlines()[1].startswith("hint: ")
     assert after == {**before, "cwd/out": after["cwd/out"]}  # only the --out asked for
+
+
+def test_destroy_without_a_terminal_asks_for_yes(world: World) -> None:
+    """With objects to remove, no --yes and no terminal to ask on: refused, nothing removed."""
+    meta = ('<metadata><oslab:lab xmlns:oslab="https://oslab.dev/xmlns/lab/1">'
+            "<oslab:name>lab</oslab:name><oslab:kind>domain</oslab:kind>"
+            "<oslab:role>controller</oslab:role><oslab:spec>x</oslab:spec>"
+            "<oslab:node>ctl</oslab:node><oslab:address>127.0.0.1</oslab:address>"
+            "<oslab:phase>final</oslab:phase></oslab:lab></metadata>")
+    host = world.root / "cwd" / "host.xml"
+    host.write_text(f"<node><domain type='test'><name>lab-ctl</name>{meta}<memory>65536</memory>"
+                    "<os><type>hvm</type></os></domain></node>\n")
+    before = tree(world.root)
+    result = world.run("--uri", f"test://{host}", "--lab", "lab", "destroy")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "error: destroy asks before it removes anything, and there is no terminal to ask on",
+        "hint: pass --yes to remove it all, or --dry-run to list it"]
+    assert "domain lab-ctl" in result.stdout
+    assert tree(world.root) == before
