@@ -14,7 +14,9 @@ Images are cached by the hash of their inputs, under ``<cache>/debian/images/<ha
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -106,6 +108,24 @@ def tree_size(root: Path) -> int:
     return total
 
 
+def mount_points_below(path: Path, mountinfo: str) -> list[str]:
+    """The mount points at or below ``path`` in ``/proc/self/mountinfo`` text, deepest first."""
+    below = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == str(path) or point.startswith(str(path).rstrip("/") + "/"):
+            below.append(point)
+    return sorted(below, key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_below(path: Path) -> None:
+    for point in mount_points_below(path, Path("/proc/self/mountinfo").read_text()):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
 def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None) -> Image:
     """The base image for ``inputs``, from the cache or built now from ``repo``."""
     cache = (base or debian_cache()) / "images"
@@ -131,9 +151,15 @@ def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = N
             hook.chmod(0o755)
             root = work / "root"
             n = len(BASE_PACKAGES) + len(inputs.packages)
-            run(mmdebstrap_argv(repo, inputs, hook, root), say,
-                f"mmdebstrap {inputs.suite} for {inputs.role} ({n} packages asked)",
-                hint="the full log is in the error above; the repository is " + str(repo.path))
+            try:
+                run(mmdebstrap_argv(repo, inputs, hook, root), say,
+                    f"mmdebstrap {inputs.suite} for {inputs.role} ({n} packages asked)",
+                    hint="the full log is in the error above; the repository is "
+                         + str(repo.path))
+            finally:
+                # a failed mmdebstrap leaves its hooks' bind mounts (the repository) in the
+                # chroot: removing the work tree must never walk into them
+                unmount_below(work)
             kernels = sorted((root / "boot").glob("vmlinuz-*"))
             initrds = sorted((root / "boot").glob("initrd.img-*"))
             if not kernels or not initrds:
