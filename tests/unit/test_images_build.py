@@ -11,7 +11,7 @@ from oslab.images.build import mount_points_below
 
 MOUNTINFO = """\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
-98 22 254:1 /r/repos/ab /w/oslab-image-x/root/root/.cache/oslab/debian/repos/ab ro - ext4 /dev/vda rw
+98 22 254:1 /r/ab /w/oslab-image-x/root/root/.cache/oslab/debian/repos/ab ro - ext4 /dev/vda ro
 99 22 0:52 / /w/oslab-image-x/root/proc rw - proc proc rw
 100 99 0:53 / /w/oslab-image-x/root/proc/sys/fs/binfmt_misc rw - binfmt_misc b rw
 101 22 0:54 / /w/oslab-image-xy rw - tmpfs t rw
