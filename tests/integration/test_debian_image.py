@@ -48,13 +48,12 @@ def cache_volumes() -> set[str]:
         conn.close()
 
 
-def running_domains(lab: str) -> list[str]:
-    conn = libvirt.open(URI)
-    try:
-        return sorted(d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-                      if d.name().startswith(lab + "-"))
-    finally:
-        conn.close()
+def waiting_for_ssh(lab: Any) -> list[str]:
+    """The nodes whose log says they booted and oslab waits for their SSH."""
+    logs = lab.home / "state" / "oslab" / lab.name / "logs"
+    logged = {n: logs / f"{n}.log" for n in lab.nodes}
+    return [n for n, log in logged.items()
+            if log.is_file() and "waiting for SSH" in log.read_text()]
 
 
 def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
@@ -63,12 +62,13 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
     proc = lab.popen("up", "--stage", "provision")
     try:
         deadline = time.monotonic() + 1800
-        while len(running_domains(lab.name)) < 2 and proc.poll() is None:
+        while len(waiting_for_ssh(lab)) < 2 and proc.poll() is None:
             assert time.monotonic() < deadline, "the nodes never started"
             time.sleep(1)
     finally:
         proc.kill()
         proc.communicate()
+    assert proc.returncode == -9, "up was killed while the nodes booted"
     resumed = lab.run("up", "--stage", "provision", timeout=2400)
     repo_key = re.search(r"package repository ([0-9a-f]{16})", resumed.stderr)
     assert repo_key is not None, resumed.stderr
