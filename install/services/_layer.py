@@ -166,7 +166,9 @@ DEBIAN = Layer(
         # Debian 13's libvirt 11.3 ships the monolithic daemon only: libvirt-daemon holds
         # libvirtd.service and its sockets (enabled by its postinst), and no package of it
         # ships virtqemud.
-        "libvirt": ("libvirtd",),
+        # and open-iscsi's iscsid (os-brick attaches Cinder's volumes with iscsiadm), which a
+        # baked base image has disabled with every unit its packages enabled
+        "libvirt": ("libvirtd", "iscsid.socket"),
         "nova-compute": ("nova-compute",),
         "openvswitch": ("openvswitch-switch",),
         # The API under uwsgi (neutron-api), the RPC workers in their own unit.

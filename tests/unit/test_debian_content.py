@@ -204,7 +204,7 @@ def test_compute_runs_libvirtd_and_nova_compute_conf_has_the_nodes_virt_type(vir
     compute = steps["compute1"]
     packages = step_of(steps, "compute1", "nova.compute-packages")
     assert packages.packages == ("nova-compute", "nova-compute-qemu", "open-iscsi")
-    assert packages.services == ("libvirtd",)
+    assert packages.services == ("libvirtd", "iscsid.socket")  # iscsid: os-brick attaches volumes
     conf = one_file(steps, "compute1", "/etc/nova/nova-compute.conf")
     assert re.search(rf"^\[libvirt\]\nvirt_type = {virt}$", conf.content, re.M)
     assert (conf.owner, conf.group, conf.mode) == ("root", "nova", 0o640)
