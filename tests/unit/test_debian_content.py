@@ -209,8 +209,8 @@ def test_compute_runs_libvirtd_and_nova_compute_conf_has_the_nodes_virt_type(vir
     assert re.search(rf"^\[libvirt\]\nvirt_type = {virt}$", conf.content, re.M)
     assert (conf.owner, conf.group, conf.mode) == ("root", "nova", 0o640)
     started = {u for s in compute for u in s.services}
-    assert started == {"chrony", "libvirtd", "openvswitch-switch", "nova-compute",
-                       "neutron-openvswitch-agent"}
+    assert started == {"chrony", "libvirtd", "iscsid.socket", "openvswitch-switch",
+                       "nova-compute", "neutron-openvswitch-agent"}
 
 
 def test_controller_services_are_debians_units() -> None:
