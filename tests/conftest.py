@@ -22,7 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 URI = os.environ.get("LIBVIRT_DEFAULT_URI") or "qemu:///system"
 TEST_LAB_PREFIX = "tst"
-HARNESS_PIDFILE = Path("/run/oslab-test/libvirtd.pid")  # scripts/in-testns.sh's test libvirtd
+# scripts/in-testns.sh's test libvirtd (one per namespace: OSLAB_TEST_NETNS, default oslab-test)
+HARNESS_PIDFILE = Path(f"/run/{os.environ.get('OSLAB_TEST_NETNS') or 'oslab-test'}/libvirtd.pid")
 
 
 def _netns_of(pid: int | str) -> str:
