@@ -51,6 +51,13 @@ if TYPE_CHECKING:
     from oslab.images.serve import RepoServer
 
 
+# What must hold on a node before it counts as ready. A node booted from a base image answers
+# SSH while cloud-init is still applying its seed, and cloud-init then restarts sshd (for
+# ssh_pwauth): ready means cloud-init has finished.
+READY_PROBE = {NodeOs.KICKSTART: "true",
+               NodeOs.IMAGE: "test -e /var/lib/cloud/instance/boot-finished"}
+
+
 @dataclass
 class NodeOutcome:
     node: str
@@ -287,7 +294,8 @@ class Provisioner:
         say(f"waiting for SSH at {node.address}")
         target = ssh_target(self.spec, self.state, node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,
-                                on_wait=self.ticker(node.name, "waiting for SSH"))
+                                on_wait=self.ticker(node.name, "waiting for SSH"),
+                                probe=READY_PROBE[DISTROS[self.spec.distro].node_os])
         if not ok:
             raise ProvisionError(
                 f"{node.name}: no SSH at {node.address} after {self.spec.boot_timeout_s}s "

@@ -250,11 +250,14 @@ def _describe(exc: BaseException) -> str:
 HOST_KEY_MISMATCH = "host key does not match the pinned key"
 
 
-def reachable(target: Target, timeout: float = 5.0) -> tuple[bool, str]:
-    """Whether the node answers SSH with the pinned host key and accepts the lab's key."""
+def reachable(target: Target, timeout: float = 5.0, probe: str = "true") -> tuple[bool, str]:
+    """Whether the node answers SSH with the pinned host key, accepts the lab's key, and
+    ``probe`` succeeds there."""
     try:
         with Session(target, connect_timeout=timeout) as s:
-            s.run("true", timeout=timeout)
+            result = s.run(probe, timeout=timeout)
+        if result.returncode != 0:
+            return False, f"`{probe}` exited {result.returncode}"
         return True, "ok"
     except HostKeyMismatch:
         return False, HOST_KEY_MISMATCH
@@ -301,12 +304,14 @@ def open_when_ready(target: Target, timeout: float) -> Session:
 
 
 def wait_ready(target: Target, timeout: float, interval: float = 2.0,
-               on_wait: Callable[[float, str], None] | None = None) -> tuple[bool, str]:
-    """Poll until SSH answers with the pinned key; (True, "ok") or (False, last reason)."""
+               on_wait: Callable[[float, str], None] | None = None,
+               probe: str = "true") -> tuple[bool, str]:
+    """Poll until SSH answers with the pinned key and ``probe`` succeeds there; (True, "ok")
+    or (False, last reason)."""
     start = time.monotonic()
     reason = "not tried"
     while time.monotonic() - start < timeout:
-        ok, reason = reachable(target, timeout=min(10.0, max(2.0, interval * 2)))
+        ok, reason = reachable(target, timeout=min(10.0, max(2.0, interval * 2)), probe=probe)
         if ok:
             return True, reason
         if reason == HOST_KEY_MISMATCH:
