@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from oslab.errors import OslabError
@@ -47,9 +47,14 @@ class ImageInputs:
     # (absolute path, text) written before the packages install, e.g. /etc/default files
     # that a package's maintainer scripts read instead of debconf
     files: tuple[tuple[str, str], ...] = ()
+    # set by `oslab up --fresh-image`: a new base beside the cached one (whose overlays keep it)
+    rebuild: str = ""
 
     def key(self) -> str:
-        return digest({"format": FORMAT, "base": BASE_PACKAGES, **asdict(self)})
+        fields = asdict(self)
+        if not self.rebuild:
+            del fields["rebuild"]  # the keys of bases built before --fresh-image existed
+        return digest({"format": FORMAT, "base": BASE_PACKAGES, **fields})
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,34 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
-def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None) -> Image:
-    """The base image for ``inputs``, from the cache or built now from ``repo``."""
+def current_path(cache: Path, inputs: ImageInputs) -> Path:
+    """The file naming the latest ``--fresh-image`` rebuild of ``inputs`` (its stamp)."""
+    return cache / f"{inputs.key()}.current"
+
+
+def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None,
+                fresh: bool = False) -> Image:
+    """The base image for ``inputs``: the latest one built (the newest ``fresh`` rebuild if
+    it is still cached), else built now from ``repo``. ``fresh`` builds a new one, under a new
+    key, that later runs use; the older base stays for the overlays on it."""
     cache = (base or debian_cache()) / "images"
+    pointer = current_path(cache, inputs)
+    if fresh:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9}"
+        image = _build(repo, replace(inputs, rebuild=stamp), say, cache)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_name(pointer.name + ".tmp")
+        tmp.write_text(stamp + "\n")
+        tmp.rename(pointer)
+        return image
+    if pointer.is_file():
+        latest = replace(inputs, rebuild=pointer.read_text().strip())
+        if (cache / latest.key() / "manifest.json").is_file():
+            return _build(repo, latest, say, cache)
+    return _build(repo, inputs, say, cache)
+
+
+def _build(repo: Repo, inputs: ImageInputs, say: Say, cache: Path) -> Image:
     image = Image(cache / inputs.key(), inputs)
     with locked(cache / f"{inputs.key()}.lock"):
         if (image.dir / "manifest.json").is_file():
@@ -175,7 +205,8 @@ def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = N
             run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw),
                  str(tmp / "root.qcow2")], say, "convert to qcow2")
         manifest = {"inputs": asdict(inputs), "key": inputs.key(), "name": image.name,
-                    "cmdline": image.cmdline, "built_s": round(time.monotonic() - start, 1)}
+                    "cmdline": image.cmdline, "built_s": round(time.monotonic() - start, 1),
+                    "built_at": round(time.time())}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         tmp.rename(image.dir)
         size = image.disk.stat().st_size

@@ -66,7 +66,7 @@ def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
 
 class ImageNodes:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
-                 virt_type: str) -> None:
+                 virt_type: str, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
@@ -77,6 +77,7 @@ class ImageNodes:
         self.suite: str = getattr(self.distro, "suite", "")
         self.mirror = spec.packages.mirror or host_mirror()
         self.repo: Repo | None = None
+        self.fresh_image = fresh_image  # build new bases instead of the cached ones
 
     def repository(self, packages: dict[Role, tuple[str, ...]]) -> Repo:
         every = set(BASE_PACKAGES).union(*packages.values())
@@ -93,6 +94,7 @@ class ImageNodes:
         cache = ImageCache(self.conn)
         bake = self.spec.packages.bake
         by_role: dict[Role, BaseVolumes] = {}
+        by_inputs: dict[ImageInputs, BaseVolumes] = {}
         for role in sorted({n.role for n in nodes}):
             baked = packages[role] if bake else ()
             # with nothing baked, every role boots the same "base" image
@@ -101,7 +103,10 @@ class ImageNodes:
                 repo=repo.inputs.key(), packages=baked,
                 preseed=debconf_preseed(self.spec) if baked else "",
                 files=preinstall_files(self.spec) if baked else ())
-            by_role[role] = cache.ensure_base(build_image(repo, inputs, self.say), self.say)
+            if inputs not in by_inputs:
+                image = build_image(repo, inputs, self.say, fresh=self.fresh_image)
+                by_inputs[inputs] = cache.ensure_base(image, self.say)
+            by_role[role] = by_inputs[inputs]
         return {n.name: by_role[n.role] for n in nodes}
 
     def volumes(self, node: Node, base: BaseVolumes) -> list[str]:
