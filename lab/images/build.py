@@ -131,36 +131,59 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
+def images_dir(base: Path | None = None) -> Path:
+    """The host cache of base images (``base`` replaces ``<cache>/debian``)."""
+    return (base or debian_cache()) / "images"
+
+
+def lock_path(cache: Path, key: str) -> Path:
+    """Held (exclusive) while the image with this key is built."""
+    return cache / f"{key}.lock"
+
+
+def use_path(cache: Path, key: str) -> Path:
+    """Held (shared) by an `oslab up` from choosing this image until its overlays exist, so
+    a prune never removes a base between its build and the first overlay on it."""
+    return cache / f"{key}.use"
+
+
 def current_path(cache: Path, inputs: ImageInputs) -> Path:
     """The file naming the latest ``--fresh-image`` rebuild of ``inputs`` (its stamp)."""
-    return cache / f"{inputs.key()}.current"
+    return cache / f"{replace(inputs, rebuild='').key()}.current"
 
 
-def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None,
-                fresh: bool = False) -> Image:
-    """The base image for ``inputs``: the latest one built (the newest ``fresh`` rebuild if
-    it is still cached), else built now from ``repo``. ``fresh`` builds a new one, under a new
-    key, that later runs use; the older base stays for the overlays on it."""
-    cache = (base or debian_cache()) / "images"
-    pointer = current_path(cache, inputs)
+def chosen_inputs(inputs: ImageInputs, fresh: bool, base: Path | None = None) -> ImageInputs:
+    """What to build or use for ``inputs``: with ``fresh``, a new rebuild stamp (a new key,
+    so the base that existing overlays use stays); else the latest rebuild if it is still
+    cached, else ``inputs`` themselves."""
     if fresh:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9}"
-        image = _build(repo, replace(inputs, rebuild=stamp), say, cache)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = pointer.with_name(pointer.name + ".tmp")
-        tmp.write_text(stamp + "\n")
-        tmp.rename(pointer)
-        return image
+        return replace(inputs, rebuild=stamp)
+    cache = images_dir(base)
+    pointer = current_path(cache, inputs)
     if pointer.is_file():
         latest = replace(inputs, rebuild=pointer.read_text().strip())
         if (cache / latest.key() / "manifest.json").is_file():
-            return _build(repo, latest, say, cache)
-    return _build(repo, inputs, say, cache)
+            return latest
+    return inputs
+
+
+def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None) -> Image:
+    """The base image for ``inputs``, from the cache or built now from ``repo``. A rebuild
+    (``inputs.rebuild`` set) becomes the one later runs choose."""
+    cache = images_dir(base)
+    image = _build(repo, inputs, say, cache)
+    if inputs.rebuild:
+        pointer = current_path(cache, inputs)
+        tmp = pointer.with_name(pointer.name + ".tmp")
+        tmp.write_text(inputs.rebuild + "\n")
+        tmp.rename(pointer)
+    return image
 
 
 def _build(repo: Repo, inputs: ImageInputs, say: Say, cache: Path) -> Image:
     image = Image(cache / inputs.key(), inputs)
-    with locked(cache / f"{inputs.key()}.lock"):
+    with locked(lock_path(cache, inputs.key())):
         if (image.dir / "manifest.json").is_file():
             say(f"base image {image.name}: cached")
             return image

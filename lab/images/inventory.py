@@ -28,6 +28,7 @@ from typing import Any
 import libvirt
 
 from oslab.errors import OslabError
+from oslab.images.build import lock_path, use_path
 from oslab.images.common import Say
 from oslab.images.pool import ImageCache
 from oslab.objects import POOL_MARKER
@@ -189,11 +190,6 @@ def gather(conn: Any, images: Path, cache: ImageCache | None = None) -> tuple[li
     return merge(pool_bases(cache), host_bases(images)), uses(conn)
 
 
-def lock_path(images: Path, key: str) -> Path:
-    """The lock build.build_image holds while it builds the image with this key."""
-    return images / f"{key}.lock"
-
-
 @contextmanager
 def try_lock(path: Path) -> Iterator[bool]:
     """Hold the lock on ``path`` if nobody does; yields whether it is held. A missing lock
@@ -215,12 +211,20 @@ def try_lock(path: Path) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextmanager
+def both_locks(images: Path, key: str) -> Iterator[bool]:
+    """Hold the build lock and the use lock of ``key``; yields False if another process
+    holds either (an `oslab up` builds the image, or makes overlays on it)."""
+    with try_lock(lock_path(images, key)) as built, try_lock(use_path(images, key)) as used:
+        yield built and used
+
+
 def busy_keys(images: Path, bases: list[Base]) -> frozenset[str]:
-    """The keys of ``bases`` whose build lock another process holds now."""
+    """The keys of ``bases`` that an `oslab up` builds or is about to use now."""
     busy = set()
     for base in bases:
-        with try_lock(lock_path(images, base.key)) as held:
-            if not held:
+        with both_locks(images, base.key) as free:
+            if not free:
                 busy.add(base.key)
     return frozenset(busy)
 
@@ -249,7 +253,8 @@ def prune_plan(bases: list[Base], found: list[Use], busy: frozenset[str],
         if who:
             out.append(Decision(b, False, "used by " + ", ".join(who)))
         elif b.key in busy:
-            out.append(Decision(b, False, "being built (its build lock is held)"))
+            out.append(Decision(b, False, "an `oslab up` builds or uses it now (its lock is "
+                                          "held)"))
         elif keep_newest and newest[(b.distro, b.role)] is b:
             out.append(Decision(b, False, f"the newest {b.distro} {b.role} base (--all "
                                           "removes it too)"))
@@ -283,9 +288,9 @@ def prune(conn: Any, images: Path, plan: list[Decision], say: Say,
     for d in plan:
         if not d.remove:
             continue
-        with try_lock(lock_path(images, d.base.key)) as held:
-            if not held:
-                say(f"kept {d.base.name}: a build of it started meanwhile")
+        with both_locks(images, d.base.key) as free:
+            if not free:
+                say(f"kept {d.base.name}: an `oslab up` builds or uses it now")
                 continue
             who = users(d.base, uses(conn))
             if who:

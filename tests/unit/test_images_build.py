@@ -14,7 +14,7 @@ from oslab.images.build import (
     FORMAT,
     ImageInputs,
     build_image,
-    current_path,
+    chosen_inputs,
     mount_points_below,
 )
 from oslab.images.common import digest
@@ -63,13 +63,15 @@ def test_later_runs_use_the_latest_fresh_image(tmp_path: Path) -> None:
     said: list[str] = []
     repo = cast(Repo, None)  # a cached image never reads the repository
     cached(tmp_path, INPUTS)
-    assert build_image(repo, INPUTS, said.append, tmp_path).inputs == INPUTS
-    fresh = replace(INPUTS, rebuild="20261201T000000.1")
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS
+    fresh = chosen_inputs(INPUTS, True, tmp_path)
+    assert fresh.rebuild and fresh.key() != INPUTS.key()
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS, "not built yet: not chosen"
     cached(tmp_path, fresh)
-    current_path(tmp_path / "images", INPUTS).write_text(fresh.rebuild + "\n")
-    image = build_image(repo, INPUTS, said.append, tmp_path)
+    image = build_image(repo, fresh, said.append, tmp_path)  # publishes the rebuild
     assert (image.inputs, image.dir) == (fresh, tmp_path / "images" / fresh.key())
     assert said[-1] == f"base image debian13-base-{fresh.key()}: cached"
+    assert chosen_inputs(INPUTS, False, tmp_path) == fresh
     # the fresh one pruned: back to the base of the plain inputs
     (tmp_path / "images" / fresh.key() / "manifest.json").unlink()
-    assert build_image(repo, INPUTS, said.append, tmp_path).inputs == INPUTS
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 
 from oslab.cli import cli
 from oslab.errors import OslabError
+from oslab.images.build import lock_path, use_path
 from oslab.images.common import locked
 from oslab.images.inventory import (
     Base,
     Use,
     busy_keys,
     gather,
-    lock_path,
     prune,
     prune_plan,
     users,
@@ -140,7 +140,7 @@ CASES = [
                                                 Use(A.paths[0], "domain:lab1-ctl")),
          frozenset(), False, {A.name: "used by domain:lab1-ctl, lab1", Z.name: "remove"}),
     Case("being-built-is-kept", (A, Z), (), frozenset({A.key}), False,
-         {A.name: "being built (its build lock is held)", Z.name: "remove"}),
+         {A.name: "an `oslab up` builds or uses it now (its lock is held)", Z.name: "remove"}),
     Case("newest-per-distro-and-role", (A, Z, C), (Use(Z.paths[0], "pool:x"),), frozenset(),
          True, {A.name: "remove", Z.name: "used by pool:x",
                 C.name: "the newest d controller base (--all removes it too)"}),
@@ -165,7 +165,7 @@ def test_prune_removes_only_unused_and_honours_the_build_lock(scene: Scene) -> N
         assert busy_keys(scene.store, bases) == frozenset({K_OLD})
         removed = prune(scene.conn, scene.store, plan, said.append, scene.cache)
     assert removed == [f"debian13-base-{K_NEW}"]
-    assert said == [f"kept debian13-base-{K_OLD}: a build of it started meanwhile"]
+    assert said == [f"kept debian13-base-{K_OLD}: an `oslab up` builds or uses it now"]
     left, found = gather(scene.conn, scene.store, scene.cache)
     assert sorted(b.name for b in left) == sorted(set(BASES) - {f"debian13-base-{K_NEW}"})
     assert not (scene.store / K_NEW).exists()
@@ -230,3 +230,18 @@ def test_images_cli_lists_and_dry_runs(tmp_path: Path) -> None:
     out = runner.invoke(cli, ["--uri", "test:///default", "images", "--dry-run"], env=env)
     assert isinstance(out.exception, OslabError)
     assert out.exception.message == "--dry-run and --all only go with --prune"
+
+
+def test_an_up_between_build_and_overlay_keeps_its_base(scene: Scene) -> None:
+    """`oslab up` holds the base's use lock (shared) from choosing it until its overlays
+    exist: no overlay shows it in use yet, and still a prune keeps it."""
+    bases, found = gather(scene.conn, scene.store, scene.cache)
+    plan = prune_plan(bases, found, frozenset(), keep_newest=False)
+    said: list[str] = []
+    with locked(use_path(scene.store, K_NEW), shared=True), \
+            locked(use_path(scene.store, K_NEW), shared=True):  # two labs use it at once
+        assert busy_keys(scene.store, bases) == frozenset({K_NEW})
+        assert prune(scene.conn, scene.store, plan, said.append, scene.cache) == [
+            f"debian13-base-{K_OLD}"]
+    assert said == [f"kept debian13-base-{K_NEW}: an `oslab up` builds or uses it now"]
+    assert (scene.store / K_NEW / "manifest.json").is_file()
