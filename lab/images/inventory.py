@@ -256,8 +256,8 @@ def prune_plan(bases: list[Base], found: list[Use], busy: frozenset[str],
             out.append(Decision(b, False, "an `oslab up` builds or uses it now (its lock is "
                                           "held)"))
         elif keep_newest and newest[(b.distro, b.role)] is b:
-            out.append(Decision(b, False, f"the newest {b.distro} {b.role} base (--all "
-                                          "removes it too)"))
+            out.append(Decision(b, False, f"the newest {b.distro} image for role {b.role} "
+                                          "(--all removes it too)"))
         else:
             out.append(Decision(b, True, "unused"))
     return out

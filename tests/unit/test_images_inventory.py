@@ -133,7 +133,7 @@ class Case:
 A, Z, C = B(f"d-base-{K_OLD}", 1), B(f"d-base-{K_NEW}", 2), B(f"d-controller-{K_CTL}", 1)
 CASES = [
     Case("unused-old-goes-newest-stays", (A, Z), (), frozenset(), True,
-         {A.name: "remove", Z.name: "the newest d base base (--all removes it too)"}),
+         {A.name: "remove", Z.name: "the newest d image for role base (--all removes it too)"}),
     Case("all-removes-the-newest-too", (A, Z), (), frozenset(), False,
          {A.name: "remove", Z.name: "remove"}),
     Case("used-is-kept-even-with-all", (A, Z), (Use(A.paths[0], "lab1"),
@@ -143,7 +143,7 @@ CASES = [
          {A.name: "an `oslab up` builds or uses it now (its lock is held)", Z.name: "remove"}),
     Case("newest-per-distro-and-role", (A, Z, C), (Use(Z.paths[0], "pool:x"),), frozenset(),
          True, {A.name: "remove", Z.name: "used by pool:x",
-                C.name: "the newest d controller base (--all removes it too)"}),
+                C.name: "the newest d image for role controller (--all removes it too)"}),
     Case("a-use-of-another-path-is-not-a-use", (A,), (Use("/p/other.qcow2", "lab1"),),
          frozenset(), False, {A.name: "remove"}),
 ]
