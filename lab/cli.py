@@ -471,7 +471,7 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
 def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool) -> None:
     """List the cached base images (size, age, the labs using them), or prune them."""
     from oslab.images.common import debian_cache
-    from oslab.images.inventory import busy_keys, gather, prune_plan, users
+    from oslab.images.inventory import busy_keys, gather, prune_plan, table, users
     from oslab.images.inventory import prune as do_prune
 
     if (dry_run or all_) and not prune:
@@ -488,10 +488,7 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
         if not bases:
             click.echo(f"no cached base images (pool oslab-images, {store})")
             return
-        click.echo(f"{'BASE':<44} {'POOL MB':>8} {'HOST MB':>8} {'AGE':>6}  USED BY")
-        for b in bases:
-            click.echo(f"{b.name:<44} {b.pool_bytes / 1e6:>8.0f} {b.host_bytes / 1e6:>8.0f} "
-                       f"{_age(now - b.built):>6}  {', '.join(users(b, found)) or '-'}")
+        click.echo("\n".join(table(bases, found, now)))
         return
     plan = prune_plan(bases, found, busy_keys(store, bases), keep_newest=not all_)
     if not as_json:
@@ -506,13 +503,6 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
                                "removed": removed, "dry_run": dry_run}, indent=2))
     elif not dry_run:
         click.echo(f"removed {len(removed)} base image(s)")
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{max(seconds, 0):.0f}s"
 
 
 def _node_target(opts: Options, node: str) -> Any:

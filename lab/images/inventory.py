@@ -32,6 +32,7 @@ from oslab.images.build import lock_path, use_path
 from oslab.images.common import Say
 from oslab.images.pool import ImageCache
 from oslab.objects import POOL_MARKER
+from oslab.virt import libvirt_calls
 
 VOLUME = re.compile(r"^(?P<name>(?P<distro>.+)-(?P<role>[a-z]+)-(?P<key>[0-9a-f]{16}))"
                     r"\.(?:qcow2|vmlinuz|initrd|json)$")
@@ -164,12 +165,14 @@ def uses(conn: Any) -> list[Use]:
         if not pool.isActive():
             inactive.append(pool.name())
             continue
-        pool.refresh(0)
-        label = _pool_label(pool)
-        for vol in pool.listAllVolumes(0):
-            backing = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
-            if backing:
-                found.append(Use(backing, label))
+        with _unless_gone():
+            pool.refresh(0)
+            label = _pool_label(pool)
+            for vol in pool.listAllVolumes(0):
+                with _unless_gone():
+                    backing = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+                    if backing:
+                        found.append(Use(backing, label))
     if inactive:
         raise OslabError(
             f"storage pools {', '.join(sorted(inactive))} are inactive: their volumes may be "
@@ -177,13 +180,44 @@ def uses(conn: Any) -> list[Use]:
             hint="start them (virsh pool-start NAME) or undefine the ones you no longer need, "
                  "then rerun")
     for dom in conn.listAllDomains(0):
-        paths = _domain_paths(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if dom.isActive():
-            paths |= _domain_paths(dom.XMLDesc(0))
-        found += [Use(p, f"domain:{dom.name()}") for p in sorted(paths)]
+        with _unless_gone():
+            paths = _domain_paths(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if dom.isActive():
+                paths |= _domain_paths(dom.XMLDesc(0))
+            found += [Use(p, f"domain:{dom.name()}") for p in sorted(paths)]
     return found
 
 
+GONE = (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_DOMAIN)
+
+
+@contextmanager
+def _unless_gone() -> Iterator[None]:
+    """Skip an object removed while it is read (another lab's destroy): it uses nothing."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in GONE:
+            raise
+
+
+def table(bases: list[Base], found: list[Use], now: float) -> list[str]:
+    """`oslab images`: one line per base."""
+    lines = [f"{'BASE':<44} {'POOL MB':>8} {'HOST MB':>8} {'AGE':>6}  USED BY"]
+    for b in bases:
+        lines.append(f"{b.name:<44} {b.pool_bytes / 1e6:>8.0f} {b.host_bytes / 1e6:>8.0f} "
+                     f"{age(now - b.built):>6}  {', '.join(users(b, found)) or '-'}")
+    return lines
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+@libvirt_calls("reading the base images and their users")
 def gather(conn: Any, images: Path, cache: ImageCache | None = None) -> tuple[list[Base],
                                                                              list[Use]]:
     cache = cache or ImageCache(conn)
@@ -279,6 +313,7 @@ def remove_base(cache: ImageCache, base: Base) -> None:
         shutil.rmtree(doomed)
 
 
+@libvirt_calls("removing unused base images")
 def prune(conn: Any, images: Path, plan: list[Decision], say: Say,
           cache: ImageCache | None = None) -> list[str]:
     """Remove what ``plan`` says to, each base under its build lock and only if libvirt

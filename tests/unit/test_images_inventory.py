@@ -25,6 +25,7 @@ from oslab.images.inventory import (
     gather,
     prune,
     prune_plan,
+    table,
     users,
 )
 from oslab.images.pool import CACHE_POOL, MARKER, ImageCache
@@ -113,6 +114,10 @@ def test_gather_reads_bases_and_every_user(scene: Scene) -> None:
         f"debian13-controller-{K_CTL}": ["pool:other"],  # a pool oslab did not make
         f"debian13-compute-{K_DOM}": ["domain:stray"],  # a domain booting its kernel
     }
+    lines = table(bases, found, now=1000 + 2 * 3600)
+    assert lines[0].split() == ["BASE", "POOL", "MB", "HOST", "MB", "AGE", "USED", "BY"]
+    assert lines[1].split() == [f"debian13-base-{K_USED}", "4", "0", "2h", "lab1"]
+    assert lines[4].split() == [f"debian13-compute-{K_DOM}", "4", "0", "2h", "domain:stray"]
 
 
 def B(name: str, built: float) -> Base:  # a table's shorthand
