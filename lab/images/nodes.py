@@ -101,6 +101,9 @@ class ImageNodes:
         packages = {r: baked_packages(self.spec, self.state, r, self.virt_type) for r in roles}
         repo = self.repository(packages)
         if not nodes:
+            if self.fresh_image:
+                self.say("--fresh-image: every node exists and keeps its base, so no base is "
+                         "rebuilt (destroy the lab first to rebuild it on a new one)")
             return {}
         cache = ImageCache(self.conn)
         bake = self.spec.packages.bake
