@@ -31,6 +31,7 @@ from oslab.errors import OslabError
 from oslab.images.build import lock_path, use_path
 from oslab.images.common import Say
 from oslab.images.pool import ImageCache
+from oslab.metadata import LabMeta
 from oslab.objects import POOL_MARKER
 from oslab.virt import libvirt_calls
 
@@ -66,7 +67,8 @@ class Use:
     """A libvirt object that reads ``path``: a volume backed by it, or a domain."""
 
     path: str
-    by: str  # the lab (its pool's oslab marker), else "pool:<name>" or "domain:<name>"
+    by: str  # the lab (its pool's marker, its node's metadata), else "pool:<name>" or
+    # "domain:<name>"
 
 
 @dataclass(frozen=True)
@@ -181,10 +183,13 @@ def uses(conn: Any) -> list[Use]:
                  "then rerun")
     for dom in conn.listAllDomains(0):
         with _unless_gone():
-            paths = _domain_paths(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            paths = _domain_paths(xml)
             if dom.isActive():
                 paths |= _domain_paths(dom.XMLDesc(0))
-            found += [Use(p, f"domain:{dom.name()}") for p in sorted(paths)]
+            meta = LabMeta.from_object_xml(xml)  # a lab's node counts as its lab
+            label = meta.lab if meta is not None and meta.lab else f"domain:{dom.name()}"
+            found += [Use(p, label) for p in sorted(paths)]
     return found
 
 

@@ -29,6 +29,7 @@ from oslab.images.inventory import (
     users,
 )
 from oslab.images.pool import CACHE_POOL, MARKER, ImageCache
+from oslab.metadata import LabMeta
 from oslab.objects import POOL_MARKER
 
 K_USED, K_OLD, K_NEW, K_CTL, K_DOM = ("1" * 16, "2" * 16, "3" * 16, "4" * 16, "5" * 16)
@@ -93,6 +94,10 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
             "mine.qcow2", f"{pool_dir}/debian13-controller-{K_CTL}.qcow2"))
         + "<domain type='test'><name>stray</name><memory>65536</memory><os><type>hvm</type>"
           f"<kernel>{pool_dir}/debian13-compute-{K_DOM}.vmlinuz</kernel></os></domain>"
+        + "<domain type='test'><name>lab1-ctl</name><memory>65536</memory><metadata>"
+        + LabMeta("lab1", "domain", "controller", "d", "ctl").xml()
+        + "</metadata><os><type>hvm</type>"
+          f"<kernel>{pool_dir}/debian13-base-{K_USED}.vmlinuz</kernel></os></domain>"
         + "</node>")
     uri = f"test://{scenario}"
     conn = libvirt.open(uri)
@@ -109,7 +114,8 @@ def test_gather_reads_bases_and_every_user(scene: Scene) -> None:
     assert used.host_bytes > 1000 and used.built == 1000
     assert used.host_dir == str(scene.store / K_USED)
     assert {b.name: users(b, found) for b in bases} == {
-        f"debian13-base-{K_USED}": ["lab1"],  # the lab pool's oslab marker names the lab
+        # the lab pool's oslab marker and its node's metadata name the lab
+        f"debian13-base-{K_USED}": ["lab1"],
         f"debian13-base-{K_OLD}": [], f"debian13-base-{K_NEW}": [],
         f"debian13-controller-{K_CTL}": ["pool:other"],  # a pool oslab did not make
         f"debian13-compute-{K_DOM}": ["domain:stray"],  # a domain booting its kernel
