@@ -116,7 +116,8 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
 
     bases = {v for v in cache_volumes() if v.startswith("debian13-")}
     assert bases, "the base image is in the cache pool"
-    # libvirt's backing stores show the lab using its base; a prune (even --all) keeps it
+    # libvirt's backing stores (and the nodes' kernels) show the lab using its base; a prune
+    # (even --all) keeps it
     listed = json.loads(lab.run("images", "--json").stdout)
     used = {row["name"] for row in listed if lab.name in row["used_by"]}
     assert len(used) == 1 and f"{next(iter(used))}.qcow2" in bases, listed
