@@ -169,8 +169,12 @@ VIRT_TYPES = ("kvm", "qemu")
                    "run whatever their checks say, files are uploaded, services restarted).")
 @click.option("--no-checkpoints", is_flag=True,
               help="Do not take the installer's automatic auto-<phase> snapshots.")
+@click.option("--fresh-image", is_flag=True,
+              help="Build new base images for the nodes made in this run instead of using the "
+                   "cached ones (existing nodes keep theirs; later runs use the new ones).")
 @pass_options
-def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -> None:
+def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
+       fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
     from oslab import preflight
     from oslab.provision import Provisioner, pool_dir
@@ -184,6 +188,13 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
         from oslab.install.content import load_content
         load_content()  # no install content: say so before provisioning for nothing
     spec = opts.spec()
+    if fresh_image:
+        from oslab.distro import DISTROS, NodeOs
+        if DISTROS[spec.distro].node_os is not NodeOs.IMAGE:
+            raise OslabError(f"--fresh-image: lab {spec.name} ({spec.distro}) installs its "
+                             "nodes from the installer, not from a cached base image",
+                             hint="drop --fresh-image; only image-based distros (debian13) "
+                                  "have bases to rebuild")
     if from_step:
         _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
     if stage in ("verify", "all"):
@@ -201,7 +212,8 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool) -
     reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
     reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
                  f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
-    result = Provisioner(spec, conn, state, reporter, choice.virt_type).run()
+    result = Provisioner(spec, conn, state, reporter, choice.virt_type,
+                         fresh_image=fresh_image).run()
     click.echo("")
     if result.change_count == 0:
         click.echo(f"lab {spec.name}: no changes; every node answers SSH.")
@@ -446,6 +458,51 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
     for warning in do_destroy(conn, lab, state):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"lab {lab} destroyed (the ISO cache is kept)")
+
+
+@cli.command()
+@global_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--prune", is_flag=True, help="Remove the bases no volume or domain uses.")
+@click.option("--dry-run", is_flag=True, help="With --prune: say what would go, remove nothing.")
+@click.option("--all", "all_", is_flag=True,
+              help="With --prune: remove the newest unused base of each distro and role too.")
+@pass_options
+def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool) -> None:
+    """List the cached base images (size, age, the labs using them), or prune them."""
+    from oslab.images.common import debian_cache
+    from oslab.images.inventory import busy_keys, gather, prune_plan, table, users
+    from oslab.images.inventory import prune as do_prune
+
+    if (dry_run or all_) and not prune:
+        raise OslabError("--dry-run and --all only go with --prune",
+                         hint="add --prune, or drop them to list the bases")
+    conn = opts.connect()
+    store = debian_cache() / "images"
+    bases, found = gather(conn, store)
+    if not prune:
+        now = time.time()
+        if as_json:
+            click.echo(json.dumps([b.as_dict(users(b, found), now) for b in bases], indent=2))
+            return
+        if not bases:
+            click.echo(f"no cached base images (pool oslab-images, {store})")
+            return
+        click.echo("\n".join(table(bases, found, now)))
+        return
+    plan = prune_plan(bases, found, busy_keys(store, bases), keep_newest=not all_)
+    if not as_json:
+        for d in plan:
+            verb = ("would remove" if dry_run else "remove") if d.remove else "keep"
+            click.echo(f"{verb} {d.base.name}: {d.reason}")
+    removed = [] if dry_run else do_prune(conn, store, plan,
+                                          functools.partial(click.echo, err=True))
+    if as_json:
+        click.echo(json.dumps({"plan": [{"name": d.base.name, "remove": d.remove,
+                                         "reason": d.reason} for d in plan],
+                               "removed": removed, "dry_run": dry_run}, indent=2))
+    elif not dry_run:
+        click.echo(f"removed {len(removed)} base image(s)")
 
 
 def _node_target(opts: Options, node: str) -> Any:

@@ -107,7 +107,7 @@ def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: str) -> int:
 
 class Provisioner:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, reporter: Reporter,
-                 virt_type: str) -> None:
+                 virt_type: str, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
@@ -115,6 +115,7 @@ class Provisioner:
         self.virt_type = virt_type
         self.distro = DISTROS[spec.distro]
         self.objs = LabObjects(conn, spec.name)
+        self.fresh_image = fresh_image  # `up --fresh-image`: new bases for the new nodes
         self.changed: list[str] = []
         self.server: RepoServer | None = None  # the local package repository, while oslab runs
 
@@ -149,7 +150,7 @@ class Provisioner:
 
         self.ensure_shared()
         images = ImageNodes(self.spec, self.conn, self.state, self.objs, self.report.lab,
-                            self.virt_type)
+                            self.virt_type, fresh_image=self.fresh_image)
         missing = [n for n in self.spec.nodes
                    if self.objs.domain(domain_name(self.spec.name, n.name)) is None]
         bases = images.bases(missing)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from oslab.errors import OslabError
@@ -47,9 +47,14 @@ class ImageInputs:
     # (absolute path, text) written before the packages install, e.g. /etc/default files
     # that a package's maintainer scripts read instead of debconf
     files: tuple[tuple[str, str], ...] = ()
+    # set by `oslab up --fresh-image`: a new base beside the cached one (whose overlays keep it)
+    rebuild: str = ""
 
     def key(self) -> str:
-        return digest({"format": FORMAT, "base": BASE_PACKAGES, **asdict(self)})
+        fields = asdict(self)
+        if not self.rebuild:
+            del fields["rebuild"]  # the keys of bases built before --fresh-image existed
+        return digest({"format": FORMAT, "base": BASE_PACKAGES, **fields})
 
 
 @dataclass(frozen=True)
@@ -126,11 +131,59 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
+def images_dir(base: Path | None = None) -> Path:
+    """The host cache of base images (``base`` replaces ``<cache>/debian``)."""
+    return (base or debian_cache()) / "images"
+
+
+def lock_path(cache: Path, key: str) -> Path:
+    """Held (exclusive) while the image with this key is built."""
+    return cache / f"{key}.lock"
+
+
+def use_path(cache: Path, key: str) -> Path:
+    """Held (shared) by an `oslab up` from choosing this image until its overlays exist, so
+    a prune never removes a base between its build and the first overlay on it."""
+    return cache / f"{key}.use"
+
+
+def current_path(cache: Path, inputs: ImageInputs) -> Path:
+    """The file naming the latest ``--fresh-image`` rebuild of ``inputs`` (its stamp)."""
+    return cache / f"{replace(inputs, rebuild='').key()}.current"
+
+
+def chosen_inputs(inputs: ImageInputs, fresh: bool, base: Path | None = None) -> ImageInputs:
+    """What to build or use for ``inputs``: with ``fresh``, a new rebuild stamp (a new key,
+    so the base that existing overlays use stays); else the latest rebuild if it is still
+    cached, else ``inputs`` themselves."""
+    if fresh:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9}"
+        return replace(inputs, rebuild=stamp)
+    cache = images_dir(base)
+    pointer = current_path(cache, inputs)
+    if pointer.is_file():
+        latest = replace(inputs, rebuild=pointer.read_text().strip())
+        if (cache / latest.key() / "manifest.json").is_file():
+            return latest
+    return inputs
+
+
 def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None) -> Image:
-    """The base image for ``inputs``, from the cache or built now from ``repo``."""
-    cache = (base or debian_cache()) / "images"
+    """The base image for ``inputs``, from the cache or built now from ``repo``. A rebuild
+    (``inputs.rebuild`` set) becomes the one later runs choose."""
+    cache = images_dir(base)
+    image = _build(repo, inputs, say, cache)
+    if inputs.rebuild:
+        pointer = current_path(cache, inputs)
+        tmp = pointer.with_name(pointer.name + ".tmp")
+        tmp.write_text(inputs.rebuild + "\n")
+        tmp.rename(pointer)
+    return image
+
+
+def _build(repo: Repo, inputs: ImageInputs, say: Say, cache: Path) -> Image:
     image = Image(cache / inputs.key(), inputs)
-    with locked(cache / f"{inputs.key()}.lock"):
+    with locked(lock_path(cache, inputs.key())):
         if (image.dir / "manifest.json").is_file():
             say(f"base image {image.name}: cached")
             return image
@@ -175,7 +228,8 @@ def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = N
             run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw),
                  str(tmp / "root.qcow2")], say, "convert to qcow2")
         manifest = {"inputs": asdict(inputs), "key": inputs.key(), "name": image.name,
-                    "cmdline": image.cmdline, "built_s": round(time.monotonic() - start, 1)}
+                    "cmdline": image.cmdline, "built_s": round(time.monotonic() - start, 1),
+                    "built_at": round(time.time())}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         tmp.rename(image.dir)
         size = image.disk.stat().st_size

@@ -37,11 +37,12 @@ def digest(inputs: Mapping[str, object]) -> str:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (made if missing): one builder per cache entry."""
+def locked(path: Path, shared: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing): one builder per cache entry; or
+    a shared one: many users, no remover."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:

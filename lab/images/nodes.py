@@ -9,13 +9,21 @@ the nodes from the management gateway while oslab runs.
 from __future__ import annotations
 
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from oslab.distro import DISTROS, RELEASES, Family
 from oslab.errors import OslabError
-from oslab.images.build import BASE_PACKAGES, ImageInputs, build_image
-from oslab.images.common import Say
+from oslab.images.build import (
+    BASE_PACKAGES,
+    ImageInputs,
+    build_image,
+    chosen_inputs,
+    images_dir,
+    use_path,
+)
+from oslab.images.common import Say, locked
 from oslab.images.pool import BaseVolumes, ImageCache
 from oslab.images.repo import Repo, RepoInputs, build_repo
 from oslab.images.seed import LOCAL_REPO_PORT, SeedInput, seed_files, write_seed
@@ -66,7 +74,7 @@ def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
 
 class ImageNodes:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
-                 virt_type: str) -> None:
+                 virt_type: str, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
@@ -77,6 +85,10 @@ class ImageNodes:
         self.suite: str = getattr(self.distro, "suite", "")
         self.mirror = spec.packages.mirror or host_mirror()
         self.repo: Repo | None = None
+        self.fresh_image = fresh_image  # build new bases instead of the cached ones
+        # the bases' use locks, held from choosing them until every overlay on them exists
+        self.holds = ExitStack()
+        self.waiting: set[str] = set()  # the nodes whose overlay is not made yet
 
     def repository(self, packages: dict[Role, tuple[str, ...]]) -> Repo:
         every = set(BASE_PACKAGES).union(*packages.values())
@@ -89,10 +101,14 @@ class ImageNodes:
         packages = {r: baked_packages(self.spec, self.state, r, self.virt_type) for r in roles}
         repo = self.repository(packages)
         if not nodes:
+            if self.fresh_image:
+                self.say("--fresh-image: every node exists and keeps its base, so no base is "
+                         "rebuilt (destroy the lab first to rebuild it on a new one)")
             return {}
         cache = ImageCache(self.conn)
         bake = self.spec.packages.bake
         by_role: dict[Role, BaseVolumes] = {}
+        by_inputs: dict[ImageInputs, BaseVolumes] = {}
         for role in sorted({n.role for n in nodes}):
             baked = packages[role] if bake else ()
             # with nothing baked, every role boots the same "base" image
@@ -101,7 +117,14 @@ class ImageNodes:
                 repo=repo.inputs.key(), packages=baked,
                 preseed=debconf_preseed(self.spec) if baked else "",
                 files=preinstall_files(self.spec) if baked else ())
-            by_role[role] = cache.ensure_base(build_image(repo, inputs, self.say), self.say)
+            if inputs not in by_inputs:
+                chosen = chosen_inputs(inputs, self.fresh_image)
+                self.holds.enter_context(locked(use_path(images_dir(), chosen.key()),
+                                                shared=True))
+                image = build_image(repo, chosen, self.say)
+                by_inputs[inputs] = cache.ensure_base(image, self.say)
+            by_role[role] = by_inputs[inputs]
+        self.waiting = {n.name for n in nodes}
         return {n.name: by_role[n.role] for n in nodes}
 
     def volumes(self, node: Node, base: BaseVolumes) -> list[str]:
@@ -111,6 +134,9 @@ class ImageNodes:
         for vol in (overlay, *extra_volumes(node)):
             if self.objs.ensure_volume(vol):
                 changed.append(f"volume {vol.name}")
+        self.waiting.discard(node.name)
+        if not self.waiting:
+            self.holds.close()  # every overlay exists: libvirt shows the bases in use now
         name = seed_volume_name(node)
         if self.objs.volume(name) is None:
             host = self.state.host_key(node.name)

@@ -7,6 +7,7 @@ The image cache is the invoking user's (not the test lab's own), so reruns reuse
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -115,6 +116,14 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
 
     bases = {v for v in cache_volumes() if v.startswith("debian13-")}
     assert bases, "the base image is in the cache pool"
+    # libvirt's backing stores (and the nodes' kernels) show the lab using its base; a prune
+    # (even --all) keeps it
+    listed = json.loads(lab.run("images", "--json").stdout)
+    used = {row["name"] for row in listed if lab.name in row["used_by"]}
+    assert len(used) == 1 and f"{next(iter(used))}.qcow2" in bases, listed
+    plan = json.loads(lab.run("images", "--prune", "--dry-run", "--all", "--json").stdout)
+    assert [(p["remove"], p["reason"]) for p in plan["plan"] if p["name"] in used] == [
+        (False, f"used by {lab.name}")], plan
     lab.run("destroy", "--yes")
     assert_nothing_left(lab)
     assert bases <= cache_volumes(), "destroy never removes a base"

@@ -103,6 +103,12 @@ def _truncated_key(w: World) -> None:
     key.write_bytes(key.read_bytes()[:100])
 
 
+def _bad_manifest(w: World) -> None:
+    base = w.root / "cache" / "oslab" / "debian" / "images" / ("a" * 16)
+    base.mkdir(parents=True)
+    (base / "manifest.json").write_text("{")
+
+
 def _mismatched_pub(w: World) -> None:
     state = LabState("oslab", root=w.state_root)
     key = state.ssh_key().private_path
@@ -292,6 +298,17 @@ CASES = [
     Case("up-stage-bogus", ("up", "--stage", "everything"),
          "error: Invalid value for '--stage': 'everything' is not one of 'provision', "
          "'install', 'verify', 'all'.", hint="`oslab up --help`"),
+    Case("up-fresh-image-centos", ("--uri", "qemu+unix:///system?socket=/nonexistent", "up",
+                                   "--stage", "provision", "--fresh-image"),
+         "error: --fresh-image: lab oslab (centos-stream9) installs its nodes from the "
+         "installer, not from a cached base image", hint="drop --fresh-image"),
+    Case("images-dry-run-alone", ("images", "--dry-run"),
+         "error: --dry-run and --all only go with --prune", hint="add --prune"),
+    Case("images-manifest-damaged", ("--uri", "test:///default", "images"),
+         "error: the base image manifest {root}/cache/oslab/debian/images/aaaaaaaaaaaaaaaa/"
+         "manifest.json cannot be read: Expecting property name enclosed in double quotes: "
+         "line 1 column 2 (char 1)", setup=_bad_manifest,
+         hint="(the next `oslab up` builds it again)"),
     Case("unknown-command", ("explode",), "error: No such command 'explode'.",
          hint="`oslab --help`"),
     Case("ssh-no-lab", ("--uri", "test:///default", "ssh", "ctl"),

@@ -3,11 +3,22 @@ into the repository that mmdebstrap's hook bind-mounted into the chroot."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from oslab.images.build import mount_points_below
+from oslab.images.build import (
+    BASE_PACKAGES,
+    FORMAT,
+    ImageInputs,
+    build_image,
+    chosen_inputs,
+    mount_points_below,
+)
+from oslab.images.common import digest
+from oslab.images.repo import Repo
 
 MOUNTINFO = """\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -29,3 +40,38 @@ MOUNTINFO = """\
 def test_mounts_a_failed_build_left_are_found_deepest_first(path: str,
                                                              expected: list[str]) -> None:
     assert mount_points_below(Path(path), MOUNTINFO) == expected
+
+
+INPUTS = ImageInputs("debian13", "trixie", "base", "r1")
+
+
+def test_an_unset_rebuild_stamp_keeps_the_old_keys() -> None:
+    """Bases built before --fresh-image existed keep their key; a stamp makes a new one."""
+    old = digest({"format": FORMAT, "base": BASE_PACKAGES, "distro": "debian13",
+                  "suite": "trixie", "role": "base", "repo": "r1", "packages": (),
+                  "preseed": "", "files": ()})
+    assert INPUTS.key() == old
+    assert replace(INPUTS, rebuild="s1").key() not in (old, replace(INPUTS, rebuild="s2").key())
+
+
+def cached(cache: Path, inputs: ImageInputs) -> None:
+    (cache / "images" / inputs.key()).mkdir(parents=True)
+    (cache / "images" / inputs.key() / "manifest.json").write_text("{}")
+
+
+def test_later_runs_use_the_latest_fresh_image(tmp_path: Path) -> None:
+    said: list[str] = []
+    repo = cast(Repo, None)  # a cached image never reads the repository
+    cached(tmp_path, INPUTS)
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS
+    fresh = chosen_inputs(INPUTS, True, tmp_path)
+    assert fresh.rebuild and fresh.key() != INPUTS.key()
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS, "not built yet: not chosen"
+    cached(tmp_path, fresh)
+    image = build_image(repo, fresh, said.append, tmp_path)  # publishes the rebuild
+    assert (image.inputs, image.dir) == (fresh, tmp_path / "images" / fresh.key())
+    assert said[-1] == f"base image debian13-base-{fresh.key()}: cached"
+    assert chosen_inputs(INPUTS, False, tmp_path) == fresh
+    # the fresh one pruned: back to the base of the plain inputs
+    (tmp_path / "images" / fresh.key() / "manifest.json").unlink()
+    assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS
