@@ -50,8 +50,11 @@ def test_failed_phase_names_the_last_checkpoint_and_revert_to_it_works(
     hint = failed.value.hint or ""
     assert "auto-infra" in hint and f"oslab --lab {spec.name} revert auto-infra" in hint
     assert any("checkpoint auto-infra taken" in line for line in said)
-    for node in lab.nodes:
-        assert lab.run("ssh", node, "--", "cat /root/flow-identity").stdout.strip() == "half"
+    # the node that failed wrote its half; the failure stops the run, so a node that had not
+    # begun flow.identity by then (a slow node, under load) never writes one
+    halves = {node: lab.run("ssh", node, "--", "cat /root/flow-identity 2>/dev/null || true"
+                            ).stdout.strip() for node in lab.nodes}
+    assert set(halves.values()) <= {"half", ""} and "half" in halves.values(), halves
 
     lab.run("revert", "auto-infra")
     for node in lab.nodes:
