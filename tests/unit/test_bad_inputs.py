@@ -398,10 +398,9 @@ def test_a_keystone_only_lab_needs_no_compute_node(world: World) -> None:
     assert tree(world.root) == before
 
 
-def test_ssh_to_a_node_that_does_not_answer_fails_fast(world: World) -> None:
-    """A lab node in libvirt (the test driver) at a loopback address nobody serves SSH on."""
-    LabState("lab", root=world.state_root).host_key("ctl")
-    LabState("lab", root=world.state_root).ssh_key()
+def one_node_host(world: World) -> Path:
+    """A libvirt test-driver host holding lab "lab"'s node ctl at a loopback address nobody
+    serves SSH on."""
     meta = ('<metadata><oslab:lab xmlns:oslab="https://oslab.dev/xmlns/lab/1">'
             "<oslab:name>lab</oslab:name><oslab:kind>domain</oslab:kind>"
             "<oslab:role>controller</oslab:role><oslab:spec>x</oslab:spec>"
@@ -410,6 +409,14 @@ def test_ssh_to_a_node_that_does_not_answer_fails_fast(world: World) -> None:
     host = world.root / "cwd" / "host.xml"
     host.write_text(f"<node><domain type='test'><name>lab-ctl</name>{meta}<memory>65536</memory>"
                     "<os><type>hvm</type></os></domain></node>\n")
+    return host
+
+
+def test_ssh_to_a_node_that_does_not_answer_fails_fast(world: World) -> None:
+    """A lab node in libvirt (the test driver) at a loopback address nobody serves SSH on."""
+    LabState("lab", root=world.state_root).host_key("ctl")
+    LabState("lab", root=world.state_root).ssh_key()
+    host = one_node_host(world)
     before = tree(world.root)
     start = time.monotonic()
     result = world.run("--uri", f"test://{host}", "--lab", "lab", "ssh", "ctl", "--", "true")
@@ -440,14 +447,7 @@ def test_an_unwritable_state_directory(world: World) -> None:
 
 def test_destroy_without_a_terminal_asks_for_yes(world: World) -> None:
     """With objects to remove, no --yes and no terminal to ask on: refused, nothing removed."""
-    meta = ('<metadata><oslab:lab xmlns:oslab="https://oslab.dev/xmlns/lab/1">'
-            "<oslab:name>lab</oslab:name><oslab:kind>domain</oslab:kind>"
-            "<oslab:role>controller</oslab:role><oslab:spec>x</oslab:spec>"
-            "<oslab:node>ctl</oslab:node><oslab:address>127.0.0.1</oslab:address>"
-            "<oslab:phase>final</oslab:phase></oslab:lab></metadata>")
-    host = world.root / "cwd" / "host.xml"
-    host.write_text(f"<node><domain type='test'><name>lab-ctl</name>{meta}<memory>65536</memory>"
-                    "<os><type>hvm</type></os></domain></node>\n")
+    host = one_node_host(world)
     before = tree(world.root)
     result = world.run("--uri", f"test://{host}", "--lab", "lab", "destroy")
     assert result.returncode == 2
