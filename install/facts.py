@@ -312,11 +312,22 @@ def command_succeeds(what: str, command: str, timeout: float = 120.0,
 
 
 def virt_type() -> Fact[str]:
-    """The node's own vmx/svm rule for nova's ``[libvirt] virt_type``: kvm or qemu."""
-    def parse(out: str, err: str, rc: int) -> str:
-        text = out.strip()
-        if rc not in (0, 1) or not text.isdigit():
-            raise _fail("the CPU flags", out, err, rc)
-        return "kvm" if int(text) > 0 else "qemu"
+    """The node's own rule for nova's ``[libvirt] virt_type``: kvm or qemu.
 
-    return Fact("virt type", "grep -cE 'vmx|svm' /proc/cpuinfo", parse, timeout=30)
+    The install guide's rule is ``vmx``/``svm`` in ``/proc/cpuinfo``; oslab also wants the
+    ``/dev/kvm`` device, without which libvirt cannot start a kvm domain (a node whose CPU
+    lists the flag but whose kvm module did not load gets qemu, not instances that never start).
+    """
+    def parse(out: str, err: str, rc: int) -> str:
+        words = out.split()
+        if rc != 0 or len(words) != 2 or not words[0].isdigit() or words[1] not in KVM_DEVICE:
+            raise _fail("the CPU flags and /dev/kvm", out, err, rc)
+        return "kvm" if int(words[0]) > 0 and KVM_DEVICE[words[1]] else "qemu"
+
+    return Fact("virt type", VIRT_TYPE_PROBE, parse, timeout=30)
+
+
+# "<count of vmx/svm lines> <dev-kvm|no-dev-kvm>"; grep's exit 1 (no line) is not a failure
+VIRT_TYPE_PROBE = ("n=$(grep -cE 'vmx|svm' /proc/cpuinfo) || [ \"$n\" = 0 ] || exit 2; "
+                   "if [ -c /dev/kvm ]; then echo \"$n dev-kvm\"; else echo \"$n no-dev-kvm\"; fi")
+KVM_DEVICE = {"dev-kvm": True, "no-dev-kvm": False}

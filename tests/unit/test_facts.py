@@ -6,7 +6,6 @@ and busybox (the test guest) print for these commands.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -198,13 +197,37 @@ def test_command_succeeds_is_the_exit_code() -> None:
     assert fact.parse("", "No user with a name or ID of 'admin' exists.\n", 1) is False
 
 
-@pytest.mark.parametrize(("out", "rc", "want"), [("4\n", 0, "kvm"), ("0\n", 1, "qemu")])
+@pytest.mark.parametrize(("out", "rc", "want"), [
+    ("4 dev-kvm\n", 0, "kvm"),
+    ("0 no-dev-kvm\n", 0, "qemu"),
+    ("0 dev-kvm\n", 0, "qemu"),
+    # the flag without the device: e.g. a TCG guest whose emulated CPU lists svm
+    ("2 no-dev-kvm\n", 0, "qemu"),
+])
 def test_virt_type(out: str, rc: int, want: str) -> None:
-    fact = facts.virt_type()
-    assert shlex.split(fact.command) == ["grep", "-cE", "vmx|svm", "/proc/cpuinfo"]
-    assert fact.parse(out, "", rc) == want
+    assert facts.virt_type().parse(out, "", rc) == want
+
+
+@pytest.mark.parametrize(("cpuinfo", "dev_kvm", "want"), [
+    ("flags\t: fpu vmx sse\nflags\t: fpu vmx sse\n", True, "2 dev-kvm"),
+    ("flags\t: fpu svm\n", False, "1 no-dev-kvm"),
+    ("flags\t: fpu sse\n", True, "0 dev-kvm"),
+])
+def test_virt_type_probe_in_a_real_shell(tmp_path: Path, cpuinfo: str, dev_kvm: bool,
+                                         want: str) -> None:
+    """The probe run by sh against a fake /proc/cpuinfo and /dev/kvm (paths swapped in)."""
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    kvm = "/dev/null" if dev_kvm else str(tmp_path / "absent")   # /dev/null is a char device
+    script = (facts.VIRT_TYPE_PROBE.replace("/proc/cpuinfo", str(tmp_path / "cpuinfo"))
+              .replace("/dev/kvm", kvm))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, want)
+    assert facts.virt_type().parse(done.stdout, done.stderr, done.returncode) in ("kvm", "qemu")
 
 
 def test_virt_type_unreadable() -> None:
+    script = facts.VIRT_TYPE_PROBE.replace("/proc/cpuinfo", "/nonexistent")
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
     with pytest.raises(FactError):
-        facts.virt_type().parse("", "grep: /proc/cpuinfo: No such file or directory\n", 2)
+        facts.virt_type().parse(done.stdout, done.stderr, done.returncode)
