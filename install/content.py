@@ -68,12 +68,19 @@ def host_virt_types(spec: LabSpec, virt_type: str) -> dict[str, str]:
     return {n.name: virt_type for n in spec.nodes if n.is_compute}
 
 
-def read_virt_types(spec: LabSpec, targets: Mapping[str, Target],
+def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type: str,
                     connect: Callable[[Target], NodeConn] = SSHConn) -> dict[str, str]:
-    """Each compute node's own vmx/svm answer (``kvm`` or ``qemu``), read over SSH."""
+    """Each compute node's own vmx/svm answer (``kvm`` or ``qemu``), read over SSH.
+
+    When this host runs the nodes under qemu (``host_virt_type``), every compute node gets
+    qemu without asking it: qemu's emulated CPU may list svm or vmx (TCG's ``max`` model lists
+    svm), but a kvm guest nested in an emulated CPU is not what nova should be told to start.
+    """
     computes = [n.name for n in spec.nodes if n.is_compute]
 
     def one(node: str) -> str:
+        if host_virt_type == "qemu":
+            return "qemu"
         if node not in targets:
             raise OslabError(f"node {node} is not running", hint="`oslab status`")
         conn = connect(targets[node])

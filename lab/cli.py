@@ -266,12 +266,14 @@ def _check_step(spec: specmod.LabSpec, name: str) -> None:
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
              checkpoints: Checkpoints) -> None:
     """The install stage: the content's steps on every node, by the engine."""
+    from oslab import preflight
     from oslab.install import content
     from oslab.install.engine import Engine
     from oslab.provision import ssh_target
 
     targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
-    virt_types = content.read_virt_types(spec, targets)
+    host_choice, _ = preflight.choose_virt_type()
+    virt_types = content.read_virt_types(spec, targets, host_choice.virt_type)
     steps = content.steps_for(spec, state, virt_types)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)
@@ -316,9 +318,12 @@ def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, An
 
     if forced:
         return content.host_virt_types(spec, forced), "--virt-type"
-    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
-        return content.read_virt_types(spec, targets), "read on each compute node"
     choice, _ = preflight.choose_virt_type()
+    if choice.virt_type == "qemu":
+        return content.host_virt_types(spec, "qemu"), "this host runs the nodes under qemu"
+    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
+        return content.read_virt_types(spec, targets, choice.virt_type), \
+            "read on each compute node"
     return content.host_virt_types(spec, choice.virt_type), "this host's choice"
 
 
