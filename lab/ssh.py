@@ -10,6 +10,7 @@ The only module that imports paramiko: every paramiko or socket error becomes an
 from __future__ import annotations
 
 import base64
+import secrets as secretsmod
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,18 @@ import paramiko
 from oslab.errors import CommandError, OslabError
 
 MASK = "***"
+# Every command runs with this variable exported, set to a token of its own. When the command
+# outlives its timeout, closing the channel does not stop it (no pty, so no SIGHUP): the
+# processes that carry the token in their environment are then killed on the node, the command's
+# children included and services it started through systemd (clean environment) spared.
+RUN_TOKEN_VAR = "OSLAB_RUN"
+
+
+def kill_by_token_script(token: str) -> str:
+    """POSIX sh (busybox too) that SIGKILLs every process whose environment has the token."""
+    return (f"for p in /proc/[0-9]*; do "
+            f"if tr '\\0' '\\n' 2>/dev/null < \"$p/environ\" | grep -qx '{RUN_TOKEN_VAR}={token}'; "
+            f"then kill -KILL \"${{p#/proc/}}\" 2>/dev/null; fi; done; true")
 # Errors of a connection that broke, timed out or was refused (EOFError: paramiko's reading end).
 _CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -130,7 +143,8 @@ class Session:
             log.write(f"$ {shown}\n")
             log.flush()
         try:
-            return self._run(command, shown, timeout, stdin, secrets, log, on_line, check)
+            return self._run(command, shown, timeout, stdin, secrets, log, on_line, check,
+                             stop_on_timeout=True)
         except _CONNECTION_ERRORS as exc:
             raise SSHError(f"{self.target.name}: the SSH connection broke while running "
                            f"{shown!r}: {_describe(exc)}",
@@ -139,14 +153,16 @@ class Session:
 
     def _run(self, command: str, shown: str, timeout: float, stdin: str | None,
              secrets: tuple[str, ...], log: IO[str] | None,
-             on_line: Callable[[str], None] | None, check: bool) -> Result:
+             on_line: Callable[[str], None] | None, check: bool, *,
+             stop_on_timeout: bool) -> Result:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise SSHError(f"{self.target.name}: the SSH connection is closed",
                            hint="check that the node still runs (`oslab status`), then rerun")
         chan = transport.open_session(timeout=30)
         chan.settimeout(1.0)
-        chan.exec_command(command)
+        token = secretsmod.token_hex(8)
+        chan.exec_command(f"export {RUN_TOKEN_VAR}={token}; {command}")
         if stdin is not None:
             chan.sendall(stdin.encode())
         chan.shutdown_write()
@@ -170,7 +186,10 @@ class Session:
                 break
             if time.monotonic() > deadline:
                 chan.close()
-                raise CommandError(shown, -1, f"timed out after {timeout:.0f}s",
+                stopped = stop_on_timeout and self._kill_on_node(token)
+                raise CommandError(shown, -1, f"timed out after {timeout:.0f}s; "
+                                   + ("stopped it on the node" if stopped
+                                      else "it may still run on the node"),
                                    where=self.target.name,
                                    hint="the node may be slow or stuck; see its log")
             if not got:
@@ -187,6 +206,15 @@ class Session:
         if check and rc != 0:
             raise CommandError(shown, rc, result.stderr or result.stdout, where=self.target.name)
         return result
+
+    def _kill_on_node(self, token: str) -> bool:
+        """Kill what a timed-out command left running; whether that worked (best effort)."""
+        try:
+            result = self._run(kill_by_token_script(token), "(stop the timed-out command)", 30.0,
+                               None, (), None, None, False, stop_on_timeout=False)
+        except (CommandError, *_CONNECTION_ERRORS):
+            return False
+        return result.ok
 
     @staticmethod
     def _emit(data: bytes, secrets: tuple[str, ...], log: IO[str] | None,

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from oslab import preflight
 from oslab import spec as specmod
 from oslab.install.engine import Engine, RunResult, StepFailed
 from oslab.install.model import FileSpec, Guarded, StepDef, Where
@@ -122,6 +123,21 @@ def test_failing_command_is_reported_with_exit_code_and_stderr(lab: Lab) -> None
     assert exc.hint is not None and "cmp1.log" in exc.hint
     assert lab.run("ssh", "cmp1", "--", "test -e /root/itest/fail/x",
                    check=False).returncode == 1
+
+
+def test_a_command_that_outlives_its_timeout_is_stopped_on_the_node(lab: Lab) -> None:
+    """Closing the channel does not stop a command (no pty): the engine kills it by its token,
+    children and a script fed on stdin included, and says so."""
+    hang = "sleep 997 & sleep 998; wait"
+    steps = {"cmp1": [step("hangs", commands=(Guarded("hangs", "false", hang, timeout=5),))]}
+    start = time.monotonic()
+    with pytest.raises(StepFailed) as err:
+        engine(lab, steps).run()
+    assert time.monotonic() - start < 60
+    assert "timed out after 5s; stopped it on the node" in err.value.message
+    # neither sleep is left (the pattern's brackets keep pgrep's own command line out)
+    left = lab.run("ssh", "cmp1", "--", "pgrep -f 'sleep 99[78]'", check=False)
+    assert (left.returncode, left.stdout) == (1, ""), left.stdout
 
 
 # -- secrets -------------------------------------------------------------------------------------
@@ -241,7 +257,10 @@ def test_steps_on_two_nodes_run_in_parallel(lab: Lab) -> None:
 def test_plan_reads_facts_from_the_running_nodes(lab: Lab) -> None:
     out = lab.run("plan", "--node", "cmp1").stdout
     assert "facts read from the nodes now" in out
-    assert "(read on each compute node)" in out
+    # a node's own vmx/svm answer counts only when this host runs the nodes with kvm
+    host, _ = preflight.choose_virt_type()
+    assert ("(read on each compute node)" if host.virt_type == "kvm"
+            else "cmp1=qemu (this host runs the nodes under qemu)") in out
     # the guest has no rpm: the fact cannot be read, and the plan says so instead of failing
     assert "cannot read the installed packages" in out
     assert "cmp1: " in out and "ctl: " not in out
