@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from oslab.distro import DISTROS, RELEASES
 from oslab.errors import SpecError
 
 HOSTNAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -299,7 +300,6 @@ class _Parser:
             raise self.fail("lab.name", f"{name!r} is not a valid lab name", hint=LAB_NAME_HINT)
         distro = self.get(lab, "distro", "lab", str, "centos-stream9")
         release = self.get(lab, "release", "lab", str, "epoxy")
-        from oslab.distro import DISTROS, RELEASES  # late: the registry imports spec types
         if distro not in DISTROS:
             raise self.fail("lab.distro", f"unknown distro {distro!r}",
                             hint="choose one of: " + ", ".join(sorted(DISTROS)))
