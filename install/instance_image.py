@@ -26,7 +26,7 @@ from typing import Any
 
 from oslab import download
 from oslab.errors import OslabError
-from oslab.spec import IsoSource, LabSpec
+from oslab.spec import DownloadSource, LabSpec
 
 CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
 # From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
@@ -72,7 +72,7 @@ class InstanceImage:
     properties: tuple[tuple[str, str], ...] = ()
     sha256: str = ""
     path: str = ""
-    source: IsoSource | None = None
+    source: DownloadSource | None = None
     origin: Origin = Origin.DEFAULT
 
     def glance_name(self, prefix: str) -> str:
@@ -89,7 +89,7 @@ class InstanceImage:
 
 
 CIRROS = InstanceImage(label="cirros", user=CIRROS_USER, sha256=CIRROS_SHA256,
-                       source=IsoSource(url=CIRROS_URL, sha256=CIRROS_SHA256))
+                       source=DownloadSource(url=CIRROS_URL, sha256=CIRROS_SHA256))
 
 
 def choose(option: str | None, spec: LabSpec, cwd: Path | None = None) -> InstanceImage:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from oslab.errors import OslabError
-from oslab.spec import IsoSource
+from oslab.spec import DownloadSource
 
 Progress = Callable[[int, int | None], None]
 
@@ -43,7 +43,7 @@ _CONTENT_RANGE = re.compile(r"^bytes\s+(?:(?P<start>\d+)-\d+|\*)/(?P<total>\d+|\
 # -- fetch --------------------------------------------------------------------------------------
 
 
-def fetch(src: IsoSource, cache_dir: Path, progress: Progress | None = None, *,
+def fetch(src: DownloadSource, cache_dir: Path, progress: Progress | None = None, *,
           attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S) -> Path:
     """The installer ISO on disk: ``src.path`` checked, or ``src.url`` downloaded and verified.
 
@@ -58,7 +58,7 @@ def fetch(src: IsoSource, cache_dir: Path, progress: Progress | None = None, *,
     return _remote(src, cache_dir, progress, attempts, timeout_s)
 
 
-def _local(src: IsoSource, cache_dir: Path, timeout_s: float) -> Path:
+def _local(src: DownloadSource, cache_dir: Path, timeout_s: float) -> Path:
     iso = Path(src.path).expanduser()
     if not iso.is_file():
         raise OslabError(f"the installer ISO {iso} does not exist",
@@ -80,7 +80,7 @@ def _local(src: IsoSource, cache_dir: Path, timeout_s: float) -> Path:
     return iso
 
 
-def _remote(src: IsoSource, cache_dir: Path, progress: Progress | None, attempts: int,
+def _remote(src: DownloadSource, cache_dir: Path, progress: Progress | None, attempts: int,
             timeout_s: float) -> Path:
     name = file_name_from_url(src.url)
     target = cache_dir / name
@@ -128,7 +128,7 @@ def sha256_file(path: Path) -> str:
 # -- the expected sum and the stamp ---------------------------------------------------------------
 
 
-def _expected_sum(src: IsoSource, name: str, timeout_s: float,
+def _expected_sum(src: DownloadSource, name: str, timeout_s: float,
                   stamp_of: tuple[Path, Path]) -> str:
     given: str = src.sha256
     if given:

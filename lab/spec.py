@@ -97,7 +97,7 @@ class Node:
 
 
 @dataclass(frozen=True)
-class IsoSource:
+class DownloadSource:
     """A local ``path``, or a ``url`` with its ``sha256`` (or ``sha256_url``: a CHECKSUM file)."""
 
     path: str = ""
@@ -141,7 +141,7 @@ class LabSpec:
     name: str
     distro: str
     release: str
-    iso: IsoSource
+    iso: DownloadSource
     management: Network
     provider: Network
     nodes: tuple[Node, ...]
@@ -379,12 +379,12 @@ class _Parser:
         bake: bool = self.get(tbl, "bake", "packages", bool, True)
         return Packages(mirror=mirror.rstrip("/"), source=PackageSource(source), bake=bake)
 
-    def iso(self, raw: Any) -> IsoSource:
+    def iso(self, raw: Any) -> DownloadSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)
-        iso = IsoSource(path=self.get(tbl, "path", "iso", str, ""),
-                        url=self.url(tbl, "url", "iso"),
-                        sha256=self.get(tbl, "sha256", "iso", str, ""),
-                        sha256_url=self.url(tbl, "sha256_url", "iso"))
+        iso = DownloadSource(path=self.get(tbl, "path", "iso", str, ""),
+                             url=self.url(tbl, "url", "iso"),
+                             sha256=self.get(tbl, "sha256", "iso", str, ""),
+                             sha256_url=self.url(tbl, "sha256_url", "iso"))
         if iso.path and iso.url:
             raise self.fail("iso", "give either path or url, not both")
         if iso.sha256 and not SHA256_RE.match(iso.sha256.lower()):
