@@ -24,13 +24,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from oslab import iso
+from oslab import download
 from oslab.errors import OslabError
-from oslab.spec import IsoSource, LabSpec
+from oslab.spec import DownloadSource, LabSpec
 
 CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
 # From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
-# is 21692416 bytes. oslab.iso.fetch checks the download against it.
+# is 21692416 bytes. oslab.download.fetch checks the download against it.
 CIRROS_SHA256 = "7d6355852aeb6dbcd191bcda7cd74f1536cfe5cbf8a10495a7283a8396e4b75b"
 CIRROS_USER = "cirros"
 
@@ -72,7 +72,7 @@ class InstanceImage:
     properties: tuple[tuple[str, str], ...] = ()
     sha256: str = ""
     path: str = ""
-    source: IsoSource | None = None
+    source: DownloadSource | None = None
     origin: Origin = Origin.DEFAULT
 
     def glance_name(self, prefix: str) -> str:
@@ -89,7 +89,7 @@ class InstanceImage:
 
 
 CIRROS = InstanceImage(label="cirros", user=CIRROS_USER, sha256=CIRROS_SHA256,
-                       source=IsoSource(url=CIRROS_URL, sha256=CIRROS_SHA256))
+                       source=DownloadSource(url=CIRROS_URL, sha256=CIRROS_SHA256))
 
 
 def choose(option: str | None, spec: LabSpec, cwd: Path | None = None) -> InstanceImage:
@@ -206,10 +206,10 @@ def fetch(image: InstanceImage, cache_dir: Path) -> Path:
     """The image file on this host: cirros downloaded into ``cache_dir`` (once, verified), or
     the local file, checked against the manifest's sha256 when it gives one."""
     if image.source is not None:
-        return iso.fetch(image.source, cache_dir, iso.text_progress(image.label))
+        return download.fetch(image.source, cache_dir, download.text_progress(image.label))
     path = Path(image.path)
     if image.sha256:
-        actual = iso.sha256_file(path)
+        actual = download.sha256_file(path)
         if actual != image.sha256:
             raise OslabError(f"sha256 mismatch for {path}:\n  manifest {image.sha256}\n"
                              f"  file     {actual}",

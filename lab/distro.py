@@ -11,8 +11,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from oslab.spec import IsoSource
-
 
 class Family(StrEnum):
     """What a distro's nodes are like inside: package manager, unit names and paths."""
@@ -109,5 +107,4 @@ def distro_for(name: str) -> type[Distro]:
     return DISTROS[name]
 
 
-__all__ = ["DISTROS", "RELEASES", "Distro", "Family", "IsoSource", "NodeOs", "Release",
-           "distro_for"]
+__all__ = ["DISTROS", "RELEASES", "Distro", "Family", "NodeOs", "Release", "distro_for"]

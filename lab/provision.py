@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import libvirt
 
+from oslab import download
 from oslab import iso as isomod
 from oslab.distro import DISTROS, Distro, NodeOs
 from oslab.errors import OslabError, ProvisionError
@@ -232,8 +233,8 @@ class Provisioner:
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
-        iso_path = isomod.fetch(self.spec.iso, cache_root() / "iso",
-                                isomod.text_progress("installer ISO"))
+        iso_path = download.fetch(self.spec.iso, cache_root() / "iso",
+                                  download.text_progress("installer ISO"))
         label = isomod.read_label(iso_path)
         self.report.lab(f"installer ISO {iso_path} (label {label})")
         for name, source in ((INSTALLER_ISO, iso_path),):

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from oslab.distro import DISTROS, RELEASES
 from oslab.errors import SpecError
 
 HOSTNAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -96,7 +97,7 @@ class Node:
 
 
 @dataclass(frozen=True)
-class IsoSource:
+class DownloadSource:
     """A local ``path``, or a ``url`` with its ``sha256`` (or ``sha256_url``: a CHECKSUM file)."""
 
     path: str = ""
@@ -140,7 +141,7 @@ class LabSpec:
     name: str
     distro: str
     release: str
-    iso: IsoSource
+    iso: DownloadSource
     management: Network
     provider: Network
     nodes: tuple[Node, ...]
@@ -299,7 +300,6 @@ class _Parser:
             raise self.fail("lab.name", f"{name!r} is not a valid lab name", hint=LAB_NAME_HINT)
         distro = self.get(lab, "distro", "lab", str, "centos-stream9")
         release = self.get(lab, "release", "lab", str, "epoxy")
-        from oslab.distro import DISTROS, RELEASES  # late: the registry imports spec types
         if distro not in DISTROS:
             raise self.fail("lab.distro", f"unknown distro {distro!r}",
                             hint="choose one of: " + ", ".join(sorted(DISTROS)))
@@ -379,12 +379,12 @@ class _Parser:
         bake: bool = self.get(tbl, "bake", "packages", bool, True)
         return Packages(mirror=mirror.rstrip("/"), source=PackageSource(source), bake=bake)
 
-    def iso(self, raw: Any) -> IsoSource:
+    def iso(self, raw: Any) -> DownloadSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)
-        iso = IsoSource(path=self.get(tbl, "path", "iso", str, ""),
-                        url=self.url(tbl, "url", "iso"),
-                        sha256=self.get(tbl, "sha256", "iso", str, ""),
-                        sha256_url=self.url(tbl, "sha256_url", "iso"))
+        iso = DownloadSource(path=self.get(tbl, "path", "iso", str, ""),
+                             url=self.url(tbl, "url", "iso"),
+                             sha256=self.get(tbl, "sha256", "iso", str, ""),
+                             sha256_url=self.url(tbl, "sha256_url", "iso"))
         if iso.path and iso.url:
             raise self.fail("iso", "give either path or url, not both")
         if iso.sha256 and not SHA256_RE.match(iso.sha256.lower()):
