@@ -62,9 +62,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oslab.install.confcheck.ini import _Entry, _normalize_section, _parse, _Parsed
+from oslab.install.confcheck.ini import Entry, ParsedIni, normalize_section, parse
 from oslab.install.confcheck.schema import Options, OptSpec, Schema, load_schema
-from oslab.install.confcheck.values import _check_type, _describe
+from oslab.install.confcheck.values import check_type, describe_type
 
 _PASSWORD_PLUGINS = frozenset({"password", "v3password", "v2password"})
 
@@ -106,23 +106,23 @@ class _BadReference(Exception):
 class _Checker:
     schema: Schema
     filename: str
-    parsed: _Parsed
+    parsed: ParsedIni
     warn_deprecated_for_removal: bool
     problems: list[Problem] = field(default_factory=list)
     # (section, canonical option) -> entries setting it, in file order
-    values: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+    values: dict[tuple[str, str], list[Entry]] = field(default_factory=dict)
     dynamic_sections: dict[str, Options] = field(default_factory=dict)
 
     def report(
         self,
-        entry_or_section: _Entry | str,
+        entry_or_section: Entry | str,
         option: str,
         line: int,
         message: str,
         severity: str = "error",
     ) -> None:
         section = (
-            entry_or_section.section if isinstance(entry_or_section, _Entry) else entry_or_section
+            entry_or_section.section if isinstance(entry_or_section, Entry) else entry_or_section
         )
         self.problems.append(Problem(self.filename, section, option, line, message, severity))
 
@@ -182,7 +182,7 @@ class _Checker:
         candidates: list[tuple[str, str]] = []
         if "." in name:
             group, option = name.split(".", 1)
-            candidates.append((_normalize_section(group), option))
+            candidates.append((normalize_section(group), option))
         else:
             candidates.append((section, name))
         candidates.append(("DEFAULT", name))
@@ -209,7 +209,7 @@ class _Checker:
         if self.dynamic_sections:
             self.collect_values()
         reported_sections: set[str] = set()
-        seen: dict[tuple[str, str], _Entry] = {}
+        seen: dict[tuple[str, str], Entry] = {}
         for entry in self.parsed.entries:
             if not self.section_known(entry.section):
                 if entry.section not in reported_sections:
@@ -290,7 +290,7 @@ class _Checker:
                             f"type {kind!r} (known: {known})",
                         )
                         continue
-                    self.dynamic_sections[_normalize_section(name)] = template
+                    self.dynamic_sections[normalize_section(name)] = template
             else:
                 template = (
                     self.schema.sections.get(rule.like_section, {})
@@ -299,9 +299,9 @@ class _Checker:
                 )
                 for name in text.split(","):
                     if name.strip():
-                        self.dynamic_sections[_normalize_section(name.strip())] = template
+                        self.dynamic_sections[normalize_section(name.strip())] = template
 
-    def report_unknown_section(self, entry: _Entry) -> None:
+    def report_unknown_section(self, entry: Entry) -> None:
         section = entry.section
         line = self.parsed.section_lines.get(section, entry.line)
         names = list(self.schema.sections)
@@ -321,7 +321,7 @@ class _Checker:
             f"unknown section [{section}] for {self.schema.filename}{hint}",
         )
 
-    def report_unknown_option(self, entry: _Entry) -> None:
+    def report_unknown_option(self, entry: Entry) -> None:
         options = self.options_of(entry.section) or {}
         if entry.section in self.schema.auth_sections:
             plugin = self.raw_value(entry.section, "auth_type")
@@ -346,7 +346,7 @@ class _Checker:
             f"[{entry.section}] unknown option {entry.key}{hint}",
         )
 
-    def report_deprecated_name(self, entry: _Entry, section: str, option: str) -> None:
+    def report_deprecated_name(self, entry: Entry, section: str, option: str) -> None:
         target = option if section == entry.section else f"[{section}] {option}"
         options = self.options_of(entry.section) or {}
         candidates = [n for n in options if n not in (entry.key, option)]
@@ -366,7 +366,7 @@ class _Checker:
             )
         self.report(entry, entry.key, entry.line, message, severity)
 
-    def check_value(self, entry: _Entry, section: str, spec: OptSpec) -> None:
+    def check_value(self, entry: Entry, section: str, spec: OptSpec) -> None:
         try:
             value = self.interpolate(entry.value, section)
         except _Unresolved:
@@ -374,14 +374,14 @@ class _Checker:
         except _BadReference as exc:
             self.report(entry, entry.key, entry.line, f"[{entry.section}] {entry.key}: {exc}")
             return
-        error = _check_type(spec, value)
+        error = check_type(spec, value)
         if error is not None:
             shown = "" if value == entry.value else f" (from {entry.value!r})"
             self.report(
                 entry,
                 entry.key,
                 entry.line,
-                f"[{entry.section}] {entry.key} ({_describe(spec)}): {error}{shown}",
+                f"[{entry.section}] {entry.key} ({describe_type(spec)}): {error}{shown}",
             )
 
     def check_required(self) -> None:
@@ -413,7 +413,7 @@ def check_ini(
     text: str, schema: Schema, filename: str, *, warn_deprecated_for_removal: bool = False
 ) -> list[Problem]:
     """Check the text of one config file against ``schema``; problems in line order."""
-    checker = _Checker(schema, filename, _parse(text), warn_deprecated_for_removal)
+    checker = _Checker(schema, filename, parse(text), warn_deprecated_for_removal)
     return checker.run()
 
 

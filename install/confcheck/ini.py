@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     section: str  # normalised: DEFAULT, or lower-cased
     key: str
     value: str
@@ -26,19 +26,19 @@ class _Entry:
 
 
 @dataclass
-class _Parsed:
-    entries: list[_Entry] = field(default_factory=list)
+class ParsedIni:
+    entries: list[Entry] = field(default_factory=list)
     section_lines: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # line, section, message
 
 
-def _normalize_section(name: str) -> str:
+def normalize_section(name: str) -> str:
     return name if name == "DEFAULT" else name.lower()
 
 
-def _parse(text: str) -> _Parsed:
+def parse(text: str) -> ParsedIni:
     """oslo_config.iniparser.BaseParser, collecting errors instead of raising."""
-    parsed = _Parsed()
+    parsed = ParsedIni()
     section: str | None = None
     key: str | None = None
     key_line = 0
@@ -50,7 +50,7 @@ def _parse(text: str) -> _Parsed:
             if section is None:
                 parsed.errors.append((key_line, "", f"{key!r} is set before any [section] header"))
             else:
-                parsed.entries.append(_Entry(section, key, "\n".join(value), key_line))
+                parsed.entries.append(Entry(section, key, "\n".join(value), key_line))
         key, value = None, []
 
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -77,7 +77,7 @@ def _parse(text: str) -> _Parsed:
             elif len(line) <= 2:
                 parsed.errors.append((lineno, section or "", "empty section name"))
             else:
-                section = _normalize_section(line[1:-1])
+                section = normalize_section(line[1:-1])
                 parsed.section_lines.setdefault(section, lineno)
         elif line.startswith(("#", ";")):
             continue

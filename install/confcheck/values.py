@@ -200,7 +200,7 @@ def _check_list(spec: OptSpec, value: str) -> str | None:
             return f"{value!r} must be enclosed in [ ]"
         text = text[1:-1]
     item_spec = spec.item or OptSpec(type="string")
-    _, error = _split_items(text, lambda item: _check_type(item_spec, item))
+    _, error = _split_items(text, lambda item: check_type(item_spec, item))
     return f"list item: {error}" if error else None
 
 
@@ -216,7 +216,7 @@ def _check_dict(spec: OptSpec, value: str) -> str | None:
     def check_pair(pair: str) -> str | None:
         if sep not in pair:
             return f"{pair!r} is not a KEY{sep}VALUE pair"
-        return _check_type(value_spec, pair.split(sep, 1)[1].strip())
+        return check_type(value_spec, pair.split(sep, 1)[1].strip())
 
     pairs, error = _split_items(text, check_pair)
     if error:
@@ -242,7 +242,7 @@ def _check_range(spec: OptSpec, value: str) -> str | None:
     return None
 
 
-def _check_type(spec: OptSpec, value: str) -> str | None:
+def check_type(spec: OptSpec, value: str) -> str | None:
     """None if oslo.config would accept ``value`` for ``spec``, else why not."""
     if spec.unchecked is not None:
         return None
@@ -277,7 +277,7 @@ def _check_type(spec: OptSpec, value: str) -> str | None:
     return None
 
 
-def _describe(spec: OptSpec) -> str:
+def describe_type(spec: OptSpec) -> str:
     names = {
         "ip": "IP address",
         "host_address": "host address",
