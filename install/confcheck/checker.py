@@ -59,11 +59,18 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from oslab.install.confcheck.ini import Entry, ParsedIni, normalize_section, parse
-from oslab.install.confcheck.schema import Options, OptSpec, Schema, load_schema
+from oslab.install.confcheck.schema import (
+    Options,
+    OptSpec,
+    Schema,
+    available_schemas,
+    load_schema,
+)
 from oslab.install.confcheck.values import check_type, describe_type
 
 _PASSWORD_PLUGINS = frozenset({"password", "v3password", "v2password"})
@@ -422,6 +429,21 @@ def check_file(path: str | Path, release: str, schema_name: str | None = None) -
     path = Path(path)
     schema = load_schema(release, schema_name or path.name)
     return check_ini(path.read_text(encoding="utf-8"), schema, str(path))
+
+
+def check_configs(files: Mapping[str, str], release: str) -> tuple[list[str], list[Problem]]:
+    """Check each of ``files`` (name -> text) whose base name has a schema for ``release``:
+    the names checked, and their problems, file by file in line order. Other files (httpd
+    snippets, ``/etc/hosts``, ...) are not oslo.config files and are left out."""
+    schemas = set(available_schemas(release))
+    checked: list[str] = []
+    problems: list[Problem] = []
+    for name, text in files.items():
+        base = PurePosixPath(name).name
+        if base in schemas:
+            checked.append(name)
+            problems += check_ini(text, load_schema(release, base), name)
+    return checked, problems
 
 
 def format_problem(problem: Problem) -> str:
