@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +21,7 @@ from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.checkpoint import Checkpoints
+    from oslab.install.model import StepDef
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -378,8 +379,11 @@ def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) ->
 @click.option("--virt-type", type=click.Choice(VIRT_TYPES),
               help="Render as if every compute node chose this virt type "
                    "(default: this host's choice).")
+@click.option("--check", "check_configs", is_flag=True,
+              help="Then check every service config against the release's option schema; "
+                   "exit 1 if one has an error (an unknown option, an invalid value).")
 @pass_options
-def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
+def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bool) -> None:
     """Write every file the installer would put on each node (kickstart included); needs no
     running lab. Files holding secrets are written 0600."""
     from oslab import preflight
@@ -400,6 +404,30 @@ def render(opts: Options, out_dir: str, virt_type: str | None) -> None:
         click.echo(f"  {n.name:<12} {count} files in {out / n.name}")
     click.echo(f"wrote {len(written)} files (compute virt type {virt_type}); files with "
                "secrets and the kickstarts (ks.cfg, on the node's OEMDRV disk) are mode 0600")
+    if check_configs:
+        _check_rendered(spec.release, steps)
+
+
+def _check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None:
+    """`render --check`: each problem as ``<node>/<path>:LINE: error|warning: ...``, a count,
+    and exit 1 if there is an error (the files stay written, to be read at those lines)."""
+    from oslab.install.confcheck import check_configs, format_problem
+
+    files = {f"{node}{f.path}": f.content for node, lst in steps.items()
+             for step in lst for f in step.files}
+    checked, problems = check_configs(files, release)
+    for problem in problems:
+        click.echo(format_problem(problem))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    click.echo(f"checked {len(checked)} service configs against the {release} option schema: "
+               f"{_count(errors, 'error')}, {_count(warnings, 'warning')}")
+    if errors:
+        raise SystemExit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 @cli.command()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oslab.install.confcheck import OptSpec, Schema, available_schemas, load_schema
+from oslab.install.confcheck.schema import OptSpec, Schema, available_schemas, load_schema
 
 RELEASE = "epoxy"
 

@@ -1,0 +1,98 @@
+"""`oslab render --check`: every rendered service config of the default lab passes the Epoxy
+option schema, and a broken one fails with its exact error line and exit 1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from oslab.cli import cli
+from oslab.install import content
+from oslab.install.model import StepDef
+from oslab.spec import LabSpec
+from oslab.state import LabState
+
+SUMMARY_OK = "checked 14 service configs against the epoxy option schema: 0 errors, 0 warnings"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def render_check(out: Path) -> Result:
+    return CliRunner().invoke(cli, ["render", "--out", str(out), "--virt-type", "qemu",
+                                    "--check"])
+
+
+def test_the_default_lab_passes(home: Path) -> None:
+    result = render_check(home / "out")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == SUMMARY_OK
+
+
+@dataclass(frozen=True)
+class Broken:
+    id: str
+    node: str
+    path: str
+    old: str  # a line of the rendered file
+    new: str  # what it becomes
+    error: str  # the whole line `render --check` prints for it; {line} is where `new` is
+
+
+CASES = [
+    Broken("invalid-value", "controller", "/etc/nova/nova.conf",
+           "server_listen = $my_ip", "server_listen = #my_ip",
+           "controller/etc/nova/nova.conf:{line}: error: [vnc] server_listen (host address): "
+           "'#my_ip' is not a valid host address (an IP address or a hostname)"),
+    Broken("unknown-option", "compute1", "/etc/nova/nova.conf",
+           "lock_path = /var/lib/nova/tmp", "lockpath = /var/lib/nova/tmp",
+           "compute1/etc/nova/nova.conf:{line}: error: [oslo_concurrency] unknown option "
+           "lockpath; did you mean lock_path?"),
+    Broken("unknown-section", "controller", "/etc/nova/nova.conf",
+           "[placement]", "[placment]",
+           "controller/etc/nova/nova.conf:{line}: error: unknown section [placment] for "
+           "nova.conf; did you mean [placement]?"),
+]
+
+
+def break_one(case: Broken, steps: Mapping[str, Sequence[StepDef]]) -> dict[str, list[StepDef]]:
+    """``steps`` with ``case.old`` replaced by ``case.new`` in the one file the case names."""
+    out: dict[str, list[StepDef]] = {}
+    for node, lst in steps.items():
+        out[node] = []
+        for step in lst:
+            files = tuple(
+                replace(f, content=f.content.replace(case.old + "\n", case.new + "\n", 1))
+                if node == case.node and f.path == case.path else f for f in step.files)
+            out[node].append(replace(step, files=files))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_broken_config_fails_with_its_error(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                              case: Broken) -> None:
+    real = content.steps_for
+
+    def broken_steps_for(spec: LabSpec, state: LabState,
+                         virt_types: Mapping[str, str]) -> dict[str, list[StepDef]]:
+        return break_one(case, real(spec, state, virt_types))
+
+    monkeypatch.setattr(content, "steps_for", broken_steps_for)
+    out = home / "out"
+    result = render_check(out)
+    assert result.exit_code == 1, result.output
+    written = (out / case.node / case.path.lstrip("/")).read_text()  # written, then checked
+    assert case.old + "\n" not in written
+    line = written.splitlines().index(case.new) + 1
+    lines = result.output.splitlines()
+    assert lines[-2:] == [
+        case.error.format(line=line),
+        "checked 14 service configs against the epoxy option schema: 1 error, 0 warnings"]
