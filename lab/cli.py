@@ -11,16 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from oslab import spec as specmod
 from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
-
-if TYPE_CHECKING:
-    from oslab.checkpoint import Checkpoints
+from oslab.up import STAGES, _check_step, _install
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -29,7 +27,6 @@ URI_VARIABLE = "LIBVIRT_DEFAULT_URI"  # honoured as virsh does, when --uri is no
 
 def default_uri() -> str:
     return os.environ.get(URI_VARIABLE) or DEFAULT_URI
-STAGES = ("provision", "install", "verify", "all")
 
 
 @dataclass
@@ -249,43 +246,6 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
                               "`oslab snapshot --list` shows the checkpoints to revert to")
-
-
-def _check_step(spec: specmod.LabSpec, name: str) -> None:
-    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
-    the virt type, nor on the passwords, so neither is read or made here)."""
-    from oslab.install import content
-    from oslab.install.graph import forced_from
-    from oslab.install.model import InstallContext
-
-    ctx = InstallContext(spec=spec, password=lambda _name: "x",
-                         virt_types=content.host_virt_types(spec, "qemu"))
-    forced_from(content.load_content().steps_for(ctx), name)
-
-
-def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
-             checkpoints: Checkpoints) -> None:
-    """The install stage: the content's steps on every node, by the engine."""
-    from oslab.install import content
-    from oslab.install.engine import Engine
-    from oslab.provision import ssh_target
-
-    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
-    virt_types = content.read_virt_types(spec, targets)
-    steps = content.steps_for(spec, state, virt_types)
-    engine = Engine(spec, state, targets, steps, reporter=reporter,
-                    checkpoints=checkpoints if checkpoints.enabled else None)
-    run = engine.run(from_step=from_step)
-    click.echo("")
-    if run.change_count == 0:
-        click.echo(f"lab {spec.name}: install: no changes; every step is done.")
-    else:
-        click.echo(f"lab {spec.name}: installed in {run.seconds:.0f}s ({run.changed_steps} "
-                   f"steps changed, {run.change_count} commands).")
-    for n in run.nodes:
-        click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
-    if run.checkpoints:
-        click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
 
 
 def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
