@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,6 +19,9 @@ from oslab import spec as specmod
 from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
 from oslab.up import STAGES, _check_step, _install
+
+if TYPE_CHECKING:
+    from oslab.install.engine import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -228,7 +231,7 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
     if result.change_count:
         checkpoints.take("os", "the OS is installed")
     started = time.monotonic()
-    _install(spec, state, reporter, from_step, checkpoints)
+    _print_installed(spec, _install(spec, state, reporter, from_step, checkpoints))
     times["install"] = time.monotonic() - started
     if stage not in ("verify", "all"):
         return
@@ -246,6 +249,19 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
                               "`oslab snapshot --list` shows the checkpoints to revert to")
+
+
+def _print_installed(spec: specmod.LabSpec, run: RunResult) -> None:
+    click.echo("")
+    if run.change_count == 0:
+        click.echo(f"lab {spec.name}: install: no changes; every step is done.")
+    else:
+        click.echo(f"lab {spec.name}: installed in {run.seconds:.0f}s ({run.changed_steps} "
+                   f"steps changed, {run.change_count} commands).")
+    for n in run.nodes:
+        click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
+    if run.checkpoints:
+        click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
 
 
 def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,

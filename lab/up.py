@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from oslab import spec as specmod
 from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.checkpoint import Checkpoints
+    from oslab.install.engine import RunResult
 
 STAGES = ("provision", "install", "verify", "all")
 
@@ -28,7 +27,7 @@ def _check_step(spec: specmod.LabSpec, name: str) -> None:
 
 
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
-             checkpoints: Checkpoints) -> None:
+             checkpoints: Checkpoints) -> RunResult:
     """The install stage: the content's steps on every node, by the engine."""
     from oslab.install import content
     from oslab.install.engine import Engine
@@ -39,14 +38,4 @@ def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: s
     steps = content.steps_for(spec, state, virt_types)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)
-    run = engine.run(from_step=from_step)
-    click.echo("")
-    if run.change_count == 0:
-        click.echo(f"lab {spec.name}: install: no changes; every step is done.")
-    else:
-        click.echo(f"lab {spec.name}: installed in {run.seconds:.0f}s ({run.changed_steps} "
-                   f"steps changed, {run.change_count} commands).")
-    for n in run.nodes:
-        click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
-    if run.checkpoints:
-        click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
+    return engine.run(from_step=from_step)
