@@ -11,17 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from oslab import spec as specmod
+from oslab import up as upflow
 from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
-from oslab.up import STAGES, _check_step, _install
-
-if TYPE_CHECKING:
-    from oslab.install.engine import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -134,7 +131,7 @@ def init(path: str, force: bool, distro: str) -> None:
 
 @cli.command()
 @global_options
-@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(upflow.STAGES), default="all", show_default=True,
               help="Check for `oslab up --stage STAGE`.")
 @pass_options
 def check(opts: Options, stage: str) -> None:
@@ -162,7 +159,7 @@ VIRT_TYPES = ("kvm", "qemu")
 
 @cli.command()
 @global_options
-@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(upflow.STAGES), default="all", show_default=True,
               help="Stop after this stage.")
 @click.option("--from", "from_step", metavar="STEP",
               help="Rerun install step STEP and every step after it fully (guarded commands "
@@ -176,44 +173,19 @@ VIRT_TYPES = ("kvm", "qemu")
 def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
        fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
-    from oslab import preflight
-    from oslab.provision import Provisioner, pool_dir
-    from oslab.report import Reporter
+    options = upflow.UpOptions(stage=stage, from_step=from_step,
+                               checkpoints=not no_checkpoints, fresh_image=fresh_image)
+    for done in upflow.run(opts, options):
+        if isinstance(done, upflow.Provisioned):
+            _print_provisioned(done)
+        elif isinstance(done, upflow.Installed):
+            _print_installed(done)
+        else:
+            _print_verified(done)
 
-    install = stage != "provision"
-    if from_step and not install:
-        raise OslabError("--from names an install step, but --stage provision stops before "
-                         "the install", hint="drop --stage provision")
-    if install:
-        from oslab.install.content import load_content
-        load_content()  # no install content: say so before provisioning for nothing
-    spec = opts.spec()
-    if fresh_image:
-        from oslab.distro import DISTROS, NodeOs
-        if DISTROS[spec.distro].node_os is not NodeOs.IMAGE:
-            raise OslabError(f"--fresh-image: lab {spec.name} ({spec.distro}) installs its "
-                             "nodes from the installer, not from a cached base image",
-                             hint="drop --fresh-image; only image-based distros (debian13) "
-                                  "have bases to rebuild")
-    if from_step:
-        _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
-    if stage in ("verify", "all"):
-        from oslab.install import instance_image
-        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
-    conn = opts.connect()
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
-    blockers = [f for f in findings if f.severity.value == "block"]
-    if blockers:
-        raise OslabError("the host cannot run this lab:\n" + "\n".join(
-            f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
-            for f in blockers), hint="fix the above, then rerun; `oslab check` shows them all")
-    choice, _ = preflight.choose_virt_type(conn=conn)
-    state = LabState(spec.name).ensure()
-    reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
-    reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
-                 f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
-    result = Provisioner(spec, conn, state, reporter, choice.virt_type,
-                         fresh_image=fresh_image).run()
+
+def _print_provisioned(done: upflow.Provisioned) -> None:
+    spec, result = done.spec, done.result
     click.echo("")
     if result.change_count == 0:
         click.echo(f"lab {spec.name}: no changes; every node answers SSH.")
@@ -222,36 +194,10 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
                    f"({result.change_count} changes).")
     for n in result.nodes:
         click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
-    if not install:
-        return
-    from oslab.checkpoint import Checkpoints
-
-    times = {"provision": result.seconds}
-    checkpoints = Checkpoints(conn, spec.name, enabled=not no_checkpoints, say=reporter.lab)
-    if result.change_count:
-        checkpoints.take("os", "the OS is installed")
-    started = time.monotonic()
-    _print_installed(spec, _install(spec, state, reporter, from_step, checkpoints))
-    times["install"] = time.monotonic() - started
-    if stage not in ("verify", "all"):
-        return
-    from oslab.install import verify as verifymod
-
-    started = time.monotonic()
-    report = verifymod.verify_lab(spec, state, say=reporter.lab)
-    times["verify"] = time.monotonic() - started
-    if report.ok:
-        checkpoints.take("verified", "the cloud works")
-    click.echo("")
-    click.echo(verifymod.render_summary(spec, report, times,
-                                        key_path=state.ssh_key().private_path))
-    if not report.ok:
-        raise OslabError("verification failed: see the rows above",
-                         hint="fix what the failed rows point at, then `oslab verify`; "
-                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
-def _print_installed(spec: specmod.LabSpec, run: RunResult) -> None:
+def _print_installed(done: upflow.Installed) -> None:
+    spec, run = done.spec, done.result
     click.echo("")
     if run.change_count == 0:
         click.echo(f"lab {spec.name}: install: no changes; every step is done.")
@@ -262,6 +208,18 @@ def _print_installed(spec: specmod.LabSpec, run: RunResult) -> None:
         click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
     if run.checkpoints:
         click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
+
+
+def _print_verified(done: upflow.Verified) -> None:
+    from oslab.install import verify as verifymod
+
+    click.echo("")
+    click.echo(verifymod.render_summary(done.spec, done.report, done.times,
+                                        key_path=done.key_path))
+    if not done.report.ok:
+        raise OslabError("verification failed: see the rows above",
+                         hint="fix what the failed rows point at, then `oslab verify`; "
+                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
 def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
