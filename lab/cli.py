@@ -18,6 +18,7 @@ import click
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.errors import OslabError, SpecError
+from oslab.plan import _live_targets, _virt_types
 from oslab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -220,40 +221,6 @@ def _print_verified(done: upflow.Verified) -> None:
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
                               "`oslab snapshot --list` shows the checkpoints to revert to")
-
-
-def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
-                  nodes: list[str]) -> tuple[dict[str, Any], str | None]:
-    """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
-    from oslab.checkpoint import node_targets
-    from oslab.ssh import reachable
-
-    try:
-        conn = opts.connect()
-    except OslabError as exc:
-        return {}, f"libvirt: {exc.message}"
-    targets = node_targets(conn, spec.name, state)
-    missing = [n for n in nodes if n not in targets]
-    if missing:
-        return {}, f"{', '.join(missing)} not running"
-    for n in nodes:
-        ok, why = reachable(targets[n])
-        if not ok:
-            return {}, f"{n} does not answer SSH: {why}"
-    return targets, None
-
-
-def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, Any],
-                live: bool) -> tuple[dict[str, str], str]:
-    from oslab import preflight
-    from oslab.install import content
-
-    if forced:
-        return content.host_virt_types(spec, forced), "--virt-type"
-    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
-        return content.read_virt_types(spec, targets), "read on each compute node"
-    choice, _ = preflight.choose_virt_type()
-    return content.host_virt_types(spec, choice.virt_type), "this host's choice"
 
 
 @cli.command()
