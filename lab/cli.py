@@ -18,7 +18,6 @@ import click
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.errors import OslabError, SpecError
-from oslab.plan import _live_targets, _virt_types
 from oslab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -233,38 +232,23 @@ def _print_verified(done: upflow.Verified) -> None:
 @pass_options
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
     """Show each node's install steps in order, and the commands each would run now."""
-    from oslab.install import content
-    from oslab.install.engine import Engine
     from oslab.install.plan import render as render_plan
-    from oslab.report import Reporter
+    from oslab.plan import plan_lab
 
-    content.load_content()
-    spec = opts.spec()
-    if node is not None:
-        spec.node(node)
-    state = LabState(spec.name)
-    nodes = [node] if node else [n.name for n in spec.nodes]
-    targets: dict[str, Any] = {}
-    why_not: str | None = "--fresh"
-    if not fresh:
-        targets, why_not = _live_targets(opts, spec, state, nodes)
-    live = why_not is None
-    virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
-    steps = content.steps_for(spec, state, virt_types)
-    engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
-    result = engine.plan(node=node, fresh=not live)
-    if live:
+    done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
+    spec = done.spec
+    if done.live:
         click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
-    elif fresh:
+    elif done.fresh:
         click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
                    "read from them)")
     else:
-        click.echo(f"install plan for lab {spec.name}: the lab is not running ({why_not}), "
-                   "so this plans for blank nodes (fresh)")
-    vts = ", ".join(f"{n}={v}" for n, v in virt_types.items()) or "no compute nodes"
-    click.echo(f"virt types: {vts} ({vt_source})")
+        click.echo(f"install plan for lab {spec.name}: the lab is not running "
+                   f"({done.why_not_live}), so this plans for blank nodes (fresh)")
+    vts = ", ".join(f"{n}={v}" for n, v in done.virt_types.items()) or "no compute nodes"
+    click.echo(f"virt types: {vts} ({done.virt_types_source})")
     click.echo("")
-    click.echo(render_plan(result), nl=False)
+    click.echo(render_plan(done.plan), nl=False)
 
 
 @cli.command()

@@ -1,7 +1,9 @@
-"""`oslab plan`: the SSH targets of a running lab, and the virt types to plan with."""
+"""`oslab plan`: each node's install steps with the commands they would run now, read from
+the running lab's nodes, or planned for blank nodes when the lab does not run (or ``fresh``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oslab import spec as specmod
@@ -9,17 +11,58 @@ from oslab.errors import OslabError
 from oslab.state import LabState
 
 if TYPE_CHECKING:
-    from oslab.cli import Options
+    from oslab.install.plan import Plan
+    from oslab.up import LabAccess
 
 
-def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
+@dataclass(frozen=True)
+class LabPlan:
+    spec: specmod.LabSpec
+    plan: Plan
+    fresh: bool  # blank nodes assumed, by request (--fresh)
+    why_not_live: str | None  # why the nodes were not read (None: they were)
+    virt_types: dict[str, str]  # per compute node
+    virt_types_source: str  # where the virt types come from
+
+    @property
+    def live(self) -> bool:
+        return self.why_not_live is None
+
+
+def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
+             virt_type: str | None = None) -> LabPlan:
+    """Plan the install of every node (or only ``node``); ``virt_type`` forces every compute
+    node's virt type."""
+    from oslab.install import content
+    from oslab.install.engine import Engine
+    from oslab.report import Reporter
+
+    content.load_content()
+    spec = lab.spec()
+    if node is not None:
+        spec.node(node)
+    state = LabState(spec.name)
+    nodes = [node] if node else [n.name for n in spec.nodes]
+    targets: dict[str, Any] = {}
+    why_not: str | None = "--fresh"
+    if not fresh:
+        targets, why_not = _live_targets(lab, spec, state, nodes)
+    live = why_not is None
+    virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
+    steps = content.steps_for(spec, state, virt_types)
+    engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
+    result = engine.plan(node=node, fresh=not live)
+    return LabPlan(spec, result, fresh, why_not, virt_types, vt_source)
+
+
+def _live_targets(lab: LabAccess, spec: specmod.LabSpec, state: LabState,
                   nodes: list[str]) -> tuple[dict[str, Any], str | None]:
     """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
     from oslab.checkpoint import node_targets
     from oslab.ssh import reachable
 
     try:
-        conn = opts.connect()
+        conn = lab.connect()
     except OslabError as exc:
         return {}, f"libvirt: {exc.message}"
     targets = node_targets(conn, spec.name, state)
