@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from oslab import spec as specmod
+from oslab import up as upflow
 from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
 
 if TYPE_CHECKING:
-    from oslab.checkpoint import Checkpoints
     from oslab.install.model import StepDef
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +30,6 @@ URI_VARIABLE = "LIBVIRT_DEFAULT_URI"  # honoured as virsh does, when --uri is no
 
 def default_uri() -> str:
     return os.environ.get(URI_VARIABLE) or DEFAULT_URI
-STAGES = ("provision", "install", "verify", "all")
 
 
 @dataclass
@@ -135,7 +134,7 @@ def init(path: str, force: bool, distro: str) -> None:
 
 @cli.command()
 @global_options
-@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(upflow.STAGES), default="all", show_default=True,
               help="Check for `oslab up --stage STAGE`.")
 @pass_options
 def check(opts: Options, stage: str) -> None:
@@ -163,7 +162,7 @@ VIRT_TYPES = ("kvm", "qemu")
 
 @cli.command()
 @global_options
-@click.option("--stage", type=click.Choice(STAGES), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(upflow.STAGES), default="all", show_default=True,
               help="Stop after this stage.")
 @click.option("--from", "from_step", metavar="STEP",
               help="Rerun install step STEP and every step after it fully (guarded commands "
@@ -177,44 +176,19 @@ VIRT_TYPES = ("kvm", "qemu")
 def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
        fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
-    from oslab import preflight
-    from oslab.provision import Provisioner, pool_dir
-    from oslab.report import Reporter
+    options = upflow.UpOptions(stage=stage, from_step=from_step,
+                               checkpoints=not no_checkpoints, fresh_image=fresh_image)
+    for done in upflow.run(opts, options):
+        if isinstance(done, upflow.Provisioned):
+            _print_provisioned(done)
+        elif isinstance(done, upflow.Installed):
+            _print_installed(done)
+        else:
+            _print_verified(done)
 
-    install = stage != "provision"
-    if from_step and not install:
-        raise OslabError("--from names an install step, but --stage provision stops before "
-                         "the install", hint="drop --stage provision")
-    if install:
-        from oslab.install.content import load_content
-        load_content()  # no install content: say so before provisioning for nothing
-    spec = opts.spec()
-    if fresh_image:
-        from oslab.distro import DISTROS, NodeOs
-        if DISTROS[spec.distro].node_os is not NodeOs.IMAGE:
-            raise OslabError(f"--fresh-image: lab {spec.name} ({spec.distro}) installs its "
-                             "nodes from the installer, not from a cached base image",
-                             hint="drop --fresh-image; only image-based distros (debian13) "
-                                  "have bases to rebuild")
-    if from_step:
-        _check_step(spec, from_step)  # a typo in --from must not wait for the provisioning
-    if stage in ("verify", "all"):
-        from oslab.install import instance_image
-        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
-    conn = opts.connect()
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
-    blockers = [f for f in findings if f.severity.value == "block"]
-    if blockers:
-        raise OslabError("the host cannot run this lab:\n" + "\n".join(
-            f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
-            for f in blockers), hint="fix the above, then rerun; `oslab check` shows them all")
-    choice, _ = preflight.choose_virt_type(conn=conn)
-    state = LabState(spec.name).ensure()
-    reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
-    reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
-                 f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
-    result = Provisioner(spec, conn, state, reporter, choice.virt_type,
-                         fresh_image=fresh_image).run()
+
+def _print_provisioned(done: upflow.Provisioned) -> None:
+    spec, result = done.spec, done.result
     click.echo("")
     if result.change_count == 0:
         click.echo(f"lab {spec.name}: no changes; every node answers SSH.")
@@ -223,62 +197,10 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
                    f"({result.change_count} changes).")
     for n in result.nodes:
         click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
-    if not install:
-        return
-    from oslab.checkpoint import Checkpoints
-
-    times = {"provision": result.seconds}
-    checkpoints = Checkpoints(conn, spec.name, enabled=not no_checkpoints, say=reporter.lab)
-    if result.change_count:
-        checkpoints.take("os", "the OS is installed")
-    started = time.monotonic()
-    _install(spec, state, reporter, from_step, checkpoints)
-    times["install"] = time.monotonic() - started
-    if stage not in ("verify", "all"):
-        return
-    from oslab.install import verify as verifymod
-
-    started = time.monotonic()
-    report = verifymod.verify_lab(spec, state, say=reporter.lab)
-    times["verify"] = time.monotonic() - started
-    if report.ok:
-        checkpoints.take("verified", "the cloud works")
-    click.echo("")
-    click.echo(verifymod.render_summary(spec, report, times,
-                                        key_path=state.ssh_key().private_path))
-    if not report.ok:
-        raise OslabError("verification failed: see the rows above",
-                         hint="fix what the failed rows point at, then `oslab verify`; "
-                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
-def _check_step(spec: specmod.LabSpec, name: str) -> None:
-    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
-    the virt type, nor on the passwords, so neither is read or made here)."""
-    from oslab.install import content
-    from oslab.install.graph import forced_from
-    from oslab.install.model import InstallContext
-
-    ctx = InstallContext(spec=spec, password=lambda _name: "x",
-                         virt_types=content.host_virt_types(spec, "qemu"))
-    forced_from(content.load_content().steps_for(ctx), name)
-
-
-def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
-             checkpoints: Checkpoints) -> None:
-    """The install stage: the content's steps on every node, by the engine."""
-    from oslab import preflight
-    from oslab.install import content
-    from oslab.install.engine import Engine
-    from oslab.provision import ssh_target
-
-    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
-    host_choice, _ = preflight.choose_virt_type()
-    virt_types = content.read_virt_types(spec, targets, host_choice.virt_type)
-    steps = content.steps_for(spec, state, virt_types)
-    engine = Engine(spec, state, targets, steps, reporter=reporter,
-                    checkpoints=checkpoints if checkpoints.enabled else None)
-    run = engine.run(from_step=from_step)
+def _print_installed(done: upflow.Installed) -> None:
+    spec, run = done.spec, done.result
     click.echo("")
     if run.change_count == 0:
         click.echo(f"lab {spec.name}: install: no changes; every step is done.")
@@ -291,41 +213,16 @@ def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: s
         click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
 
 
-def _live_targets(opts: Options, spec: specmod.LabSpec, state: LabState,
-                  nodes: list[str]) -> tuple[dict[str, Any], str | None]:
-    """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
-    from oslab.checkpoint import node_targets
-    from oslab.ssh import reachable
+def _print_verified(done: upflow.Verified) -> None:
+    from oslab.install import verify as verifymod
 
-    try:
-        conn = opts.connect()
-    except OslabError as exc:
-        return {}, f"libvirt: {exc.message}"
-    targets = node_targets(conn, spec.name, state)
-    missing = [n for n in nodes if n not in targets]
-    if missing:
-        return {}, f"{', '.join(missing)} not running"
-    for n in nodes:
-        ok, why = reachable(targets[n])
-        if not ok:
-            return {}, f"{n} does not answer SSH: {why}"
-    return targets, None
-
-
-def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, Any],
-                live: bool) -> tuple[dict[str, str], str]:
-    from oslab import preflight
-    from oslab.install import content
-
-    if forced:
-        return content.host_virt_types(spec, forced), "--virt-type"
-    choice, _ = preflight.choose_virt_type()
-    if choice.virt_type == "qemu":
-        return content.host_virt_types(spec, "qemu"), "this host runs the nodes under qemu"
-    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
-        return content.read_virt_types(spec, targets, choice.virt_type), \
-            "read on each compute node"
-    return content.host_virt_types(spec, choice.virt_type), "this host's choice"
+    click.echo("")
+    click.echo(verifymod.render_summary(done.spec, done.report, done.times,
+                                        key_path=done.key_path))
+    if not done.report.ok:
+        raise OslabError("verification failed: see the rows above",
+                         hint="fix what the failed rows point at, then `oslab verify`; "
+                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
 @cli.command()
@@ -338,38 +235,23 @@ def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, An
 @pass_options
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
     """Show each node's install steps in order, and the commands each would run now."""
-    from oslab.install import content
-    from oslab.install.engine import Engine
     from oslab.install.plan import render as render_plan
-    from oslab.report import Reporter
+    from oslab.plan import plan_lab
 
-    content.load_content()
-    spec = opts.spec()
-    if node is not None:
-        spec.node(node)
-    state = LabState(spec.name)
-    nodes = [node] if node else [n.name for n in spec.nodes]
-    targets: dict[str, Any] = {}
-    why_not: str | None = "--fresh"
-    if not fresh:
-        targets, why_not = _live_targets(opts, spec, state, nodes)
-    live = why_not is None
-    virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
-    steps = content.steps_for(spec, state, virt_types)
-    engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
-    result = engine.plan(node=node, fresh=not live)
-    if live:
+    done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
+    spec = done.spec
+    if done.live:
         click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
-    elif fresh:
+    elif done.fresh:
         click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
                    "read from them)")
     else:
-        click.echo(f"install plan for lab {spec.name}: the lab is not running ({why_not}), "
-                   "so this plans for blank nodes (fresh)")
-    vts = ", ".join(f"{n}={v}" for n, v in virt_types.items()) or "no compute nodes"
-    click.echo(f"virt types: {vts} ({vt_source})")
+        click.echo(f"install plan for lab {spec.name}: the lab is not running "
+                   f"({done.why_not_live}), so this plans for blank nodes (fresh)")
+    vts = ", ".join(f"{n}={v}" for n, v in done.virt_types.items()) or "no compute nodes"
+    click.echo(f"virt types: {vts} ({done.virt_types_source})")
     click.echo("")
-    click.echo(render_plan(result), nl=False)
+    click.echo(render_plan(done.plan), nl=False)
 
 
 @cli.command()

@@ -1,0 +1,173 @@
+"""`oslab up`: the host check, then the lab's stages in order (provision, install, verify),
+with the installer's automatic checkpoints and the time each stage took.
+
+:func:`run` yields each finished stage's result as it comes, so that the CLI prints a stage's
+summary before the next stage begins; it neither parses options nor prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from oslab import spec as specmod
+from oslab.errors import OslabError
+from oslab.state import LabState
+
+if TYPE_CHECKING:
+    from oslab.checkpoint import Checkpoints
+    from oslab.install.engine import RunResult
+    from oslab.install.verify import Report
+    from oslab.provision import ProvisionResult
+
+STAGES = ("provision", "install", "verify", "all")
+
+
+class LabAccess(Protocol):
+    """What `up` needs of the CLI's global options: the spec, and libvirt."""
+
+    uri: str
+
+    def spec(self) -> specmod.LabSpec: ...
+
+    def connect(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """`oslab up`'s own options: ``stage`` is the last stage to run (one of :data:`STAGES`)."""
+
+    stage: str = "all"
+    from_step: str | None = None  # rerun this install step and every one after it fully
+    checkpoints: bool = True  # the installer's automatic auto-<phase> snapshots
+    fresh_image: bool = False  # new base images for the nodes made in this run
+
+    def __post_init__(self) -> None:
+        if self.from_step and not self.install:
+            raise OslabError("--from names an install step, but --stage provision stops before "
+                             "the install", hint="drop --stage provision")
+
+    @property
+    def install(self) -> bool:
+        return self.stage != "provision"
+
+    @property
+    def verify(self) -> bool:
+        return self.stage in ("verify", "all")
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    spec: specmod.LabSpec
+    result: ProvisionResult
+
+
+@dataclass(frozen=True)
+class Installed:
+    spec: specmod.LabSpec
+    result: RunResult
+
+
+@dataclass(frozen=True)
+class Verified:
+    spec: specmod.LabSpec
+    report: Report
+    times: dict[str, float]  # seconds per stage, in the order they ran
+    key_path: Path  # the lab's SSH private key
+
+
+Stage = Provisioned | Installed | Verified
+
+
+def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
+    """Build the lab (or finish building it) up to ``options.stage``. Every input that can be
+    wrong is checked before anything is made; the host check's blockers stop it there."""
+    from oslab import preflight
+    from oslab.provision import Provisioner, pool_dir
+    from oslab.report import Reporter
+
+    if options.install:
+        from oslab.install.content import load_content
+        load_content()  # no install content: say so before provisioning for nothing
+    spec = lab.spec()
+    if options.fresh_image:
+        from oslab.distro import DISTROS, NodeOs
+        if DISTROS[spec.distro].node_os is not NodeOs.IMAGE:
+            raise OslabError(f"--fresh-image: lab {spec.name} ({spec.distro}) installs its "
+                             "nodes from the installer, not from a cached base image",
+                             hint="drop --fresh-image; only image-based distros (debian13) "
+                                  "have bases to rebuild")
+    if options.from_step:
+        _check_step(spec, options.from_step)  # a typo in --from must not wait for the provisioning
+    if options.verify:
+        from oslab.install import instance_image
+        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
+    conn = lab.connect()
+    findings = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
+                                    stage=options.stage)
+    blockers = [f for f in findings if f.severity.value == "block"]
+    if blockers:
+        raise OslabError("the host cannot run this lab:\n" + "\n".join(
+            f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
+            for f in blockers), hint="fix the above, then rerun; `oslab check` shows them all")
+    choice, _ = preflight.choose_virt_type(conn=conn)
+    state = LabState(spec.name).ensure()
+    reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
+    reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
+                 f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
+    result = Provisioner(spec, conn, state, reporter, choice.virt_type,
+                         fresh_image=options.fresh_image).run()
+    yield Provisioned(spec, result)
+    if not options.install:
+        return
+    from oslab.checkpoint import Checkpoints
+
+    times = {"provision": result.seconds}
+    checkpoints = Checkpoints(conn, spec.name, enabled=options.checkpoints, say=reporter.lab)
+    if result.change_count:
+        checkpoints.take("os", "the OS is installed")
+    started = time.monotonic()
+    installed = _install(spec, state, reporter, options.from_step, checkpoints,
+                         choice.virt_type)
+    times["install"] = time.monotonic() - started
+    yield Installed(spec, installed)
+    if not options.verify:
+        return
+    from oslab.install import verify as verifymod
+
+    started = time.monotonic()
+    report = verifymod.verify_lab(spec, state, say=reporter.lab)
+    times["verify"] = time.monotonic() - started
+    if report.ok:
+        checkpoints.take("verified", "the cloud works")
+    yield Verified(spec, report, times, state.ssh_key().private_path)
+
+
+def _check_step(spec: specmod.LabSpec, name: str) -> None:
+    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
+    the virt type, nor on the passwords, so neither is read or made here)."""
+    from oslab.install import content
+    from oslab.install.graph import forced_from
+    from oslab.install.model import InstallContext
+
+    ctx = InstallContext(spec=spec, password=lambda _name: "x",
+                         virt_types=content.host_virt_types(spec, "qemu"))
+    forced_from(content.load_content().steps_for(ctx), name)
+
+
+def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
+             checkpoints: Checkpoints, host_virt_type: str) -> RunResult:
+    """The install stage: the content's steps on every node, by the engine."""
+    from oslab.install import content
+    from oslab.install.engine import Engine
+    from oslab.provision import ssh_target
+
+    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
+    virt_types = content.read_virt_types(spec, targets, host_virt_type)
+    steps = content.steps_for(spec, state, virt_types)
+    engine = Engine(spec, state, targets, steps, reporter=reporter,
+                    checkpoints=checkpoints if checkpoints.enabled else None)
+    return engine.run(from_step=from_step)
