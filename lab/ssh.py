@@ -10,6 +10,7 @@ The only module that imports paramiko: every paramiko or socket error becomes an
 from __future__ import annotations
 
 import base64
+import logging
 import secrets as secretsmod
 import socket
 import time
@@ -93,6 +94,7 @@ class Session:
 
     def __init__(self, target: Target, connect_timeout: float = 10.0) -> None:
         self.target = target
+        _quiet_paramiko()
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         host = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
@@ -260,6 +262,16 @@ def _private_key(target: Target) -> paramiko.PKey:
                        hint="the lab's state directory is damaged or belongs to another lab; "
                             "check --lab and XDG_STATE_HOME, or `oslab destroy` and `oslab up` "
                             "to rebuild with new keys") from exc
+
+
+def _quiet_paramiko() -> None:
+    """paramiko's transport thread logs a failed handshake ("Error reading SSH protocol
+    banner", a node still booting) with its traceback; with no handler, Python's last-resort
+    handler printed it on the user's screen between oslab's progress lines. The failure still
+    reaches oslab as an exception, which says it once, plainly."""
+    logger = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 def _describe(exc: BaseException) -> str:

@@ -131,6 +131,22 @@ def test_a_node_that_never_answers_times_out(lab_keys: LabState, silent_port: in
     assert not ok and why.startswith("no SSH at 127.0.0.1: ")
 
 
+def test_a_failed_handshake_prints_no_traceback(lab_keys: LabState, silent_port: int) -> None:
+    """paramiko's transport thread logs a failed handshake with its traceback; in a process
+    without logging set up (as `oslab` runs; pytest's own log capture would hide it here),
+    nothing of it reaches stderr: oslab's exception says it once."""
+    t = target(lab_keys, silent_port)
+    code = ("from pathlib import Path; from oslab.ssh import Session, SSHError, Target\n"
+            f"t = Target({t.name!r}, {t.address!r}, {t.host_key!r}, Path({str(t.key_path)!r}), "
+            f"port={t.port})\n"
+            "try:\n    Session(t, connect_timeout=1)\n"
+            "except SSHError as exc:\n    print(exc.message)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.startswith("n1: no SSH at 127.0.0.1: "), done.stdout
+    assert "Traceback" not in done.stderr and "banner" not in done.stderr, done.stderr
+
+
 def test_a_peer_that_is_not_ssh(lab_keys: LabState, garbage_port: int) -> None:
     with pytest.raises(SSHError, match=r"^n1: no SSH at 127.0.0.1: "):
         Session(target(lab_keys, garbage_port), connect_timeout=2)
