@@ -9,6 +9,8 @@ trap 'rm -rf "$tree"' EXIT
 mkdir "$tree/oslab"
 for f in "$repo"/lab/*.py; do ln -s "$f" "$tree/oslab/"; done
 for sub in networks kickstart install; do ln -s "$repo/$sub" "$tree/oslab/$sub"; done
-ln -s "$repo/lab/images" "$tree/oslab/images"
+for d in "$repo"/lab/*/; do
+    if [ -e "$d/__init__.py" ]; then ln -s "${d%/}" "$tree/oslab/"; fi
+done
 cd "$tree"
 exec "${MYPY:-mypy}" --config-file "$repo/pyproject.toml" -p oslab "$@"

@@ -14,9 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Cycles that are known and have an issue to remove them; the test fails when one goes away,
-# so that it is taken off this list. labchecks imports Finding and Severity from preflight,
-# whose run_checks imports labchecks back (issue 10, the preflight split).
-KNOWN_CYCLES = {frozenset({"oslab.labchecks", "oslab.preflight"})}
+# so that it is taken off this list.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def package_modules() -> dict[str, Path]:

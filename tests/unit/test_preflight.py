@@ -22,7 +22,7 @@ import libvirt
 import pytest
 
 from oslab import preflight
-from oslab.preflight import Finding, Severity
+from oslab.preflight import Finding, Severity, kvm, network_clashes, resources
 from oslab.spec import LabSpec, parse
 
 QEMU_UID = 64055
@@ -182,7 +182,7 @@ def test_conn(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_kvm_when_all_hold(host: FakeHost) -> None:
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "kvm"
     assert any("vmx" in r for r in choice.reasons)
     assert only(findings, "virt-type").severity is Severity.OK
@@ -191,7 +191,7 @@ def test_kvm_when_all_hold(host: FakeHost) -> None:
 
 def test_no_vmx_picks_qemu(host: FakeHost) -> None:
     host.cpu("fpu vme sse2 hypervisor")
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "qemu"
     warn = only(findings, "virt-type")
     assert warn.severity is Severity.WARN
@@ -203,7 +203,7 @@ def test_no_vmx_picks_qemu(host: FakeHost) -> None:
 
 def test_no_vmx_on_bare_metal_hints_firmware(host: FakeHost) -> None:
     host.cpu("fpu vme sse2")
-    _, findings = preflight.choose_virt_type(host.root)
+    _, findings = kvm.choose_virt_type(host.root)
     hint = only(findings, "virt-type").hint
     assert hint is not None and "VT-x/AMD-V" in hint and "firmware" in hint
 
@@ -211,7 +211,7 @@ def test_no_vmx_on_bare_metal_hints_firmware(host: FakeHost) -> None:
 def test_svm_uses_kvm_amd_and_warns_without_nested(host: FakeHost) -> None:
     host.cpu("fpu svm sse2")
     host.nested("kvm_amd", "0")
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "kvm"
     assert any("AMD-V" in r for r in choice.reasons)
     nested = only(findings, "nested")
@@ -222,7 +222,7 @@ def test_svm_uses_kvm_amd_and_warns_without_nested(host: FakeHost) -> None:
 
 def test_vmx_nested_off(host: FakeHost) -> None:
     host.nested("kvm_intel", "N")
-    _, findings = preflight.choose_virt_type(host.root)
+    _, findings = kvm.choose_virt_type(host.root)
     nested = only(findings, "nested")
     assert nested.severity is Severity.WARN
     assert nested.hint is not None and "options kvm_intel nested=1" in nested.hint
@@ -231,7 +231,7 @@ def test_vmx_nested_off(host: FakeHost) -> None:
 def test_dev_kvm_root_only_picks_qemu(host: FakeHost) -> None:
     """The CI machine: /dev/kvm crw------- root:root."""
     host.dev_kvm(0o600, group="root", qemu_in_group=False)
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "qemu"
     warn = only(findings, "virt-type")
     assert "/dev/kvm (rw-------" in warn.message
@@ -243,7 +243,7 @@ def test_dev_kvm_group_ok_but_qemu_not_member(host: FakeHost) -> None:
     host.dev_kvm(0o660, group="kvm", qemu_in_group=False)
     host.write("etc/libvirt/qemu.conf", '#user = "nobody"\nuser = "libvirt-qemu"\n'
                                         'group = "libvirt-qemu"\n')
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "qemu"
     hint = only(findings, "virt-type").hint
     assert hint is not None and "usermod -aG kvm libvirt-qemu" in hint
@@ -251,20 +251,20 @@ def test_dev_kvm_group_ok_but_qemu_not_member(host: FakeHost) -> None:
 
 def test_dev_kvm_world_rw_is_fine(host: FakeHost) -> None:
     host.dev_kvm(0o666, group="root", qemu_in_group=False)
-    choice, _ = preflight.choose_virt_type(host.root)
+    choice, _ = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "kvm"
 
 
 def test_qemu_conf_user_owning_the_device(host: FakeHost) -> None:
     host.dev_kvm(0o600, group="root", qemu_in_group=False, owner="qemu")
     host.write("etc/libvirt/qemu.conf", 'user = "qemu"\ngroup = "qemu"\n')
-    choice, _ = preflight.choose_virt_type(host.root)
+    choice, _ = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "kvm"
 
 
 def test_dev_kvm_missing(host: FakeHost) -> None:
     (host.root / "dev" / "kvm").unlink()
-    choice, findings = preflight.choose_virt_type(host.root)
+    choice, findings = kvm.choose_virt_type(host.root)
     assert choice.virt_type == "qemu"
     hint = only(findings, "virt-type").hint
     assert hint is not None and "modprobe kvm_intel" in hint
@@ -272,7 +272,7 @@ def test_dev_kvm_missing(host: FakeHost) -> None:
 
 def test_libvirt_without_kvm_domains_picks_qemu(host: FakeHost, test_conn: Any) -> None:
     conn = test_conn()  # the test driver has no kvm domain capabilities
-    choice, findings = preflight.choose_virt_type(host.root, conn)
+    choice, findings = kvm.choose_virt_type(host.root, conn)
     assert choice.virt_type == "qemu"
     warn = only(findings, "virt-type")
     assert "libvirt does not offer kvm" in warn.message
@@ -285,15 +285,15 @@ def test_libvirt_offering_kvm(host: FakeHost) -> None:
             assert args == (None, "x86_64", None, "kvm")
             return "<domainCapabilities><domain>kvm</domain></domainCapabilities>"
 
-    choice, _ = preflight.choose_virt_type(host.root, Conn())
+    choice, _ = kvm.choose_virt_type(host.root, Conn())
     assert choice.virt_type == "kvm"
     assert "libvirt offers kvm domains" in choice.reasons
 
 
 def test_this_machine_rule() -> None:
     """On the real host the rule must agree with its facts."""
-    choice, _ = preflight.choose_virt_type(Path("/"))
-    if preflight.cpu_virt_flag(Path("/")) is None:
+    choice, _ = kvm.choose_virt_type(Path("/"))
+    if kvm.cpu_virt_flag(Path("/")) is None:
         assert choice.virt_type == "qemu"
 
 
@@ -324,7 +324,7 @@ def test_all_fine(host: FakeHost, tmp_path: Path, test_conn: Any) -> None:
 
 def test_ram_too_small_blocks(host: FakeHost) -> None:
     host.meminfo(8000)
-    finding = preflight.check_memory(make_spec(), host.root)
+    finding = resources.check_memory(make_spec(), host.root)
     assert finding.severity is Severity.BLOCK
     assert "10240 MiB" in finding.message and "8000 MiB" in finding.message
     assert finding.hint is not None and "memory_mib" in finding.hint
@@ -333,9 +333,9 @@ def test_ram_too_small_blocks(host: FakeHost) -> None:
 
 def test_ram_tight_warns(host: FakeHost) -> None:
     host.meminfo(10300)
-    assert preflight.check_memory(make_spec(), host.root).severity is Severity.WARN
+    assert resources.check_memory(make_spec(), host.root).severity is Severity.WARN
     host.meminfo(16000)
-    assert preflight.check_memory(make_spec(), host.root).severity is Severity.OK
+    assert resources.check_memory(make_spec(), host.root).severity is Severity.OK
 
 
 def test_running_lab_nodes_are_not_counted_again(host: FakeHost, tmp_path: Path,
@@ -343,7 +343,7 @@ def test_running_lab_nodes_are_not_counted_again(host: FakeHost, tmp_path: Path,
     host.meminfo(5000)  # enough for compute1 (4096), not for both
     conn = test_conn(dom_xml("oslab-controller", "controller", "oslab", 6144),
                      dom_xml("other-controller", "compute1", "other", 4096))
-    assert preflight.lab_domains(make_spec(), conn) == {"controller": True}
+    assert resources.lab_domains(make_spec(), conn) == {"controller": True}
     findings = preflight.run_checks(make_spec(), conn, "test:///x", host.root,
                                     pool_dir=tmp_path / "pool")
     memory = only(findings, "memory")
@@ -353,7 +353,7 @@ def test_running_lab_nodes_are_not_counted_again(host: FakeHost, tmp_path: Path,
 
 def test_meminfo_unreadable_warns(host: FakeHost) -> None:
     (host.root / "proc" / "meminfo").unlink()
-    finding = preflight.check_memory(make_spec(), host.root)
+    finding = resources.check_memory(make_spec(), host.root)
     assert finding.severity is Severity.WARN and finding.hint
 
 
@@ -377,7 +377,7 @@ def test_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free_gib: float,
         return _statvfs(free_gib)
 
     monkeypatch.setattr(os, "statvfs", fake_statvfs)
-    finding = preflight.check_disk(make_spec(), tmp_path / "not" / "yet" / "pool")
+    finding = resources.check_disk(make_spec(), tmp_path / "not" / "yet" / "pool")
     assert finding.severity is severity
     assert asked == [str(tmp_path)]  # the nearest existing parent
     if severity is not Severity.OK:
@@ -388,15 +388,15 @@ def test_disk_counts_only_new_nodes_for_the_minimum(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "statvfs", lambda path: _statvfs(7.0))
     spec = make_spec()
-    assert preflight.check_disk(spec, tmp_path).severity is Severity.BLOCK
+    assert resources.check_disk(spec, tmp_path).severity is Severity.BLOCK
     defined = ["controller"]
-    assert preflight.check_disk(spec, tmp_path, defined).severity is Severity.WARN
+    assert resources.check_disk(spec, tmp_path, defined).severity is Severity.WARN
 
 
 def test_pool_dir_writable_or_creatable(tmp_path: Path) -> None:
     (tmp_path / "pool").mkdir()
-    assert preflight.check_pool_dir(tmp_path / "pool").severity is Severity.OK
-    created = preflight.check_pool_dir(tmp_path / "new" / "pool")
+    assert resources.check_pool_dir(tmp_path / "pool").severity is Severity.OK
+    created = resources.check_pool_dir(tmp_path / "new" / "pool")
     assert created.severity is Severity.OK and "will be created" in created.message
 
 
@@ -406,11 +406,11 @@ def test_pool_dir_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     real_access = os.access
     monkeypatch.setattr(os, "access",
                         lambda p, mode: False if Path(p) == pool else real_access(p, mode))
-    finding = preflight.check_pool_dir(pool)
+    finding = resources.check_pool_dir(pool)
     assert finding.severity is Severity.BLOCK
     assert "not writable" in finding.message
     assert finding.hint is not None and f"chown $USER {pool}" in finding.hint
-    missing = preflight.check_pool_dir(pool / "sub")
+    missing = resources.check_pool_dir(pool / "sub")
     assert missing.severity is Severity.BLOCK
     assert missing.hint is not None and f"install -d -o $USER {pool / 'sub'}" in missing.hint
 
@@ -420,14 +420,14 @@ def test_pool_dir_not_writable_by_mode(tmp_path: Path) -> None:
     pool = tmp_path / "pool"
     pool.mkdir(mode=0o500)
     try:
-        assert preflight.check_pool_dir(pool).severity is Severity.BLOCK
+        assert resources.check_pool_dir(pool).severity is Severity.BLOCK
     finally:
         pool.chmod(0o700)
 
 
 def test_pool_dir_under_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    finding = preflight.check_pool_dir(tmp_path / "file" / "pool")
+    finding = resources.check_pool_dir(tmp_path / "file" / "pool")
     assert finding.severity is Severity.BLOCK
     assert "not a directory" in finding.message
 
@@ -445,15 +445,15 @@ def test_host_routes_parsing(host: FakeHost) -> None:
     host.routes(route_line("eth0", "0.0.0.0/0", "192.0.2.1", 3),
                 route_line("wg0", "10.0.0.0/16"),
                 route_line("down0", "172.16.0.0/12", flags=0))
-    routes = preflight.host_routes(host.root)
-    assert routes == [preflight.HostRoute("wg0", ipaddress.IPv4Network("10.0.0.0/16"))]
+    routes = network_clashes.host_routes(host.root)
+    assert routes == [network_clashes.HostRoute("wg0", ipaddress.IPv4Network("10.0.0.0/16"))]
 
 
 def test_route_clash_blocks_with_a_free_range(host: FakeHost) -> None:
     host.routes(route_line("eth0", "0.0.0.0/0", "192.0.2.1", 3),
                 route_line("wg0", "10.0.0.0/16"),
                 route_line("eth1", "10.1.0.0/24"))
-    findings = preflight.check_networks(make_spec(), None, host.root)
+    findings = network_clashes.check_networks(make_spec(), None, host.root)
     clash = only(findings, "network-management")
     assert clash.severity is Severity.BLOCK
     assert "10.0.0.0/16 dev wg0" in clash.message
@@ -469,14 +469,14 @@ def test_route_clash_blocks_with_a_free_range(host: FakeHost) -> None:
 
 def test_default_route_is_no_clash(host: FakeHost) -> None:
     host.routes(route_line("eth0", "0.0.0.0/0", "10.0.0.1", 3))
-    findings = preflight.check_networks(make_spec(), None, host.root)
+    findings = network_clashes.check_networks(make_spec(), None, host.root)
     assert all(f.severity is Severity.OK for f in findings)
 
 
 def test_libvirt_default_network_clash(host: FakeHost) -> None:
     conn = libvirt.open("test:///default")  # "default" is 192.168.122.0/24
     try:
-        findings = preflight.check_networks(make_spec(provider="192.168.122.0/24"), conn,
+        findings = network_clashes.check_networks(make_spec(provider="192.168.122.0/24"), conn,
                                             host.root)
     finally:
         conn.close()
@@ -499,21 +499,21 @@ def test_libvirt_network_clash_but_not_with_our_own(host: FakeHost, test_conn: A
     # The lab's own bridges carry routes for its ranges: those are no clash either.
     host.routes(route_line("oslab-mgmt", "10.0.0.0/24"), route_line("oslab-prov",
                                                                     "203.0.113.0/24"))
-    findings = preflight.check_networks(make_spec(), conn, host.root)
+    findings = network_clashes.check_networks(make_spec(), conn, host.root)
     clash = only(findings, "network-management")
     assert clash.severity is Severity.BLOCK
     assert "'other-mgmt'" in clash.message and "10.0.0.0/16" in clash.message
     assert clash.hint is not None and "virsh net-destroy other-mgmt" in clash.hint
     assert only(findings, "network-provider").severity is Severity.OK
     # Another lab with the same networks is not ours: its name decides, not the range.
-    other = preflight.check_networks(make_spec(name="other"), conn, host.root)
+    other = network_clashes.check_networks(make_spec(name="other"), conn, host.root)
     assert "'oslab-mgmt'" in only(other, "network-management").message
 
 
 def test_inactive_libvirt_network_clash_warns(host: FakeHost, test_conn: Any) -> None:
     conn = test_conn(net_xml("spare", "203.0.113.1", prefix="25"))
     conn.networkLookupByName("spare").destroy()
-    findings = preflight.check_networks(make_spec(), conn, host.root)
+    findings = network_clashes.check_networks(make_spec(), conn, host.root)
     clash = only(findings, "network-provider")
     assert clash.severity is Severity.WARN
     assert "inactive libvirt network 'spare'" in clash.message
@@ -525,8 +525,8 @@ def test_lab_owner_accepts_unprefixed_name() -> None:
     xml = ('<network><name>n</name><metadata><oslab:lab '
            'xmlns:oslab="https://oslab.dev/xmlns/lab/1"><name>oslab</name></oslab:lab>'
            '</metadata></network>')
-    assert preflight.lab_owner(ET.fromstring(xml)) == "oslab"
-    assert preflight.lab_owner(ET.fromstring("<network><name>n</name></network>")) is None
+    assert network_clashes.lab_owner(ET.fromstring(xml)) == "oslab"
+    assert network_clashes.lab_owner(ET.fromstring("<network><name>n</name></network>")) is None
 
 
 def test_blocking() -> None:

@@ -11,7 +11,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from oslab.preflight import Finding, Severity
+from oslab.preflight.findings import Finding, Severity
 from oslab.spec import LabSpec, Scope
 
 

@@ -1,0 +1,36 @@
+"""All of the host checks, in the order `oslab check` prints them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from oslab.preflight.findings import Finding
+from oslab.preflight.kvm import choose_virt_type
+from oslab.preflight.lab_checks import lab_findings
+from oslab.preflight.network_clashes import check_networks
+from oslab.preflight.resources import (
+    check_disk,
+    check_libvirtd,
+    check_memory,
+    check_pool_dir,
+    default_pool_dir,
+    lab_domains,
+)
+from oslab.spec import LabSpec
+
+
+def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),
+               pool_dir: Path | None = None, stage: str = "all") -> list[Finding]:
+    """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`
+    and `oslab up` both run exactly this."""
+    pool = pool_dir if pool_dir is not None else default_pool_dir(spec, root)
+    findings = [check_libvirtd(conn, uri)]
+    findings.extend(choose_virt_type(root, conn)[1])
+    domains = lab_domains(spec, conn)
+    findings.append(check_memory(spec, root, running=[n for n, up in domains.items() if up]))
+    findings.append(check_pool_dir(pool))
+    findings.append(check_disk(spec, pool, defined=domains))
+    findings.extend(check_networks(spec, conn, root))
+    findings.extend(lab_findings(spec, stage, defined=domains, root=root))
+    return findings
