@@ -21,7 +21,7 @@ from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
 from oslab.install.nodes import NodeConn, SSHConn
-from oslab.spec import LabSpec
+from oslab.spec import LabSpec, VirtType
 from oslab.ssh import Target
 from oslab.state import LabState
 
@@ -79,8 +79,8 @@ def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type
     computes = [n.name for n in spec.nodes if n.is_compute]
 
     def one(node: str) -> str:
-        if host_virt_type == "qemu":
-            return "qemu"
+        if host_virt_type == VirtType.QEMU:
+            return VirtType.QEMU
         if node not in targets:
             raise OslabError(f"node {node} is not running", hint="`oslab status`")
         conn = connect(targets[node])

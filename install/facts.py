@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 from oslab.distro import Family
 from oslab.errors import OslabError
+from oslab.spec import VirtType
 
 T = TypeVar("T")
 
@@ -311,18 +312,19 @@ def command_succeeds(what: str, command: str, timeout: float = 120.0,
     return Fact(what, command, lambda out, err, rc: rc == 0, timeout=timeout, stdin=stdin)
 
 
-def virt_type() -> Fact[str]:
+def virt_type() -> Fact[VirtType]:
     """The node's own rule for nova's ``[libvirt] virt_type``: kvm or qemu.
 
     The install guide's rule is ``vmx``/``svm`` in ``/proc/cpuinfo``; oslab also wants the
     ``/dev/kvm`` device, without which libvirt cannot start a kvm domain (a node whose CPU
     lists the flag but whose kvm module did not load gets qemu, not instances that never start).
     """
-    def parse(out: str, err: str, rc: int) -> str:
+    def parse(out: str, err: str, rc: int) -> VirtType:
         words = out.split()
         if rc != 0 or len(words) != 2 or not words[0].isdigit() or words[1] not in KVM_DEVICE:
             raise _fail("the CPU flags and /dev/kvm", out, err, rc)
-        return "kvm" if int(words[0]) > 0 and KVM_DEVICE[words[1]] else "qemu"
+        kvm = int(words[0]) > 0 and KVM_DEVICE[words[1]]
+        return VirtType.KVM if kvm else VirtType.QEMU
 
     return Fact("virt type", VIRT_TYPE_PROBE, parse, timeout=30)
 

@@ -157,9 +157,6 @@ def check(opts: Options, stage: str) -> None:
     click.echo("host is ready for `oslab up`")
 
 
-VIRT_TYPES = ("kvm", "qemu")
-
-
 @cli.command()
 @global_options
 @click.option("--stage", type=click.Choice(upflow.STAGES), default="all", show_default=True,
@@ -230,7 +227,7 @@ def _print_verified(done: upflow.Verified) -> None:
 @click.option("--node", help="Only this node's steps.")
 @click.option("--fresh", is_flag=True,
               help="Plan for blank nodes without reading them (no SSH, no running lab needed).")
-@click.option("--virt-type", type=click.Choice(VIRT_TYPES),
+@click.option("--virt-type", type=click.Choice([t.value for t in specmod.VirtType]),
               help="Plan as if every compute node chose this virt type.")
 @pass_options
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
@@ -258,7 +255,7 @@ def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) ->
 @global_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory to write DIR/<node>/<path on the node> into.")
-@click.option("--virt-type", type=click.Choice(VIRT_TYPES),
+@click.option("--virt-type", type=click.Choice([t.value for t in specmod.VirtType]),
               help="Render as if every compute node chose this virt type "
                    "(default: this host's choice).")
 @click.option("--check", "check_configs", is_flag=True,

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 from xml.sax.saxutils import escape
 
 NS = "https://oslab.dev/xmlns/lab/1"
 PREFIX = "oslab"
+
+
+class DomainPhase(StrEnum):
+    """Where a node's domain is on its way to booting from disk (kept in its metadata)."""
+
+    DEFINED = "defined"  # the install-time definition, not started yet
+    INSTALLING = "installing"  # started from the installer
+    FINAL = "final"  # redefined to boot from its disk
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class LabMeta:
     spec: str  # LabSpec.digest()
     node: str = ""
     address: str = ""
-    phase: str = ""  # domains: "defined", "installing", "final"
+    phase: str = ""  # domains: a DomainPhase; read back as the text libvirt holds
 
     def xml(self) -> str:
         """The element as libvirt stores it (namespace declared on the element)."""
@@ -36,7 +45,7 @@ class LabMeta:
             if getattr(self, f.name)
         )
 
-    def with_phase(self, phase: str) -> LabMeta:
+    def with_phase(self, phase: DomainPhase) -> LabMeta:
         return replace(self, phase=phase)
 
     @classmethod

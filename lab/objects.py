@@ -14,9 +14,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from oslab.distro import DISTROS
-from oslab.metadata import LabMeta
+from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_name
-from oslab.spec import LabSpec, Node
+from oslab.spec import LabSpec, Node, VirtType
 
 _env = Environment(loader=PackageLoader("oslab", "templates"), undefined=StrictUndefined,
                    autoescape=True, keep_trailing_newline=True)
@@ -90,7 +90,7 @@ class ImageBoot:
 @dataclass(frozen=True)
 class DomainDef:
     name: str
-    virt_type: str
+    virt_type: VirtType
     memory_mib: int
     vcpus: int
     pool: str
@@ -107,9 +107,9 @@ class DomainDef:
 
     def final(self) -> DomainDef:
         """The same machine booting from its disk, without the installer media."""
-        return replace(self, install=None, meta=self.meta.with_phase("final"))
+        return replace(self, install=None, meta=self.meta.with_phase(DomainPhase.FINAL))
 
-    def redefinition(self, uuid: str, phase: str) -> DomainDef:
+    def redefinition(self, uuid: str, phase: DomainPhase) -> DomainDef:
         """This definition for the existing domain ``uuid``, in ``phase``."""
         return replace(self, uuid=uuid, meta=self.meta.with_phase(phase))
 
@@ -135,7 +135,7 @@ def seed_volume_name(node: Node) -> str:
     return f"{node.name}-seed.iso"
 
 
-def image_domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,
+def image_domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_log: Path,
                      kernel: str, initrd: str, cmdline: str) -> DomainDef:
     """``node`` booting a base image: its final shape from the start (phase ``final``)."""
     base = domain_def(spec, node, virt_type=virt_type, console_log=console_log, kernel="",
@@ -145,7 +145,7 @@ def image_domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: 
     return replace(base.final(), image=boot)
 
 
-def domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,
+def domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_log: Path,
                kernel: str, initrd: str, iso_label: str) -> DomainDef:
     """The install-time definition of ``node``; ``.final()`` gives the boot-from-disk one."""
     vols = node_volumes(node)
@@ -161,7 +161,8 @@ def domain_def(spec: LabSpec, node: Node, *, virt_type: str, console_log: Path,
               Nic(spec.mac(node, 1), network_name(spec.name, "provider"))),
         console_log=str(console_log),
         meta=LabMeta(lab=spec.name, kind="domain", role=node.role.value, spec=spec.digest(),
-                     node=node.name, address=str(node.address), phase="defined"),
+                     node=node.name, address=str(node.address),
+                     phase=DomainPhase.DEFINED),
         install=InstallMedia(
             kernel=kernel, initrd=initrd, cmdline=distro.install_cmdline(iso_label),
             cdroms=(Disk(INSTALLER_ISO, "sda"), Disk(oemdrv_volume_name(node), "sdb")),

@@ -84,8 +84,9 @@ def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, An
     if forced:
         return content.host_virt_types(spec, forced), "--virt-type"
     choice, _ = preflight.choose_virt_type()
-    if choice.virt_type == "qemu":
-        return content.host_virt_types(spec, "qemu"), "this host runs the nodes under qemu"
+    if choice.virt_type == specmod.VirtType.QEMU:
+        return content.host_virt_types(spec, choice.virt_type), \
+            "this host runs the nodes under qemu"
     if live and all(n.name in targets for n in spec.nodes if n.is_compute):
         return content.read_virt_types(spec, targets, choice.virt_type), \
             "read on each compute node"

@@ -27,7 +27,7 @@ from oslab import iso as isomod
 from oslab.distro import DISTROS, Distro, NodeOs
 from oslab.errors import OslabError, ProvisionError
 from oslab.kickstart.render import KickstartInput, oemdrv_iso, render, sha512_crypt, validate
-from oslab.metadata import LabMeta
+from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
 from oslab.objects import (
     INSTALLER_INITRD,
@@ -43,7 +43,7 @@ from oslab.objects import (
     oemdrv_volume_name,
 )
 from oslab.report import Reporter, tail
-from oslab.spec import LabSpec, Node
+from oslab.spec import LabSpec, Node, VirtType
 from oslab.ssh import Target, wait_ready
 from oslab.state import LabState, cache_root
 from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
@@ -99,16 +99,16 @@ def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:
                   state.ssh_key().private_path)
 
 
-def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: str) -> int:
+def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: VirtType) -> int:
     if spec.install_timeout_s:
         return spec.install_timeout_s
     # Under plain qemu (TCG) an install takes several times longer than under kvm.
-    return distro.install_timeout_s * (1 if virt_type == "kvm" else 4)
+    return distro.install_timeout_s * (1 if virt_type == VirtType.KVM else 4)
 
 
 class Provisioner:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, reporter: Reporter,
-                 virt_type: str, fresh_image: bool = False) -> None:
+                 virt_type: VirtType, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
@@ -224,12 +224,12 @@ class Provisioner:
 
     def needs_install(self, node: Node) -> bool:
         dom = self.objs.domain(domain_name(self.spec.name, node.name))
-        return dom is None or self.meta(dom).phase != "final"
+        return dom is None or self.meta(dom).phase != DomainPhase.FINAL
 
     def install_started(self, node: Node) -> bool:
         """Whether the node's installer runs or ran (its kickstart disk is then in use)."""
         dom = self.objs.domain(domain_name(self.spec.name, node.name))
-        return dom is not None and (dom.isActive() or self.meta(dom).phase != "defined")
+        return dom is not None and (dom.isActive() or self.meta(dom).phase != DomainPhase.DEFINED)
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
@@ -282,7 +282,7 @@ class Provisioner:
             out.changed.append("domain defined")
             say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, {node.vcpus} vCPU)")
         phase = self.meta(dom).phase
-        if phase in ("defined", "installing"):
+        if phase in (DomainPhase.DEFINED, DomainPhase.INSTALLING):
             assert media is not None
             self.install(node, dom, phase, media, out)
         if not dom.isActive():
@@ -313,15 +313,16 @@ class Provisioner:
         say = functools.partial(self.report.node, node.name)
         definition = self.definition(node, media)
         console = self.state.console_log_path(node.name)
-        if not dom.isActive() and phase == "defined":
+        if not dom.isActive() and phase == DomainPhase.DEFINED:
             console.parent.mkdir(parents=True, exist_ok=True)
             console.write_bytes(b"")
             dom.create()
             out.changed.append("install started")
             say("install started (unattended kickstart)")
-        if phase == "defined":
+        if phase == DomainPhase.DEFINED:
             # Record that the installer runs, so a rerun waits for it instead of restarting it.
-            self.conn.defineXML(definition.redefinition(dom.UUIDString(), "installing").xml())
+            installing = definition.redefinition(dom.UUIDString(), DomainPhase.INSTALLING)
+            self.conn.defineXML(installing.xml())
         else:
             say("install already under way; waiting for it")
         limit = install_timeout(self.spec, self.distro, self.virt_type)
@@ -342,7 +343,8 @@ class Provisioner:
                 + tail(console),
                 hint=f"the kickstart is in the OEMDRV disk; `oslab destroy` then `oslab up` "
                      f"retries; full console log: {console}")
-        self.conn.defineXML(definition.final().redefinition(dom.UUIDString(), "final").xml())
+        final = definition.final().redefinition(dom.UUIDString(), DomainPhase.FINAL)
+        self.conn.defineXML(final.xml())
         out.changed.append("installed")
         say("install finished and powered off; now boots from disk")
 

@@ -62,6 +62,13 @@ class Role(StrEnum):
     COMPUTE = "compute"
 
 
+class VirtType(StrEnum):
+    """What a domain runs on (libvirt's ``<domain type>``, nova's ``[libvirt] virt_type``)."""
+
+    KVM = "kvm"  # hardware virtualization through /dev/kvm
+    QEMU = "qemu"  # software emulation (TCG)
+
+
 class NetMode(StrEnum):
     NAT = "nat"
     ISOLATED = "isolated"

@@ -154,7 +154,7 @@ def _check_step(spec: specmod.LabSpec, name: str) -> None:
     from oslab.install.model import InstallContext
 
     ctx = InstallContext(spec=spec, password=lambda _name: "x",
-                         virt_types=content.host_virt_types(spec, "qemu"))
+                         virt_types=content.host_virt_types(spec, specmod.VirtType.QEMU))
     forced_from(content.load_content().steps_for(ctx), name)
 
 

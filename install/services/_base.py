@@ -19,13 +19,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from oslab.distro import RELEASES, distro_for
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
 from oslab.install.services._layer import LAYERS, Layer
-from oslab.spec import LabSpec, Node
+from oslab.spec import LabSpec, Node, VirtType
 
 REGION = "RegionOne"
 ADMIN_OPENRC = "/root/admin-openrc"
 DEMO_OPENRC = "/root/demo-openrc"
 DONE_DIR = "/var/lib/oslab/done"  # markers of one-shot commands (db syncs, bootstrap)
-VIRT_TYPES = ("kvm", "qemu")
 
 
 @cache
@@ -89,12 +88,12 @@ class Site:
     def password(self, key: str) -> str:
         return self.ctx.password(key)
 
-    def virt_type(self, node: Node) -> str:
+    def virt_type(self, node: Node) -> VirtType:
         value = self.ctx.virt_types.get(node.name, "")
-        if value not in VIRT_TYPES:
+        if value not in tuple(VirtType):
             raise ValueError(f"no virt type for compute node {node.name!r} (got {value!r}); "
                              f"the installer decides kvm or qemu on the node before planning")
-        return value
+        return VirtType(value)
 
     # -- URLs -----------------------------------------------------------------------------
 

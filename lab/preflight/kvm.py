@@ -22,6 +22,7 @@ from typing import Any
 import libvirt
 
 from oslab.preflight.findings import Finding, Severity, read_text
+from oslab.spec import VirtType
 
 # Debian's build of libvirt runs qemu as libvirt-qemu with the kvm group.
 DEFAULT_QEMU_USER = "libvirt-qemu"
@@ -32,7 +33,7 @@ _VENDOR = {"vmx": ("Intel VT-x", "kvm_intel"), "svm": ("AMD-V", "kvm_amd")}
 
 @dataclass(frozen=True)
 class VirtChoice:
-    virt_type: str  # "kvm" or "qemu"
+    virt_type: VirtType
     reasons: tuple[str, ...] = field(default=())
 
 
@@ -223,7 +224,7 @@ def choose_virt_type(root: Path = Path("/"),
     flag = cpu_virt_flag(root)
     if flag is None:
         finding = _no_cpu_flag(root)
-        choice = VirtChoice("qemu", (_why(finding),))
+        choice = VirtChoice(VirtType.QEMU, (_why(finding),))
         return choice, [finding, _nested_under_qemu()]
     reasons = [f"the CPU has {flag} ({_VENDOR[flag][0]})"]
     problems: list[Finding] = []
@@ -236,10 +237,10 @@ def choose_virt_type(root: Path = Path("/"),
         else:
             reasons.append(result)
     if problems:
-        choice = VirtChoice("qemu", tuple(_why(p) for p in problems))
+        choice = VirtChoice(VirtType.QEMU, tuple(_why(p) for p in problems))
         return choice, [*problems, _nested_under_qemu()]
     ok = Finding("virt-type", Severity.OK, "using kvm: " + "; ".join(reasons))
-    return VirtChoice("kvm", tuple(reasons)), [ok, check_nested(root, flag)]
+    return VirtChoice(VirtType.KVM, tuple(reasons)), [ok, check_nested(root, flag)]
 
 
 def _no_cpu_flag(root: Path) -> Finding:

@@ -16,7 +16,7 @@ from oslab.images.nodes import baked_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
 from oslab.metadata import LabMeta
 from oslab.objects import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
-from oslab.spec import Role
+from oslab.spec import Role, VirtType
 from oslab.state import LabState
 from tests.unit.test_xml import conn, golden
 
@@ -93,7 +93,7 @@ def test_image_domain_and_overlay_are_accepted_by_libvirt(conn: libvirt.virConne
     base = "/var/lib/libvirt/images/oslab-images/debian13-controller-0123456789abcdef.qcow2"
     overlay = VolumeDef("controller-system.qcow2", node.disk_gib * GIB, backing=base)
     golden("volume-overlay.xml", overlay.xml())
-    d = image_domain_def(DEBIAN, node, virt_type="qemu", console_log=Path("/state/c.log"),
+    d = image_domain_def(DEBIAN, node, virt_type=VirtType.QEMU, console_log=Path("/state/c.log"),
                          kernel="/cache/debian13-controller.vmlinuz",
                          initrd="/cache/debian13-controller.initrd",
                          cmdline="root=LABEL=oslab-root ro console=ttyS0,115200n8")

@@ -14,7 +14,7 @@ import libvirt
 import pytest
 
 from oslab import spec as specmod
-from oslab.metadata import LabMeta
+from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
 from oslab.objects import PoolDef, VolumeDef, domain_def, node_volumes
 
@@ -87,10 +87,10 @@ def test_volume_xml() -> None:
     assert sizes == [40 << 30, 20 << 30]
 
 
-@pytest.mark.parametrize("virt_type", ["kvm", "qemu"])
+@pytest.mark.parametrize("virt_type", list(specmod.VirtType))
 @pytest.mark.parametrize("node_name", ["controller", "compute1"])
 def test_domain_xml_install_and_final(conn: libvirt.virConnect, tmp_path: Path,
-                                      virt_type: str, node_name: str) -> None:
+                                      virt_type: specmod.VirtType, node_name: str) -> None:
     define_storage(conn, tmp_path)
     node = SPEC.node(node_name)
     d = domain_def(SPEC, node, virt_type=virt_type, console_log=Path("/state/logs/c.log"),
@@ -105,7 +105,7 @@ def test_domain_xml_install_and_final(conn: libvirt.virConnect, tmp_path: Path,
     # libvirt's test driver accepts both shapes, and keeps our metadata
     dom = conn.defineXML(install)
     assert LabMeta.from_object_xml(dom.XMLDesc(0)).phase == "defined"  # type: ignore[union-attr]
-    dom = conn.defineXML(d.final().redefinition(dom.UUIDString(), "final").xml())
+    dom = conn.defineXML(d.final().redefinition(dom.UUIDString(), DomainPhase.FINAL).xml())
     meta = LabMeta.from_object_xml(dom.XMLDesc(0))
     assert meta is not None and meta.phase == "final" and meta.node == node_name
     assert meta.address == str(node.address) and meta.spec == SPEC.digest()
