@@ -140,7 +140,7 @@ def init(path: str, force: bool, distro: str) -> None:
 def check(opts: Options, stage: str) -> None:
     """Host preflight: can this host run the lab?"""
     from oslab import preflight
-    from oslab.provision import pool_dir
+    from oslab.objects import pool_dir
 
     spec = opts.spec()
     try:

@@ -32,8 +32,12 @@ def domain_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
 
 
-def default_pool_dir(lab: str) -> Path:
-    return Path("/var/lib/libvirt/images") / f"oslab-{lab}"
+def pool_dir(spec: LabSpec) -> Path:
+    """The directory of the lab's storage pool: where `oslab check` looks and `oslab up` creates
+    it. The spec refuses a ``pool_dir`` that is not absolute (``~`` too), so it is used as is."""
+    if spec.pool_dir:
+        return Path(spec.pool_dir)
+    return Path("/var/lib/libvirt/images") / f"oslab-{spec.name}"
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ from oslab.objects import (
     INSTALLER_KERNEL,
     DomainDef,
     PoolDef,
-    default_pool_dir,
     domain_def,
     domain_name,
     image_domain_def,
     node_volumes,
     oemdrv_volume_name,
+    pool_dir,
 )
 from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node, VirtType
@@ -88,10 +88,6 @@ def combined(errors: list[Exception], hint: str) -> Exception:
     error = ProvisionError("\n".join(lines), hint=hint)
     error.__cause__ = next((e for e in errors if not isinstance(e, OslabError)), None)
     return error
-
-
-def pool_dir(spec: LabSpec) -> Path:
-    return Path(spec.pool_dir) if spec.pool_dir else default_pool_dir(spec.name)
 
 
 def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:

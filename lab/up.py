@@ -86,7 +86,8 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     """Build the lab (or finish building it) up to ``options.stage``. Every input that can be
     wrong is checked before anything is made; the host check's blockers stop it there."""
     from oslab import preflight
-    from oslab.provision import Provisioner, pool_dir
+    from oslab.objects import pool_dir
+    from oslab.provision import Provisioner
     from oslab.report import Reporter
 
     if options.install:

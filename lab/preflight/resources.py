@@ -97,12 +97,6 @@ def nearest_existing(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
-def default_pool_dir(spec: LabSpec, root: Path = Path("/")) -> Path:
-    if spec.pool_dir:
-        return Path(spec.pool_dir).expanduser()
-    return root / "var/lib/libvirt/images" / f"oslab-{spec.name}"
-
-
 def check_disk(spec: LabSpec, pool_dir: Path, defined: Iterable[str] = ()) -> Finding:
     """Free space for the nodes not defined yet (BLOCK), and for the disks' full size (WARN)."""
     where = nearest_existing(pool_dir)

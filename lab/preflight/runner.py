@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from oslab.objects import pool_dir as lab_pool_dir
 from oslab.preflight.findings import Finding
 from oslab.preflight.kvm import choose_virt_type
 from oslab.preflight.lab_checks import lab_findings
@@ -14,7 +15,6 @@ from oslab.preflight.resources import (
     check_libvirtd,
     check_memory,
     check_pool_dir,
-    default_pool_dir,
     lab_domains,
 )
 from oslab.spec import LabSpec
@@ -24,7 +24,7 @@ def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/")
                pool_dir: Path | None = None, stage: str = "all") -> list[Finding]:
     """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`
     and `oslab up` both run exactly this."""
-    pool = pool_dir if pool_dir is not None else default_pool_dir(spec, root)
+    pool = pool_dir if pool_dir is not None else lab_pool_dir(spec)
     findings = [check_libvirtd(conn, uri)]
     findings.extend(choose_virt_type(root, conn)[1])
     domains = lab_domains(spec, conn)

@@ -10,11 +10,12 @@ libvirt is the test driver: ``test:///<file>.xml`` with networks and domains def
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ import libvirt
 import pytest
 
 from oslab import preflight
+from oslab.objects import pool_dir
 from oslab.preflight import Finding, Severity, kvm, network_clashes, resources
-from oslab.spec import LabSpec, parse
+from oslab.provision import Provisioner
+from oslab.report import Reporter
+from oslab.spec import LabSpec, VirtType, parse
+from oslab.state import LabState
 
 QEMU_UID = 64055
 QEMU_PRIMARY_GID = 64055
@@ -430,6 +435,26 @@ def test_pool_dir_under_a_file(tmp_path: Path) -> None:
     finding = resources.check_pool_dir(tmp_path / "file" / "pool")
     assert finding.severity is Severity.BLOCK
     assert "not a directory" in finding.message
+
+
+def test_check_looks_where_up_creates_the_pool(host: FakeHost, test_conn: Any,
+                                               tmp_path: Path) -> None:
+    """One function (objects.pool_dir) gives the pool directory to `check` and to `up`. The
+    spec refuses a pool_dir that is not absolute, ``~/x`` too (see test_bad_inputs)."""
+    pool = tmp_path / "lab-pool"
+    spec = replace(make_spec(), pool_dir=str(pool))
+    assert pool_dir(spec) == pool
+    checked = next(f for f in preflight.run_checks(spec, None, "test:///x", host.root)
+                   if f.check == "pool-dir")
+    assert checked.message == f"the pool directory {pool} will be created (in {tmp_path})"
+    conn = test_conn()
+    provisioner = Provisioner(spec, conn, LabState(spec.name, tmp_path / "state"),
+                              Reporter(io.StringIO()), VirtType.QEMU)
+    provisioner.ensure_shared()
+    assert pool.is_dir()
+    assert f"<path>{pool}</path>" in conn.storagePoolLookupByName(spec.name).XMLDesc(0)
+    default = make_spec()
+    assert pool_dir(default) == Path("/var/lib/libvirt/images/oslab-oslab")
 
 
 # -- network clashes ----------------------------------------------------------------------------
