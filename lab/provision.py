@@ -54,9 +54,14 @@ if TYPE_CHECKING:
 
 # What must hold on a node before it counts as ready. A node booted from a base image answers
 # SSH while cloud-init is still applying its seed, and cloud-init then restarts sshd (for
-# ssh_pwauth): ready means cloud-init has finished.
+# ssh_pwauth): on its first boot, ready means cloud-init has finished. boot-finished is written
+# again only at the end of every later boot, after multi-user.target, which waits for every
+# OpenStack service to start (more than 15 minutes for a controller under TCG); the per-instance
+# semaphore of the last module of the first boot (scripts_user) stays, so a node booted again
+# is ready as soon as SSH answers.
 READY_PROBE = {NodeOs.KICKSTART: "true",
-               NodeOs.IMAGE: "test -e /var/lib/cloud/instance/boot-finished"}
+               NodeOs.IMAGE: "test -e /var/lib/cloud/instance/boot-finished || "
+                             "test -e /var/lib/cloud/instance/sem/config_scripts_user"}
 
 
 @dataclass
@@ -347,8 +352,9 @@ class Provisioner:
     def ticker(self, node: str, what: str) -> Any:
         last = [0.0]
 
-        def tick(elapsed: float, *_: object) -> None:
+        def tick(elapsed: float, reason: object = None) -> None:
             if elapsed - last[0] >= 30:
                 last[0] = elapsed
-                self.report.node(node, f"{what} ({elapsed:.0f}s)")
+                why = f": {reason}" if reason else ""
+                self.report.node(node, f"{what} ({elapsed:.0f}s{why})")
         return tick

@@ -350,8 +350,11 @@ def wait_ready(target: Target, timeout: float, interval: float = 2.0,
     or (False, last reason)."""
     start = time.monotonic()
     reason = "not tried"
-    while time.monotonic() - start < timeout:
-        ok, reason = reachable(target, timeout=min(10.0, max(2.0, interval * 2)), probe=probe)
+    while (elapsed := time.monotonic() - start) < timeout:
+        # each attempt may take longer as time passes: a node busy starting its services
+        # (TCG) can take more than 10 s to finish the handshake, and would never be seen
+        attempt = min(60.0, max(2.0, interval * 2, 10.0 + elapsed / 10))
+        ok, reason = reachable(target, timeout=attempt, probe=probe)
         if ok:
             return True, reason
         if reason == HOST_KEY_MISMATCH:

@@ -5,17 +5,21 @@ hook, and which packages a role bakes."""
 from __future__ import annotations
 
 import io
+import subprocess
 from pathlib import Path
 
 import libvirt
 import pycdlib
+import pytest
 
 from oslab import spec as specmod
+from oslab.distro import NodeOs
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
 from oslab.images.nodes import baked_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
 from oslab.metadata import LabMeta
 from oslab.objects import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
+from oslab.provision import READY_PROBE
 from oslab.spec import Role, VirtType
 from oslab.state import LabState
 from tests.unit.test_xml import conn, golden
@@ -154,3 +158,18 @@ def test_centos_labs_bake_nothing(tmp_path: Path) -> None:
     spec = specmod.load_default()
     state = LabState(spec.name, root=tmp_path)
     assert baked_packages(spec, state, Role.CONTROLLER, "qemu") == ()
+
+
+@pytest.mark.parametrize(("files", "ready"), [
+    ((), False),                                   # first boot, cloud-init still running
+    (("boot-finished",), True),                    # first boot done
+    (("sem/config_scripts_user",), True),          # a later boot: final stage not reached yet
+    (("sem/config_set_passwords",), False),        # first boot between sshd's two starts
+])
+def test_ready_probe_of_a_node_booted_from_an_image(tmp_path: Path, files: tuple[str, ...],
+                                                     ready: bool) -> None:
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    probe = READY_PROBE[NodeOs.IMAGE].replace("/var/lib/cloud/instance", str(tmp_path))
+    assert subprocess.run(["sh", "-c", probe], check=False).returncode == (0 if ready else 1)
