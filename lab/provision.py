@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -119,6 +120,8 @@ class Provisioner:
         self.objs = LabObjects(conn, spec.name)
         self.fresh_image = fresh_image  # `up --fresh-image`: new bases for the new nodes
         self.changed: list[str] = []
+        # set when the run is interrupted (Ctrl-C): each node's wait stops at its next poll
+        self.stopping = threading.Event()
         self.server: RepoServer | None = None  # the local package repository, while oslab runs
 
     # -- the whole stage --------------------------------------------------------------------
@@ -173,11 +176,15 @@ class Provisioner:
             futures = [pool.submit(one, n) for n in self.spec.nodes]
             outcomes: list[NodeOutcome] = []
             errors: list[Exception] = []
-            for fut in futures:
-                try:
-                    outcomes.append(fut.result())
-                except Exception as exc:  # every node's failure is reported, none is lost
-                    errors.append(exc)
+            try:
+                for fut in futures:
+                    try:
+                        outcomes.append(fut.result())
+                    except Exception as exc:  # every node's failure is reported, none is lost
+                        errors.append(exc)
+            except BaseException:  # Ctrl-C: the pool waits for its threads; stop their waits
+                self.stopping.set()
+                raise
         if errors:
             raise combined(errors, hint="see the logs in " + str(self.state.dir / "logs"))
         return ProvisionResult(outcomes, self.changed, time.monotonic() - start)
@@ -353,6 +360,8 @@ class Provisioner:
         last = [0.0]
 
         def tick(elapsed: float, reason: object = None) -> None:
+            if self.stopping.is_set():
+                raise ProvisionError(f"{node}: interrupted while {what}")
             if elapsed - last[0] >= 30:
                 last[0] = elapsed
                 why = f": {reason}" if reason else ""
