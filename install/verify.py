@@ -1160,9 +1160,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros)."""
-    from oslab.provision import ssh_target
     from oslab.ssh import HostKeyMismatch, Session, Target
-    from oslab.state import cache_root
+    from oslab.state import cache_root, ssh_target
 
     chosen = image if image is not None else instance_image.choose(None, spec)
 

@@ -45,8 +45,8 @@ from oslab.objects import (
 )
 from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node, VirtType
-from oslab.ssh import Target, wait_ready
-from oslab.state import LabState, cache_root
+from oslab.ssh import wait_ready
+from oslab.state import LabState, cache_root, ssh_target
 from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
 
 if TYPE_CHECKING:
@@ -94,11 +94,6 @@ def combined(errors: list[Exception], hint: str) -> Exception:
     error = ProvisionError("\n".join(lines), hint=hint)
     error.__cause__ = next((e for e in errors if not isinstance(e, OslabError)), None)
     return error
-
-
-def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:
-    return Target(node.name, str(node.address), state.host_key(node.name).public,
-                  state.ssh_key().private_path)
 
 
 def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: VirtType) -> int:

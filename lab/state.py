@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oslab.errors import OslabError, OwnershipError, SpecError
 from oslab.files import write_atomic, write_private
-from oslab.spec import LAB_NAME_HINT, valid_lab_name
+from oslab.spec import LAB_NAME_HINT, LabSpec, Node, valid_lab_name
 from oslab.ssh import Target
 
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
@@ -230,3 +230,8 @@ class LabState:
                      "it is an old oslab state directory")
         shutil.rmtree(self.dir)
         return True
+
+
+def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:
+    return Target(node.name, str(node.address), state.host_key(node.name).public,
+                  state.ssh_key().private_path)

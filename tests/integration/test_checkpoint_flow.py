@@ -14,9 +14,8 @@ from oslab import spec as specmod
 from oslab.checkpoint import Checkpoints
 from oslab.install.engine import Engine, StepFailed
 from oslab.install.model import Guarded, StepDef, Where
-from oslab.provision import ssh_target
 from oslab.report import Reporter
-from oslab.state import LabState
+from oslab.state import LabState, ssh_target
 from tests.conftest import URI, Lab
 
 pytestmark = pytest.mark.integration

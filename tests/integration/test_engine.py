@@ -26,9 +26,8 @@ from oslab import preflight
 from oslab import spec as specmod
 from oslab.install.engine import Engine, RunResult, StepFailed
 from oslab.install.model import FileSpec, Guarded, StepDef, Where
-from oslab.provision import ssh_target
 from oslab.report import Reporter
-from oslab.state import LabState
+from oslab.state import LabState, ssh_target
 from tests.conftest import REPO, Lab
 
 pytestmark = pytest.mark.integration
