@@ -17,9 +17,8 @@ from oslab.errors import CommandError, OslabError
 from oslab.install import facts, ops
 from oslab.install.facts import Fact, FactError
 from oslab.install.model import StepDef
-from oslab.install.nodes import NodeConn
 from oslab.install.ops import Action, Kind, Secrets, StepFacts
-from oslab.ssh import Result
+from oslab.ssh import NodeConn, Result
 
 T = TypeVar("T")
 FAILED_TAIL = 15

@@ -20,9 +20,9 @@ from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
-from oslab.install.nodes import NodeConn, SSHConn
+from oslab.install.nodes import SSHConn
 from oslab.spec import LabSpec, VirtType
-from oslab.ssh import Target
+from oslab.ssh import NodeConn, Target
 from oslab.state import LabState
 
 SERVICES = "oslab.install.services"

@@ -37,11 +37,11 @@ from oslab.errors import OslabError
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
 from oslab.install.model import StepDef
-from oslab.install.nodes import NodeConn, SSHConn
+from oslab.install.nodes import SSHConn
 from oslab.install.plan import NodePlan, Plan, planned_step
 from oslab.report import Reporter
 from oslab.spec import LabSpec
-from oslab.ssh import Target
+from oslab.ssh import NodeConn, Target
 from oslab.state import LabState
 
 __all__ = ["CheckpointSink", "Engine", "NodeRun", "RunResult", "StepFailed", "StepOutcome"]

@@ -4,29 +4,9 @@ labs; unit tests pass a fake with the same shape that answers recorded output.""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import IO, Protocol
+from typing import IO
 
 from oslab.ssh import Result, Session, Target
-
-
-class NodeConn(Protocol):
-    """One open connection to a node, used by one thread."""
-
-    name: str
-
-    def run(self, command: str, *, timeout: float, stdin: str | None = None,
-            secrets: Sequence[str] = (), log: IO[str] | None = None) -> Result:
-        """Run a POSIX shell command as root; stream its output (masked) to ``log``.
-
-        Raises ``CommandError`` (exit code -1) when it outlives ``timeout``."""
-        ...
-
-    def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        """Write ``data`` to ``path`` (created mode 0600 before any byte is written)."""
-        ...
-
-    def close(self) -> None:
-        ...
 
 
 class SSHConn:

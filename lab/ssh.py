@@ -14,10 +14,10 @@ import logging
 import secrets as secretsmod
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import paramiko
 
@@ -87,6 +87,26 @@ class Target:
                            f"({self.host_key[:40]!r})",
                            hint="the lab's state directory is damaged; `oslab destroy` and "
                                 "`oslab up` rebuild the lab with new keys") from exc
+
+
+class NodeConn(Protocol):
+    """One open connection to a node, used by one thread."""
+
+    name: str
+
+    def run(self, command: str, *, timeout: float, stdin: str | None = None,
+            secrets: Sequence[str] = (), log: IO[str] | None = None) -> Result:
+        """Run a POSIX shell command as root; stream its output (masked) to ``log``.
+
+        Raises ``CommandError`` (exit code -1) when it outlives ``timeout``."""
+        ...
+
+    def put(self, path: str, data: bytes, *, timeout: float) -> None:
+        """Write ``data`` to ``path`` (created mode 0600 before any byte is written)."""
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 class Session:
