@@ -1161,7 +1161,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros)."""
     from oslab.ssh import HostKeyMismatch, Session, Target
-    from oslab.state import cache_root, ssh_target
+    from oslab.state import cache_root
 
     chosen = image if image is not None else instance_image.choose(None, spec)
 
@@ -1169,7 +1169,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     sessions: list[Any] = []
 
     def connect(node: Any) -> _SessionNode:
-        session = Session(ssh_target(spec, state, node))
+        session = Session(state.node_target(node))
         sessions.append(session)
         return _SessionNode(session)
 

@@ -46,7 +46,7 @@ from oslab.objects import (
 from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node, VirtType
 from oslab.ssh import wait_ready
-from oslab.state import LabState, cache_root, ssh_target
+from oslab.state import LabState, cache_root
 from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ class Provisioner:
             out.changed.append("resumed")
             say("resumed")
         say(f"waiting for SSH at {node.address}")
-        target = ssh_target(self.spec, self.state, node)
+        target = self.state.node_target(node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,
                                 on_wait=self.ticker(node.name, "waiting for SSH"),
                                 probe=READY_PROBE[DISTROS[self.spec.distro].node_os])

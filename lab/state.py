@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oslab.errors import OslabError, OwnershipError, SpecError
 from oslab.files import write_atomic, write_private
-from oslab.spec import LAB_NAME_HINT, LabSpec, Node, valid_lab_name
+from oslab.spec import LAB_NAME_HINT, Node, valid_lab_name
 from oslab.ssh import Target
 
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
@@ -158,6 +158,12 @@ class LabState:
             return None
         return Target(node, address, pub.read_text().strip(), key)
 
+    def node_target(self, node: Node) -> Target:
+        """How to SSH to the spec's ``node``: its address, the lab's key and the host key
+        pinned for it (both made the first time, as the provisioner needs them)."""
+        return Target(node.name, str(node.address), self.host_key(node.name).public,
+                      self.ssh_key().private_path)
+
     def log_path(self, node: str) -> Path:
         self.ensure()
         return self.dir / "logs" / f"{node}.log"
@@ -230,8 +236,3 @@ class LabState:
                      "it is an old oslab state directory")
         shutil.rmtree(self.dir)
         return True
-
-
-def ssh_target(spec: LabSpec, state: LabState, node: Node) -> Target:
-    return Target(node.name, str(node.address), state.host_key(node.name).public,
-                  state.ssh_key().private_path)

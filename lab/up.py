@@ -164,9 +164,8 @@ def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: s
     """The install stage: the content's steps on every node, by the engine."""
     from oslab.install import content
     from oslab.install.engine import Engine
-    from oslab.state import ssh_target
 
-    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
+    targets = {n.name: state.node_target(n) for n in spec.nodes}
     virt_types = content.read_virt_types(spec, targets, host_virt_type)
     steps = content.steps_for(spec, state, virt_types)
     engine = Engine(spec, state, targets, steps, reporter=reporter,

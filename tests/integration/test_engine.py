@@ -27,7 +27,7 @@ from oslab import spec as specmod
 from oslab.install.engine import Engine, RunResult, StepFailed
 from oslab.install.model import FileSpec, Guarded, StepDef, Where
 from oslab.report import Reporter
-from oslab.state import LabState, ssh_target
+from oslab.state import LabState
 from tests.conftest import REPO, Lab
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def lab_state(spec_path: Path, home: Path) -> tuple[specmod.LabSpec, LabState]:
 def make_engine(spec_path: Path, home: Path, steps: dict[str, list[StepDef]],
                 screen: io.StringIO | None = None) -> Engine:
     spec, state = lab_state(spec_path, home)
-    targets = {n.name: ssh_target(spec, state, n) for n in spec.nodes}
+    targets = {n.name: state.node_target(n) for n in spec.nodes}
     reporter = Reporter(stream=screen if screen is not None else sys.stderr,
                         logs={n.name: state.log_path(n.name) for n in spec.nodes})
     return Engine(spec, state, targets, steps, reporter=reporter, retry_delay=0.5)
