@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, cast
 
+from oslab import ssh
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
-from oslab.install.nodes import SSHConn
 from oslab.spec import LabSpec, VirtType
 from oslab.ssh import NodeConn, Target
 from oslab.state import LabState
@@ -69,7 +69,7 @@ def host_virt_types(spec: LabSpec, virt_type: str) -> dict[str, str]:
 
 
 def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type: str,
-                    connect: Callable[[Target], NodeConn] = SSHConn) -> dict[str, str]:
+                    connect: Callable[[Target], NodeConn] = ssh.connect) -> dict[str, str]:
     """Each compute node's own vmx/svm answer (``kvm`` or ``qemu``), read over SSH.
 
     When this host runs the nodes under qemu (``host_virt_type``), every compute node gets

@@ -32,12 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from oslab import ssh
 from oslab.distro import distro_for
 from oslab.errors import OslabError
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
 from oslab.install.model import StepDef
-from oslab.install.nodes import SSHConn
 from oslab.install.plan import NodePlan, Plan, planned_step
 from oslab.report import Reporter
 from oslab.spec import LabSpec
@@ -172,7 +172,7 @@ class Engine:
     def __init__(self, spec: LabSpec, state: LabState, targets: Mapping[str, Target],
                  steps: Mapping[str, Sequence[StepDef]], *, reporter: Reporter | None = None,
                  checkpoints: CheckpointSink | None = None,
-                 connect: Callable[[Target], NodeConn] = SSHConn,
+                 connect: Callable[[Target], NodeConn] = ssh.connect,
                  retry_delay: float = 10.0) -> None:
         names = [n.name for n in spec.nodes]
         unknown = [n for n in steps if n not in names]

@@ -63,7 +63,7 @@ USERS: dict[str, Credentials] = {
 
 
 class RemoteNode(Protocol):
-    """A node that runs commands and writes files (``oslab.install.nodes.SSHConn`` is one)."""
+    """A node that runs commands and writes files (``oslab.ssh.Session`` is one)."""
 
     def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
         ...

@@ -1,4 +1,5 @@
-"""SSH to the lab's nodes with paramiko: the lab's key, and the host key oslab pinned.
+"""How oslab reaches a node: :class:`NodeConn`, and :class:`Session`, which is one over SSH
+with paramiko (the lab's key, and the host key oslab pinned).
 
 No trust on first use: the client knows each node's host key before it connects
 (``RejectPolicy`` with that key loaded), because oslab generated it and the kickstart installed it.
@@ -90,7 +91,10 @@ class Target:
 
 
 class NodeConn(Protocol):
-    """One open connection to a node, used by one thread."""
+    """One open connection to a node, used by one thread: run a command, upload a file.
+
+    :class:`Session` is the one over SSH; unit tests pass fakes with the same shape that answer
+    recorded output, and verification runs host-side commands through a local one."""
 
     name: str
 
@@ -114,6 +118,7 @@ class Session:
 
     def __init__(self, target: Target, connect_timeout: float = 10.0) -> None:
         self.target = target
+        self.name = target.name
         _quiet_paramiko()
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -270,6 +275,12 @@ class Session:
             raise SSHError(f"{self.target.name}: cannot write {path}: {_describe(exc)}",
                            hint="is the directory there and writable, and the disk not full?"
                            ) from exc
+
+
+def connect(target: Target, connect_timeout: float = 15.0) -> Session:
+    """The installer's connection to ``target`` (its ``connect`` default): a :class:`Session`
+    that gives the handshake a little longer."""
+    return Session(target, connect_timeout=connect_timeout)
 
 
 def _private_key(target: Target) -> paramiko.PKey:
