@@ -15,10 +15,9 @@ contents (the only way oslab shows a password).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import jinja2
 
@@ -26,7 +25,7 @@ from oslab.errors import OslabError
 from oslab.files import write_private
 from oslab.install.model import FileSpec
 from oslab.spec import LabSpec
-from oslab.ssh import Result
+from oslab.ssh import NodeConn
 from oslab.state import LabState
 
 ADMIN = "admin"
@@ -60,17 +59,6 @@ USERS: dict[str, Credentials] = {
     ADMIN: Credentials(ADMIN, "admin", "admin", ADMIN_PASSWORD_KEY),
     DEMO: Credentials(DEMO, "demo", "demo", DEMO_PASSWORD_KEY),
 }
-
-
-class RemoteNode(Protocol):
-    """A node that runs commands and writes files (``oslab.ssh.Session`` is one)."""
-
-    def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
-        ...
-
-    def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        """Write ``data`` to ``path``, created mode 0600."""
-        ...
 
 
 def credentials(who: str) -> Credentials:
@@ -124,7 +112,7 @@ def write_local(spec: LabSpec, state: LabState, who: str, url: str | None = None
     return path
 
 
-def write_all(spec: LabSpec, state: LabState, node: RemoteNode | None = None,
+def write_all(spec: LabSpec, state: LabState, node: NodeConn | None = None,
               directory: str = REMOTE_DIR, overwrite: bool = False,
               url: str | None = None) -> list[str]:
     """Write the admin and demo openrc files locally and, given ``node`` (the controller),

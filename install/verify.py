@@ -13,8 +13,8 @@ Every resource a check creates is written to a ledger (also kept in the lab's st
 run that died is cleaned up by the next one); without ``keep`` the ledger is torn down at the
 end, newest first, so dependants go before what they depend on.
 
-The nodes are reached through small protocols, :class:`Runner` and :class:`Node`, so tests can
-pass a local runner; :func:`verify_lab` wires the real lab (SSH with pinned host keys).
+The nodes are reached through ``oslab.ssh.NodeConn``, so tests can pass a local runner;
+:func:`verify_lab` wires the real lab (SSH with pinned host keys).
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any
 
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import instance_image, openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
-from oslab.spec import LabSpec, Scope
-from oslab.ssh import Result
+from oslab.spec import LabSpec, Node, Scope
+from oslab.ssh import NodeConn, Result
 from oslab.state import LabState
 
 # -- what is checked ------------------------------------------------------------------------------
@@ -114,37 +114,33 @@ class CheckFailed(Exception):
 # -- how nodes are reached ------------------------------------------------------------------------
 
 
-class Runner(Protocol):
-    """Runs a POSIX shell command (``oslab.ssh.Session``, ``oslab.install.nodes.SSHConn``, or
-    :class:`LocalRunner` in tests). A command that outlives ``timeout`` raises OslabError."""
-
-    def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
-        ...
-
-
-class Node(Runner, Protocol):
-    """A runner that can also write files (the controller)."""
-
-    def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        ...
-
-
 class LocalRunner:
-    """Runs commands with bash on this machine (the host side, and tests)."""
+    """A ``NodeConn`` that runs commands with bash on this machine (the host side, and tests).
+    A command that outlives ``timeout`` raises OslabError."""
+
+    name = "localhost"
 
     def __init__(self, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
 
-    def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
+    def run(self, command: str, *, timeout: float, stdin: str | None = None,
+            secrets: Sequence[str] = (), log: IO[str] | None = None) -> Result:
         from oslab.ssh import mask
         try:
-            proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                                  timeout=timeout, env=self.env, cwd=self.cwd, check=False)
+            proc = subprocess.run(["bash", "-c", command], input=stdin, capture_output=True,
+                                  text=True, timeout=timeout, env=self.env, cwd=self.cwd,
+                                  check=False)
         except subprocess.TimeoutExpired as exc:
             raise OslabError(f"timed out after {timeout:.0f}s: {mask(command, secrets)}") from exc
-        return Result(mask(command, secrets), proc.returncode, proc.stdout,
-                      mask(proc.stderr, secrets))
+        result = Result(mask(command, secrets), proc.returncode, proc.stdout,
+                        mask(proc.stderr, secrets))
+        if log is not None:  # as oslab.ssh.Session logs a command
+            log.write(f"$ {result.command}\n"
+                      + "".join(mask(line, secrets) + "\n" for line in result.stdout.splitlines())
+                      + "".join(f"! {line}\n" for line in result.stderr.splitlines())
+                      + f"# exit {result.returncode}\n")
+        return result
 
     def put(self, path: str, data: bytes, *, timeout: float) -> None:
         p = Path(path)
@@ -152,9 +148,12 @@ class LocalRunner:
         p.touch(mode=0o600)
         p.write_bytes(data)
 
+    def close(self) -> None:
+        pass
+
 
 HttpGet = Callable[[str, float], tuple[int, str]]
-GuestConnect = Callable[[str, str], Runner]  # (address, pinned host key line) -> runner
+GuestConnect = Callable[[str, str], NodeConn]  # (address, pinned host key line) -> runner
 
 
 def http_get(url: str, timeout: float) -> tuple[int, str]:
@@ -555,9 +554,9 @@ class Lab:
     """What the verifier needs of a lab; :func:`verify_lab` builds it for a real one."""
 
     spec: LabSpec
-    controller: Node
-    computes: Mapping[str, Runner]  # compute node name -> runner (for nova-compute's log)
-    host: Runner  # the host side of the provider network (ping)
+    controller: NodeConn
+    computes: Mapping[str, NodeConn]  # compute node name -> runner (for nova-compute's log)
+    host: NodeConn  # the host side of the provider network (ping)
     guest: GuestConnect  # SSH into the instance as the image's user with the lab key
     image: Callable[[], Path]  # the image file on the host (cirros downloaded once, verified)
     public_key: str  # the lab's SSH public key, for the keypair
@@ -599,12 +598,12 @@ class Verifier:
         self.t = lab.timeouts
         self.ids: dict[str, str] = {}
         self.failed_groups: set[str] = set()
-        self._guest: Runner | None = None
+        self._guest: NodeConn | None = None
 
     # -- plumbing --
 
     def sh(self, command: str, timeout: float | None = None,
-           node: Runner | None = None) -> Result:
+           node: NodeConn | None = None) -> Result:
         runner = node if node is not None else self.lab.controller
         try:
             return runner.run(command, timeout=timeout or self.t.command,
@@ -1138,20 +1137,6 @@ def render_summary(spec: LabSpec, report: Report | None, stages: Mapping[str, fl
 # -- the real lab ---------------------------------------------------------------------------------
 
 
-class _SessionNode:
-    """A :class:`Node` over an ``oslab.ssh.Session`` (SFTP for ``put``)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    def run(self, command: str, *, timeout: float, secrets: Sequence[str] = ()) -> Result:
-        result: Result = self.session.run(command, timeout=timeout, secrets=secrets)
-        return result
-
-    def put(self, path: str, data: bytes, *, timeout: float) -> None:
-        self.session.put(path, data, timeout=timeout)
-
-
 def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
                timeouts: Timeouts | None = None,
@@ -1166,14 +1151,14 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     chosen = image if image is not None else instance_image.choose(None, spec)
 
     key = state.ssh_key()
-    sessions: list[Any] = []
+    sessions: list[Session] = []
 
-    def connect(node: Any) -> _SessionNode:
+    def connect(node: Node) -> Session:
         session = Session(state.node_target(node))
         sessions.append(session)
-        return _SessionNode(session)
+        return session
 
-    def guest(address: str, host_key: str) -> Runner:
+    def guest(address: str, host_key: str) -> NodeConn:
         try:
             session = Session(Target(f"{PREFIX}-vm", address, host_key, key.private_path,
                                      user=chosen.user), connect_timeout=20.0)
@@ -1181,7 +1166,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
             raise OslabError(f"{address}: the host key differs from the one on the console"
                              ) from exc
         sessions.append(session)
-        return _SessionNode(session)
+        return session
 
     try:
         controller = connect(spec.controller)

@@ -23,6 +23,7 @@ import pytest
 from oslab import spec as specmod
 from oslab.install import openrc, verify
 from oslab.install.verify import Status
+from oslab.ssh import NodeConn
 from oslab.state import LabState
 from tests.keystone import fixture
 
@@ -41,7 +42,7 @@ class Cloud:
         def no_image() -> Path:
             raise AssertionError("no image in these tests")
 
-        def no_guest(address: str, key: str) -> verify.Runner:
+        def no_guest(address: str, key: str) -> NodeConn:
             raise AssertionError("no instance in these tests")
 
         runner = verify.LocalRunner(env=self.ks.base_env())

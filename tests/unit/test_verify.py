@@ -3,6 +3,7 @@ and its teardown order, openrc files and the end-of-`up` summary (no lab needed)
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import re
@@ -214,6 +215,14 @@ def test_local_runner(tmp_path: Path) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (3, "hi\n", "***\n")
     with pytest.raises(OslabError, match="timed out"):
         verify.LocalRunner().run("sleep 5", timeout=0.2)
+
+
+def test_local_runner_takes_stdin_and_logs_as_a_session_does() -> None:
+    log = io.StringIO()
+    r = verify.LocalRunner().run("cat; echo oops >&2", timeout=10, stdin="hi\n",
+                                 secrets=["oops"], log=log)
+    assert (r.command, r.stdout, r.stderr) == ("cat; echo *** >&2", "hi\n", "***\n")
+    assert log.getvalue() == "$ cat; echo *** >&2\nhi\n! ***\n# exit 0\n"
 
 
 # -- a whole run against a fake controller ------------------------------------------------------
