@@ -224,19 +224,25 @@ def _print_verified(done: upflow.Verified) -> None:
 
 @cli.command()
 @global_options
-@click.option("--node", help="Only this node's steps.")
+@click.option("--node", help="Only this node's steps (and objects).")
 @click.option("--fresh", is_flag=True,
-              help="Plan for blank nodes without reading them (no SSH, no running lab needed).")
+              help="Plan the install for blank nodes without reading anything (no libvirt, "
+                   "no SSH, so no provision plan).")
 @click.option("--virt-type", type=click.Choice([t.value for t in specmod.VirtType]),
               help="Plan as if every compute node chose this virt type.")
 @pass_options
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
-    """Show each node's install steps in order, and the commands each would run now."""
+    """Show what provisioning would create or change, then each node's install steps in
+    order, and the commands each would run now."""
     from oslab.install.plan import render as render_plan
     from oslab.plan import plan_lab
+    from oslab.provision_plan import render as render_provision
 
     done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
     spec = done.spec
+    if done.provision is not None:
+        click.echo(f"provision plan for lab {spec.name}: {done.provision_source}")
+        click.echo(render_provision(done.provision))
     if done.live:
         click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
     elif done.fresh:

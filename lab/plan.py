@@ -1,5 +1,8 @@
-"""`oslab plan`: each node's install steps with the commands they would run now, read from
-the running lab's nodes, or planned for blank nodes when the lab does not run (or ``fresh``)."""
+"""`oslab plan`: what `up --stage provision` would create or change, decided from libvirt's
+state (or for a blank host when libvirt is not reachable), then each node's install steps with
+the commands they would run now, read from the running lab's nodes, or planned for blank nodes
+when the lab does not run. ``fresh`` plans the install for blank nodes and reads nothing, so it
+has no provision plan."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.install.plan import Plan
+    from oslab.provision_plan import ProvisionPlan
     from oslab.up import LabAccess
 
 
@@ -23,6 +27,8 @@ class LabPlan:
     why_not_live: str | None  # why the nodes were not read (None: they were)
     virt_types: dict[str, str]  # per compute node
     virt_types_source: str  # where the virt types come from
+    provision: ProvisionPlan | None = None  # None with --fresh: nothing is read
+    provision_source: str = ""  # where the provisioning facts come from
 
     @property
     def live(self) -> bool:
@@ -45,26 +51,46 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
     nodes = [node] if node else [n.name for n in spec.nodes]
     targets: dict[str, Any] = {}
     why_not: str | None = "--fresh"
+    provision, provision_source = None, ""
     if not fresh:
-        targets, why_not = _live_targets(lab, spec, state, nodes)
+        try:
+            conn = lab.connect()
+        except OslabError as exc:
+            conn, why_not = None, f"libvirt: {exc.message}"
+            provision_source = (f"libvirt is not reachable ({exc.message}), so a blank host "
+                                "assumed")
+        else:
+            targets, why_not = _live_targets(conn, spec, state, nodes)
+            provision_source = f"read from libvirt now ({lab.uri})"
+        provision = _provision(conn, spec, node)
     live = why_not is None
     virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
     steps = content.steps_for(spec, state, virt_types)
     engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
     result = engine.plan(node=node, fresh=not live)
-    return LabPlan(spec, result, fresh, why_not, virt_types, vt_source)
+    return LabPlan(spec, result, fresh, why_not, virt_types, vt_source, provision,
+                   provision_source)
 
 
-def _live_targets(lab: LabAccess, spec: specmod.LabSpec, state: LabState,
+def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> ProvisionPlan:
+    """What `up --stage provision` would do, from libvirt's state (``conn``), or on a blank
+    host (``conn`` None); only the shared objects and ``node``'s when a node is given."""
+    from oslab.distro import DISTROS
+    from oslab.provision_plan import ProvisionFacts, decide, read_facts
+    from oslab.virt import LabObjects
+
+    facts = (ProvisionFacts.blank(spec) if conn is None
+             else read_facts(LabObjects(conn, spec.name), spec))
+    plan = decide(spec, facts, DISTROS[spec.distro].node_os)
+    return plan if node is None else plan.only(node)
+
+
+def _live_targets(conn: Any, spec: specmod.LabSpec, state: LabState,
                   nodes: list[str]) -> tuple[dict[str, Any], str | None]:
     """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
     from oslab.checkpoint import node_targets
     from oslab.ssh import reachable
 
-    try:
-        conn = lab.connect()
-    except OslabError as exc:
-        return {}, f"libvirt: {exc.message}"
     targets = node_targets(conn, spec.name, state)
     missing = [n for n in nodes if n not in targets]
     if missing:

@@ -7,6 +7,11 @@ the lab is and creates nothing twice. A finished lab reruns with zero changes.
 A node moves through phases kept in its domain's metadata:
 ``defined`` (install-time XML, not started yet) → ``installing`` (started from the installer)
 → powered off → ``final`` (redefined to boot from disk) → running and answering SSH.
+
+The decisions are the installer's shape: ``oslab.provision_plan`` reads the facts from libvirt
+and decides, purely, what each object needs and why (what `oslab plan` shows); the provisioner
+applies those decisions. Each node's domain is decided again from its facts just before it is
+acted on.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import libvirt
 
 from oslab import download
 from oslab import iso as isomod
@@ -42,6 +45,15 @@ from oslab.objects import (
     node_volumes,
     oemdrv_volume_name,
     pool_dir,
+)
+from oslab.provision_plan import (
+    ProvisionPlan,
+    Verb,
+    decide,
+    decide_domain,
+    decide_image_domain,
+    domain_fact,
+    read_facts,
 )
 from oslab.report import Reporter, tail
 from oslab.spec import LabSpec, Node, VirtType
@@ -124,14 +136,14 @@ class Provisioner:
     @libvirt_calls("provisioning the lab")
     def run(self) -> ProvisionResult:
         start = time.monotonic()
-        self.check_existing()
+        plan = self.check_existing()
         if self.distro.node_os is NodeOs.IMAGE:
-            return self.run_image(start)
+            return self.run_image(start, plan)
         kickstarts = self.kickstarts()  # all validated before any VM starts
         self.ensure_shared()
-        pending = [n for n in self.spec.nodes if self.needs_install(n)]
+        pending = [n for n in self.spec.nodes if plan.node(n.name).needs_install]
         media = self.installer_media() if pending else None
-        unstarted = [n for n in pending if not self.install_started(n)]
+        unstarted = [n for n in pending if not plan.node(n.name).install_started]
         for node in self.spec.nodes:
             for vol in node_volumes(node):
                 if self.objs.ensure_volume(vol):
@@ -144,15 +156,14 @@ class Provisioner:
                 self.objs.upload(oemdrv_volume_name(node), path, replace=True)
         return self.every_node(lambda n: self.node(n, media), start)
 
-    def run_image(self, start: float) -> ProvisionResult:
+    def run_image(self, start: float, plan: ProvisionPlan) -> ProvisionResult:
         """Nodes booting a base image built on the host: overlays, seeds, direct kernel boot."""
         from oslab.images.nodes import ImageNodes
 
         self.ensure_shared()
         images = ImageNodes(self.spec, self.conn, self.state, self.objs, self.report.lab,
                             self.virt_type, fresh_image=self.fresh_image)
-        missing = [n for n in self.spec.nodes
-                   if self.objs.domain(domain_name(self.spec.name, n.name)) is None]
+        missing = [n for n in self.spec.nodes if not plan.node(n.name).has_domain]
         bases = images.bases(missing)
         definitions = {}
         for node in missing:
@@ -184,22 +195,20 @@ class Provisioner:
             raise combined(errors, hint="see the logs in " + str(self.state.dir / "logs"))
         return ProvisionResult(outcomes, self.changed, time.monotonic() - start)
 
-    def check_existing(self) -> None:
-        """Refuse foreign objects with the lab's names, and domains built from another spec."""
-        self.objs.pool()
-        for net in self.spec.networks:
-            self.objs.network(network_def(self.spec, net).name)
-        for node in self.spec.nodes:
-            dom = self.objs.domain(domain_name(self.spec.name, node.name))
-            if dom is None:
-                continue
-            meta = self.meta(dom)
-            if meta.spec != self.spec.digest():
-                raise OslabError(
-                    f"node {node.name} was built from a different spec "
-                    f"({meta.spec}, now {self.spec.digest()})",
-                    hint=f"run `oslab --lab {self.spec.name} destroy` to rebuild the lab from "
-                         "this spec, or restore the spec it was built from")
+    def check_existing(self) -> ProvisionPlan:
+        """Read the lab's objects from libvirt and decide what each needs. Refuse foreign
+        objects with the lab's names (while reading), and domains built from another spec."""
+        plan = decide(self.spec, read_facts(self.objs, self.spec), self.distro.node_os)
+        for node in plan.nodes:
+            if Verb.REFUSE in node.domain.verbs:
+                raise self.refused(node.node, node.domain.reason)
+        return plan
+
+    def refused(self, node: str, reason: str) -> OslabError:
+        return OslabError(
+            f"node {node} was {reason}",
+            hint=f"run `oslab --lab {self.spec.name} destroy` to rebuild the lab from "
+                 "this spec, or restore the spec it was built from")
 
     def kickstarts(self) -> dict[str, str]:
         ssh_pub = self.state.ssh_key().public
@@ -224,15 +233,6 @@ class Provisioner:
         if self.objs.ensure_pool(PoolDef(self.spec.name, pool_dir(self.spec))):
             self.changed.append(f"pool {self.spec.name}")
             self.report.lab(f"storage pool {self.spec.name} at {pool_dir(self.spec)}")
-
-    def needs_install(self, node: Node) -> bool:
-        dom = self.objs.domain(domain_name(self.spec.name, node.name))
-        return dom is None or self.meta(dom).phase != DomainPhase.FINAL
-
-    def install_started(self, node: Node) -> bool:
-        """Whether the node's installer runs or ran (its kickstart disk is then in use)."""
-        dom = self.objs.domain(domain_name(self.spec.name, node.name))
-        return dom is not None and (dom.isActive() or self.meta(dom).phase != DomainPhase.DEFINED)
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
@@ -275,27 +275,34 @@ class Provisioner:
         out = NodeOutcome(node.name, str(node.address), self.virt_type)
         name = domain_name(self.spec.name, node.name)
         say = functools.partial(self.report.node, node.name)
-        dom = self.objs.domain(name)
-        if dom is None:
-            assert media is not None or image is not None
-            definition = image or self.definition(node, media)
-            console = self.state.console_log_path(node.name)
-            console.parent.mkdir(parents=True, exist_ok=True)
-            dom = self.conn.defineXML(definition.xml())
-            out.changed.append("domain defined")
-            say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, {node.vcpus} vCPU)")
-        phase = self.meta(dom).phase
-        if phase in (DomainPhase.DEFINED, DomainPhase.INSTALLING):
-            assert media is not None
-            self.install(node, dom, phase, media, out)
-        if not dom.isActive():
-            dom.create()
-            out.changed.append("started")
-            say("booting from disk")
-        elif dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
-            dom.resume()
-            out.changed.append("resumed")
-            say("resumed")
+        dom: Any = self.objs.domain(name)  # None until the decision defines it
+        decide_node = (decide_image_domain if self.distro.node_os is NodeOs.IMAGE
+                       else decide_domain)
+        decision = decide_node(f"domain {name}", None if dom is None else domain_fact(dom),
+                               self.spec.digest())
+        for verb in decision.verbs:
+            if verb is Verb.REFUSE:
+                raise self.refused(node.name, decision.reason)
+            if verb is Verb.DEFINE:
+                assert media is not None or image is not None
+                definition = image or self.definition(node, media)
+                console = self.state.console_log_path(node.name)
+                console.parent.mkdir(parents=True, exist_ok=True)
+                dom = self.conn.defineXML(definition.xml())
+                out.changed.append("domain defined")
+                say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, "
+                    f"{node.vcpus} vCPU)")
+            elif verb in (Verb.INSTALL, Verb.AWAIT_INSTALL):
+                assert media is not None
+                self.install(node, dom, self.meta(dom).phase, media, out)
+            elif verb is Verb.BOOT:
+                dom.create()
+                out.changed.append("started")
+                say("booting from disk")
+            elif verb is Verb.RESUME:
+                dom.resume()
+                out.changed.append("resumed")
+                say("resumed")
         say(f"waiting for SSH at {node.address}")
         target = self.state.node_target(node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,

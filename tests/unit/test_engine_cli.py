@@ -84,6 +84,42 @@ def test_plan_of_a_lab_that_does_not_run_falls_back_to_fresh(home: Path,
     assert "controller:" not in out and "compute1: 2 steps" in out
 
 
+def test_plan_shows_the_provisioning_first_from_libvirt(home: Path, fake_content: None) -> None:
+    code, out, exc = invoke("plan", "--uri", "test:///default", "--node", "compute1")
+    assert exc is None and code == 0, out
+    provision, install = out.split("\ninstall plan for lab oslab: ", 1)
+    assert provision == (
+        "provision plan for lab oslab: read from libvirt now (test:///default)\n"
+        "  network oslab-mgmt: create (absent)\n"
+        "  network oslab-prov: create (absent)\n"
+        "  pool oslab: create (absent; at /var/lib/libvirt/images/oslab-oslab)\n"
+        "  installer media (installer.iso, installer-vmlinuz, installer-initrd.img): upload "
+        "(to install controller, compute1; each kept when there at the same size)\n"
+        "  node compute1\n"
+        "    volume compute1-system.qcow2: create (absent)\n"
+        "    volume compute1-oemdrv.iso: upload (its kickstart; the install has not started)\n"
+        "    domain oslab-compute1: define, install, boot (absent)\n"
+        "  7 objects to create or change, then every node is waited for until it answers SSH\n")
+    assert install.startswith("the lab is not running (compute1 not running)")
+
+
+def test_plan_without_libvirt_assumes_a_blank_host(home: Path, fake_content: None) -> None:
+    code, out, exc = invoke("plan", "--uri", "test:///nonexistent-oslab-scenario.xml")
+    assert exc is None and code == 0, out
+    assert out.startswith("provision plan for lab oslab: libvirt is not reachable (cannot "
+                          "connect to libvirt at test:///nonexistent-oslab-scenario.xml: ")
+    assert "), so a blank host assumed\n  network oslab-mgmt: create (absent)\n" in out
+    assert "    domain oslab-controller: define, install, boot (absent)\n" in out
+    assert "  11 objects to create or change" in out
+
+
+def test_a_fresh_plan_reads_nothing_and_has_no_provision_plan(home: Path,
+                                                               fake_content: None) -> None:
+    code, out, exc = invoke("plan", "--fresh", "--uri", "test:///default")
+    assert exc is None and code == 0, out
+    assert "provision plan" not in out and out.startswith("install plan for lab oslab: fresh")
+
+
 def test_render_writes_every_file_and_the_kickstart(home: Path, fake_content: None) -> None:
     out_dir = home / "out"
     code, out, exc = invoke("render", "--out", str(out_dir), "--virt-type", "kvm")
