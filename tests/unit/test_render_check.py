@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from oslab import spec as specmod
 from oslab.cli import cli
 from oslab.install import content
 from oslab.install.model import StepDef
@@ -96,3 +97,24 @@ def test_a_broken_config_fails_with_its_error(home: Path, monkeypatch: pytest.Mo
     assert lines[-2:] == [
         case.error.format(line=line),
         "checked 14 service configs against the epoxy option schema: 1 error, 0 warnings"]
+
+
+@pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
+def test_every_nova_conf_sets_the_state_path(home: Path, distro: str) -> None:
+    """Found by the e2e run: without state_path nova-compute tried to write its compute_id under
+    /usr/lib/python3/dist-packages (nova's default is its package directory) and never started.
+    The packages' own configs set /var/lib/nova; oslab writes the whole file, so it must too."""
+    import configparser
+
+    spec_file = home / "lab.toml"
+    spec_file.write_text(specmod.default_spec_text(distro))
+    out = home / "out"
+    result = CliRunner().invoke(cli, ["-f", str(spec_file), "render", "--out", str(out),
+                                      "--virt-type", "qemu"])
+    assert result.exit_code == 0, result.output
+    confs = sorted(out.glob("*/etc/nova/nova.conf"))
+    assert [c.parts[-4] for c in confs] == ["compute1", "controller"]
+    for conf in confs:
+        ini = configparser.ConfigParser(interpolation=None, strict=False)
+        ini.read_string(conf.read_text())
+        assert ini.get("DEFAULT", "state_path") == "/var/lib/nova", conf
