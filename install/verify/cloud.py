@@ -12,9 +12,9 @@ from oslab.install import instance_image, openrc
 from oslab.install.verify.checklist import PHYSNET, PREFIX, REMOTE_TMP, SELF_SERVICE_CANDIDATES, TAG
 from oslab.install.verify.parsers import (
     ServerState,
-    _rows,
     console_host_keys,
     field_of,
+    json_rows,
     parse_console,
     parse_dashboard,
     parse_partitions,
@@ -101,7 +101,7 @@ class CloudChecks(CheckRunner):
             return
         spec = self.lab.spec
         with self.row("network: provider (flat, physnet provider)", g) as d:
-            rows = _rows(self.openstack(
+            rows = json_rows(self.openstack(
                 f"network list --provider-physical-network {PHYSNET} -f json"),
                 "network list")
             if rows:

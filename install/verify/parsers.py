@@ -25,7 +25,7 @@ def load_json(text: str, what: str) -> Any:
                           "run the command on the controller and read its output") from exc
 
 
-def _rows(text: str, what: str) -> list[dict[str, Any]]:
+def json_rows(text: str, what: str) -> list[dict[str, Any]]:
     data = load_json(text, what)
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise CheckFailed(f"{what}: expected a JSON list of rows")
@@ -35,7 +35,7 @@ def _rows(text: str, what: str) -> list[dict[str, Any]]:
 def parse_compute_services(text: str) -> Verdict:
     """``openstack compute service list -f json``: every service enabled and up, and at least
     a conductor, a scheduler and one nova-compute."""
-    rows = _rows(text, "compute service list")
+    rows = json_rows(text, "compute service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
     have = {str(r.get("Binary")) for r in rows}
@@ -54,7 +54,7 @@ def parse_compute_services(text: str) -> Verdict:
 def parse_network_agents(text: str) -> Verdict:
     """``openstack network agent list -f json``: every agent alive (``Alive`` is a boolean
     in machine-readable output, ``:-)`` only in the table) and administratively up."""
-    rows = _rows(text, "network agent list")
+    rows = json_rows(text, "network agent list")
     if not rows:
         return Verdict(False, "no network agents registered",
                        "are neutron-openvswitch-agent, -dhcp-agent, -l3-agent and "
@@ -75,7 +75,7 @@ def parse_network_agents(text: str) -> Verdict:
 
 def parse_volume_services(text: str) -> Verdict:
     """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up."""
-    rows = _rows(text, "volume service list")
+    rows = json_rows(text, "volume service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
     have = {str(r.get("Binary")) for r in rows}
@@ -113,7 +113,7 @@ def parse_upgrade_check(text: str, returncode: int, command: str = "upgrade chec
 def parse_catalog(text: str, expected: Mapping[str, str] = EXPECTED_SERVICES) -> Verdict:
     """``openstack catalog list -f json``: each expected service type with a public, internal
     and admin endpoint."""
-    rows = _rows(text, "catalog list")
+    rows = json_rows(text, "catalog list")
     found: dict[str, set[str]] = {}
     for r in rows:
         kinds = found.setdefault(str(r.get("Type")), set())
@@ -125,7 +125,7 @@ def parse_catalog(text: str, expected: Mapping[str, str] = EXPECTED_SERVICES) ->
 
 def parse_endpoints(text: str, expected: Mapping[str, str] = EXPECTED_SERVICES) -> Verdict:
     """``openstack endpoint list -f json``: the same, from the endpoint rows (enabled ones)."""
-    rows = _rows(text, "endpoint list")
+    rows = json_rows(text, "endpoint list")
     found: dict[str, set[str]] = {}
     for r in rows:
         if r.get("Enabled") is False:
