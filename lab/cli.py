@@ -211,11 +211,11 @@ def _print_installed(done: upflow.Installed) -> None:
 
 
 def _print_verified(done: upflow.Verified) -> None:
-    from oslab.install import verify as verifymod
+    from oslab.summary import render_summary
 
     click.echo("")
-    click.echo(verifymod.render_summary(done.spec, done.report, done.times,
-                                        key_path=done.key_path))
+    click.echo(render_summary(done.spec, done.report, done.times,
+                              key_path=done.key_path))
     if not done.report.ok:
         raise OslabError("verification failed: see the rows above",
                          hint="fix what the failed rows point at, then `oslab verify`; "
@@ -561,12 +561,13 @@ def verify(opts: Options, keep: bool, image_path: str | None) -> None:
     from oslab.install import instance_image
     from oslab.install import verify as verifymod
     from oslab.report import Reporter
+    from oslab.summary import render_table
 
     spec = opts.spec()
     image = instance_image.choose(image_path, spec)
     report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
                                   image=image)
-    click.echo(verifymod.render_table(report))
+    click.echo(render_table(report))
     if not report.ok:
         raise SystemExit(1)
 

@@ -37,7 +37,7 @@ import pycdlib
 import pytest
 
 from oslab.errors import OslabError
-from oslab.install.verify import console_host_keys, parse_console, parse_partitions
+from oslab.install.verify.parsers import console_host_keys, parse_console, parse_partitions
 from oslab.ssh import Session, Target
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """oslab's verification against a real Keystone of the release (27.x, Epoxy) on 127.0.0.1.
 
 The openrc files are rendered by ``oslab.install.openrc`` and sourced by bash; the checks run
-the real ``openstack`` client (7.5.0) through ``verify.LocalRunner`` exactly as they run on the
+the real ``openstack`` client (7.5.0) through ``connections.LocalRunner`` exactly as they run on the
 controller over SSH. Keystone comes from ``tests/keystone/fixture.py`` (a cached venv built by
 ``tests/keystone/setup.sh``); only loopback is used.
 
@@ -22,9 +22,10 @@ import pytest
 
 from oslab import spec as specmod
 from oslab.install import openrc, verify
-from oslab.install.verify import Status
+from oslab.install.verify import Status, checklist, connections, parsers
 from oslab.ssh import NodeConn
 from oslab.state import LabState
+from oslab.summary import render_table
 from tests.keystone import fixture
 
 pytestmark = pytest.mark.integration
@@ -38,14 +39,14 @@ class Cloud:
     root: Path  # stands for /root on the controller
 
     def lab(self, openrc_dir: Path | None = None,
-            expected: Mapping[str, str] = verify.EXPECTED_SERVICES) -> verify.Lab:
+            expected: Mapping[str, str] = checklist.EXPECTED_SERVICES) -> verify.Lab:
         def no_image() -> Path:
             raise AssertionError("no image in these tests")
 
         def no_guest(address: str, key: str) -> NodeConn:
             raise AssertionError("no instance in these tests")
 
-        runner = verify.LocalRunner(env=self.ks.base_env())
+        runner = connections.LocalRunner(env=self.ks.base_env())
         return verify.Lab(spec=self.spec, controller=runner, computes={}, host=runner,
                           guest=no_guest, image=no_image, public_key="",
                           secrets=tuple(self.state.known_passwords()),
@@ -63,7 +64,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         fixture.register_lab_services(ks)
         fixture.create_demo(ks, state.password(openrc.DEMO_PASSWORD_KEY))
         root = base / "root"
-        openrc.write_all(spec, state, verify.LocalRunner(), directory=str(root), url=ks.url)
+        openrc.write_all(spec, state, connections.LocalRunner(), directory=str(root), url=ks.url)
         yield Cloud(ks, spec, state, root)
     finally:
         ks.stop()
@@ -73,12 +74,12 @@ def test_openrc_files_authenticate_admin_and_demo(cloud: Cloud) -> None:
     for who in ("admin", "demo"):
         for path in (cloud.root / f"{who}-openrc", openrc.local_path(cloud.state, who)):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
-            result = verify.LocalRunner(env=cloud.ks.base_env()).run(
+            result = connections.LocalRunner(env=cloud.ks.base_env()).run(
                 f". {path} && openstack token issue -f json && openstack project show "
                 f"$OS_PROJECT_NAME -f json -c name", timeout=120)
             assert result.ok, result.stderr
             token, project = result.stdout.split("}\n", 1)
-            assert verify.parse_token(token + "}").ok
+            assert parsers.parse_token(token + "}").ok
             assert json.loads(project) == {"name": who}
 
 
@@ -97,7 +98,7 @@ def test_catalog_names_the_missing_service_and_endpoint(cloud: Cloud) -> None:
                                     "admin", "-f", "json").stdout)
     ks.openstack("endpoint", "delete", admin[0]["ID"])
     try:
-        expected = {**verify.EXPECTED_SERVICES, "object-store": "swift"}
+        expected = {**checklist.EXPECTED_SERVICES, "object-store": "swift"}
         report = verify.Verifier(cloud.lab(expected=expected)).run(only=("catalog",))
     finally:
         ks.openstack("endpoint", "create", "--region", fixture.REGION, "volumev3", "admin",
@@ -108,7 +109,7 @@ def test_catalog_names_the_missing_service_and_endpoint(cloud: Cloud) -> None:
         assert row.details == ("volumev3 (cinder) has no admin endpoint; object-store (swift) "
                                "is missing")
         assert "openstack endpoint create" in row.hint and "cinder, swift" in row.hint
-    table = verify.render_table(report)
+    table = render_table(report)
     assert "look at: register it" in table and "0 passed, 2 failed" in table
 
 
@@ -125,7 +126,7 @@ def test_wrong_password_says_authentication_failed(cloud: Cloud, tmp_path: Path)
     assert (catalog.name, catalog.status, catalog.details) == ("catalog", Status.SKIP,
                                                                "needs identity")
     assert not report.ok
-    assert "wrong-password" not in verify.render_table(report)
+    assert "wrong-password" not in render_table(report)
 
 
 def test_keystone_down_and_service_down(cloud: Cloud, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from oslab import spec as specmod
 from oslab.errors import OslabError
 from oslab.install import instance_image as ii
-from oslab.install import verify
+from oslab.install.verify import checklist
 
 MANIFEST = {"name": "oslab-instance", "user": "cirros", "disk_format": "qcow2",
             "min_disk_gib": 1, "min_ram_mib": 128,
@@ -141,7 +141,7 @@ UPLOADS = [
 
 @pytest.mark.parametrize(("image", "args"), UPLOADS)
 def test_upload_command(image: ii.InstanceImage, args: str) -> None:
-    name = image.glance_name(verify.PREFIX)
+    name = image.glance_name(checklist.PREFIX)
     assert ii.create_args(image, f"/var/tmp/{name}.img", name) == args
 
 

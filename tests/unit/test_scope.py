@@ -10,7 +10,8 @@ import pytest
 
 from oslab import spec as specmod
 from oslab.errors import SpecError
-from oslab.install.verify import GROUPS, SCOPE_GROUPS, expected_services, parse_catalog
+from oslab.install.verify.checklist import GROUPS, SCOPE_GROUPS, expected_services
+from oslab.install.verify.parsers import parse_catalog
 from oslab.spec import Role, Scope
 from tests.unit.test_services import plan
 

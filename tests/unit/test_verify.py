@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from oslab import spec as specmod
+from oslab import summary
 from oslab.errors import OslabError
 from oslab.install import openrc, verify
-from oslab.install.verify import Status
+from oslab.install.verify import Status, connections, parsers
+from oslab.install.verify.cloud import allocation_pool, self_service_cidr
+from oslab.install.verify.runner import osc
 from oslab.ssh import Result
 from oslab.state import LabState
 
@@ -32,9 +35,9 @@ def rec(name: str) -> str:
 
 
 def test_compute_services() -> None:
-    good = verify.parse_compute_services(rec("compute_service_list.json"))
+    good = parsers.parse_compute_services(rec("compute_service_list.json"))
     assert good.ok and "nova-compute on compute1" in good.details
-    bad = verify.parse_compute_services(rec("compute_service_list_down.json"))
+    bad = parsers.parse_compute_services(rec("compute_service_list_down.json"))
     assert not bad.ok
     assert bad.details == "nova-compute on compute1 is down"
     assert "compute1" in bad.hint and "nova" in bad.hint
@@ -43,49 +46,49 @@ def test_compute_services() -> None:
 def test_compute_services_missing_binary() -> None:
     rows = [r for r in json.loads(rec("compute_service_list.json"))
             if r["Binary"] != "nova-compute"]
-    v = verify.parse_compute_services(json.dumps(rows))
+    v = parsers.parse_compute_services(json.dumps(rows))
     assert not v.ok and "no nova-compute registered" in v.details
 
 
 def test_network_agents() -> None:
-    good = verify.parse_network_agents(rec("network_agent_list.json"))
+    good = parsers.parse_network_agents(rec("network_agent_list.json"))
     assert good.ok and good.details == "5 agents alive"
-    bad = verify.parse_network_agents(rec("network_agent_list_dead.json"))
+    bad = parsers.parse_network_agents(rec("network_agent_list_dead.json"))
     assert not bad.ok
     assert bad.details == "not alive: Open vSwitch agent on compute1"
     assert "neutron-openvswitch-agent" in bad.hint
-    assert not verify.parse_network_agents("[]").ok
+    assert not parsers.parse_network_agents("[]").ok
 
 
 def test_volume_services() -> None:
-    assert verify.parse_volume_services(rec("volume_service_list.json")).ok
-    bad = verify.parse_volume_services(rec("volume_service_list_down.json"))
+    assert parsers.parse_volume_services(rec("volume_service_list.json")).ok
+    bad = parsers.parse_volume_services(rec("volume_service_list_down.json"))
     assert not bad.ok and bad.details == "cinder-volume on controller@lvm is down"
     assert "cinder-volumes" in bad.hint
 
 
 def test_upgrade_check() -> None:
-    good = verify.parse_upgrade_check(rec("upgrade_check_success.txt"), 0)
+    good = parsers.parse_upgrade_check(rec("upgrade_check_success.txt"), 0)
     assert good.ok and good.details == "3 checks"
-    bad = verify.parse_upgrade_check(rec("upgrade_check_failure.txt"), 2,
+    bad = parsers.parse_upgrade_check(rec("upgrade_check_failure.txt"), 2,
                                      "nova-status upgrade check")
     assert not bad.ok and bad.details == "Cells v2: Failure"
     assert "nova-status upgrade check" in bad.hint
-    missing = verify.parse_upgrade_check("", 127, "nova-status upgrade check")
+    missing = parsers.parse_upgrade_check("", 127, "nova-status upgrade check")
     assert not missing.ok and "exited 127" in missing.details
 
 
 def test_catalog_and_endpoints_complete() -> None:
-    for parse, name in ((verify.parse_catalog, "catalog_list.json"),
-                        (verify.parse_endpoints, "endpoint_list.json")):
+    for parse, name in ((parsers.parse_catalog, "catalog_list.json"),
+                        (parsers.parse_endpoints, "endpoint_list.json")):
         v = parse(rec(name))
         assert v.ok, v
         assert v.details == "6 services with public/internal/admin endpoints"
 
 
 def test_catalog_and_endpoints_partial() -> None:
-    for parse, name in ((verify.parse_catalog, "catalog_list_partial.json"),
-                        (verify.parse_endpoints, "endpoint_list_partial.json")):
+    for parse, name in ((parsers.parse_catalog, "catalog_list_partial.json"),
+                        (parsers.parse_endpoints, "endpoint_list_partial.json")):
         v = parse(rec(name))
         assert not v.ok
         assert v.details == ("network (neutron) is missing; volumev3 (cinder) has no admin "
@@ -94,78 +97,78 @@ def test_catalog_and_endpoints_partial() -> None:
 
 
 def test_catalog_expected_is_a_parameter() -> None:
-    v = verify.parse_catalog(rec("catalog_list.json"), {"object-store": "swift"})
+    v = parsers.parse_catalog(rec("catalog_list.json"), {"object-store": "swift"})
     assert not v.ok and v.details == "object-store (swift) is missing"
 
 
 def test_token() -> None:
-    assert verify.parse_token(rec("token_issue.json")).ok
-    assert not verify.parse_token("{}").ok
+    assert parsers.parse_token(rec("token_issue.json")).ok
+    assert not parsers.parse_token("{}").ok
 
 
 def test_not_json() -> None:
     with pytest.raises(verify.CheckFailed, match="not JSON: Traceback"):
-        verify.parse_compute_services("Traceback (most recent call last):\n...")
+        parsers.parse_compute_services("Traceback (most recent call last):\n...")
 
 
 def test_server() -> None:
-    ok = verify.parse_server(rec("server_show_active.json"))
+    ok = parsers.parse_server(rec("server_show_active.json"))
     assert (ok.status, ok.host, ok.fixed_ips) == ("ACTIVE", "compute1", ["172.16.1.23"])
-    err = verify.parse_server(rec("server_show_error.json"))
+    err = parsers.parse_server(rec("server_show_error.json"))
     assert err.status == "ERROR" and err.host == ""
     assert err.fault == "500 No valid host was found. There are not enough hosts available."
 
 
 def test_volume_attachment() -> None:
-    sid = verify.parse_server(rec("server_show_active.json"))
+    sid = parsers.parse_server(rec("server_show_active.json"))
     server_id = json.loads(rec("server_show_active.json"))["id"]
     assert sid.status == "ACTIVE"
-    assert verify.parse_volume_attachment(rec("volume_show_in_use.json"), server_id) == "/dev/vdb"
-    assert verify.parse_volume_attachment(rec("volume_show_available.json"), server_id) is None
-    assert verify.field_of(rec("volume_show_in_use.json"), "status", "v") == "in-use"
+    assert parsers.parse_volume_attachment(rec("volume_show_in_use.json"), server_id) == "/dev/vdb"
+    assert parsers.parse_volume_attachment(rec("volume_show_available.json"), server_id) is None
+    assert parsers.field_of(rec("volume_show_in_use.json"), "status", "v") == "in-use"
 
 
 def test_image_and_fip_fields() -> None:
-    assert verify.field_of(rec("image_show_active.json"), "status", "i") == "active"
-    assert verify.field_of(rec("image_show_queued.json"), "status", "i") == "queued"
-    assert verify.field_of(rec("floating_ip_create.json"), "floating_ip_address",
+    assert parsers.field_of(rec("image_show_active.json"), "status", "i") == "active"
+    assert parsers.field_of(rec("image_show_queued.json"), "status", "i") == "queued"
+    assert parsers.field_of(rec("floating_ip_create.json"), "floating_ip_address",
                            "f") == "203.0.113.187"
     with pytest.raises(verify.CheckFailed, match="no 'nope'"):
-        verify.field_of(rec("image_show_active.json"), "nope", "image show")
+        parsers.field_of(rec("image_show_active.json"), "nope", "image show")
 
 
 def test_console() -> None:
     login = rec("console_log_login.txt")
-    assert verify.parse_console(login).ok
-    keys = verify.console_host_keys(login)
+    assert parsers.parse_console(login).ok
+    keys = parsers.console_host_keys(login)
     assert len(keys) == 1 and keys[0].startswith("ssh-ed25519 ")
-    booting = verify.parse_console(rec("console_log_booting.txt"))
+    booting = parsers.parse_console(rec("console_log_booting.txt"))
     assert not booting.ok and "last lines:" in booting.details
-    assert verify.console_host_keys(rec("console_log_booting.txt")) == []
-    assert verify.parse_console("").details.endswith("the console log is empty")
+    assert parsers.console_host_keys(rec("console_log_booting.txt")) == []
+    assert parsers.parse_console("").details.endswith("the console log is empty")
 
 
 def test_host_keys_prefer_ed25519() -> None:
     text = ("-----BEGIN SSH HOST KEY KEYS-----\nssh-rsa AAAA root@x\n"
             "ecdsa-sha2-nistp256 BBBB root@x\nssh-ed25519 CCCC root@x\n"
             "-----END SSH HOST KEY KEYS-----\n")
-    assert [k.split()[0] for k in verify.console_host_keys(text)] == [
+    assert [k.split()[0] for k in parsers.console_host_keys(text)] == [
         "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
 
 
 def test_partitions() -> None:
-    assert verify.parse_partitions(rec("proc_partitions_vdb.txt"), "/dev/vdb").ok
-    bad = verify.parse_partitions(rec("proc_partitions.txt"), "/dev/vdb")
+    assert parsers.parse_partitions(rec("proc_partitions_vdb.txt"), "/dev/vdb").ok
+    bad = parsers.parse_partitions(rec("proc_partitions.txt"), "/dev/vdb")
     assert not bad.ok and "vdb not in /proc/partitions" in bad.details
 
 
 def test_dashboard() -> None:
-    assert verify.parse_dashboard(200, rec("horizon_login.html")).ok
-    assert verify.parse_dashboard(200, rec("horizon_login_debian13.html")).ok
-    assert not verify.parse_dashboard(200, "<html>It works!</html>").ok
-    v = verify.parse_dashboard(500, "")
+    assert parsers.parse_dashboard(200, rec("horizon_login.html")).ok
+    assert parsers.parse_dashboard(200, rec("horizon_login_debian13.html")).ok
+    assert not parsers.parse_dashboard(200, "<html>It works!</html>").ok
+    v = parsers.parse_dashboard(500, "")
     assert not v.ok and "error_log" in v.hint
-    assert "nothing answers" in verify.parse_dashboard(0, "Connection refused").details
+    assert "nothing answers" in parsers.parse_dashboard(0, "Connection refused").details
 
 
 @pytest.mark.parametrize(("name", "details", "hint"), [
@@ -177,7 +180,7 @@ def test_dashboard() -> None:
      "region not found", "not in the catalog"),
 ])
 def test_explain_recorded_errors(name: str, details: str, hint: str) -> None:
-    failure = verify.explain(Result("openstack x", 1, "", rec(name)), "x")
+    failure = parsers.explain(Result("openstack x", 1, "", rec(name)), "x")
     assert details in failure.details
     assert hint in failure.hint
 
@@ -187,39 +190,39 @@ def test_explain_recorded_errors(name: str, details: str, hint: str) -> None:
 
 def test_allocation_pool_avoids_gateway() -> None:
     net = ipaddress.IPv4Network("203.0.113.0/24")
-    start, end = verify.allocation_pool(net, ipaddress.IPv4Address("203.0.113.1"))
+    start, end = allocation_pool(net, ipaddress.IPv4Address("203.0.113.1"))
     assert (str(start), str(end)) == ("203.0.113.127", "203.0.113.254")
     small = ipaddress.IPv4Network("10.9.1.0/29")
-    start, end = verify.allocation_pool(small, ipaddress.IPv4Address("10.9.1.1"))
+    start, end = allocation_pool(small, ipaddress.IPv4Address("10.9.1.1"))
     assert ipaddress.IPv4Address("10.9.1.1") < start <= end < small.broadcast_address
-    high_gw = verify.allocation_pool(net, ipaddress.IPv4Address("203.0.113.200"))
+    high_gw = allocation_pool(net, ipaddress.IPv4Address("203.0.113.200"))
     assert str(high_gw[0]) == "203.0.113.201"
 
 
 def test_self_service_cidr_avoids_lab_networks() -> None:
     spec = specmod.load_default()
-    assert str(verify.self_service_cidr(spec)) == "172.16.1.0/24"
+    assert str(self_service_cidr(spec)) == "172.16.1.0/24"
     text = specmod.default_spec_text().replace('cidr = "203.0.113.0/24"',
                                                'cidr = "172.16.0.0/16"')
-    assert str(verify.self_service_cidr(specmod.parse(text))) == "192.168.111.0/24"
+    assert str(self_service_cidr(specmod.parse(text))) == "192.168.111.0/24"
 
 
 def test_osc_command() -> None:
-    assert verify.osc("demo", "server list -f json") == \
+    assert osc("demo", "server list -f json") == \
         ". /root/demo-openrc && openstack server list -f json"
 
 
 def test_local_runner(tmp_path: Path) -> None:
-    r = verify.LocalRunner(cwd=tmp_path).run("echo hi; echo oops >&2; exit 3", timeout=10,
+    r = connections.LocalRunner(cwd=tmp_path).run("echo hi; echo oops >&2; exit 3", timeout=10,
                                              secrets=["oops"])
     assert (r.returncode, r.stdout, r.stderr) == (3, "hi\n", "***\n")
     with pytest.raises(OslabError, match="timed out"):
-        verify.LocalRunner().run("sleep 5", timeout=0.2)
+        connections.LocalRunner().run("sleep 5", timeout=0.2)
 
 
 def test_local_runner_takes_stdin_and_logs_as_a_session_does() -> None:
     log = io.StringIO()
-    r = verify.LocalRunner().run("cat; echo oops >&2", timeout=10, stdin="hi\n",
+    r = connections.LocalRunner().run("cat; echo oops >&2", timeout=10, stdin="hi\n",
                                  secrets=["oops"], log=log)
     assert (r.command, r.stdout, r.stderr) == ("cat; echo *** >&2", "hi\n", "***\n")
     assert log.getvalue() == "$ cat; echo *** >&2\nhi\n! ***\n# exit 0\n"
@@ -354,7 +357,7 @@ def deletes(commands: list[str]) -> list[str]:
 def test_full_run_passes_and_cleans_up_in_reverse(tmp_path: Path) -> None:
     cloud = FakeCloud()
     report = verify.Verifier(make_lab(cloud, tmp_path)).run()
-    assert report.ok, verify.render_table(report)
+    assert report.ok, summary.render_table(report)
     names = [r.name for r in report.rows]
     assert names == [
         "identity: admin token", "identity: demo token", "catalog", "endpoints",
@@ -443,7 +446,7 @@ def sample_report() -> verify.Report:
 
 
 def test_render_table() -> None:
-    assert verify.render_table(sample_report()) == "\n".join([
+    assert summary.render_table(sample_report()) == "\n".join([
         "check                        result     time  details",
         "identity: admin token        pass       2.4s  token for project p",
         "network agents               FAIL       2.0s  not alive: L3 agent on controller",
@@ -455,7 +458,7 @@ def test_render_table() -> None:
 
 def test_render_summary(tmp_path: Path) -> None:
     spec = specmod.load_default()
-    text = verify.render_summary(spec, sample_report(), {"provision": 1312.4, "install": 2400.0,
+    text = summary.render_summary(spec, sample_report(), {"provision": 1312.4, "install": 2400.0,
                                                          "verify": 310.0},
                                  key_path=tmp_path / "id_ed25519")
     lines = text.splitlines()
@@ -532,7 +535,7 @@ def test_a_local_image_names_the_rows_upload_flavor_and_user(tmp_path: Path) -> 
     image = InstanceImage(label="oslab-instance", user="tester", min_disk_gib=2,
                           min_ram_mib=128, properties=(("hw_disk_bus", "virtio"),))
     report = verify.Verifier(replace(make_lab(cloud, tmp_path), instance=image)).run()
-    assert report.ok, verify.render_table(report)
+    assert report.ok, summary.render_table(report)
     names = [r.name for r in report.rows]
     assert "image: oslab-instance active" in names and "instance: boot oslab-instance" in names
     upload = next(c for c in cloud.commands if "openstack image create" in c)

@@ -1,0 +1,351 @@
+"""The cloud checks: the instance image, the provider and self-service networks, an instance
+reached by ping and SSH with its console log, a volume seen inside it, and the dashboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+from oslab.errors import OslabError
+from oslab.install import instance_image, openrc
+from oslab.install.verify.checklist import PHYSNET, PREFIX, REMOTE_TMP, SELF_SERVICE_CANDIDATES, TAG
+from oslab.install.verify.parsers import (
+    ServerState,
+    console_host_keys,
+    field_of,
+    json_rows,
+    parse_console,
+    parse_dashboard,
+    parse_partitions,
+    parse_server,
+    parse_volume_attachment,
+)
+from oslab.install.verify.results import CheckFailed, Verdict
+from oslab.install.verify.runner import CheckRunner, osc
+from oslab.spec import LabSpec
+from oslab.ssh import Result
+
+# -- pure helpers for the network layout ---------------------------------------------------------
+
+
+def allocation_pool(cidr: ipaddress.IPv4Network,
+                    gateway: ipaddress.IPv4Address) -> tuple[ipaddress.IPv4Address,
+                                                             ipaddress.IPv4Address]:
+    """Floating IPs: the upper half of the provider range (the install guide's .101-.250 on a
+    /24 is the same idea), never the gateway (the host's side of the bridge)."""
+    first = cidr.network_address + 1
+    last = cidr.broadcast_address - 1
+    start = max(first + (int(last) - int(first)) // 2, gateway + 1)
+    if not start <= last:
+        raise OslabError(f"the provider network {cidr} has no room for floating IPs",
+                         hint="use a /28 or larger provider network")
+    return start, last
+
+
+def self_service_cidr(spec: LabSpec) -> ipaddress.IPv4Network:
+    """The self-service subnet: the first candidate that overlaps no lab network."""
+    for text in SELF_SERVICE_CANDIDATES:
+        net = ipaddress.IPv4Network(text)
+        if not any(net.overlaps(n.cidr) for n in spec.networks):
+            return net
+    raise OslabError("no free range for the self-service test network",
+                     hint="the lab's networks overlap every candidate: "
+                          + ", ".join(SELF_SERVICE_CANDIDATES))
+
+
+class CloudChecks(CheckRunner):
+    """Does the cloud work: an image, networks, an instance, a volume, the dashboard?"""
+
+    # -- 2. image --
+
+    def check_image(self) -> None:
+        spec = self.lab.instance
+        name = f"image: {spec.label} active"
+        if not self.needs(name, "image", "identity"):
+            return
+        with self.row(name, "image") as d:
+            local = self.lab.image()
+            glance_name = spec.glance_name(PREFIX)
+            remote = f"{REMOTE_TMP}/{glance_name}.img"
+            data = local.read_bytes()
+            have = self.sh(f"sha256sum {remote} 2>/dev/null")
+            if not have.stdout.startswith(hashlib.sha256(data).hexdigest()):
+                self.lab.controller.put(remote, data, timeout=self.t.command)
+                d.append("uploaded")
+            image = self.create("image", instance_image.create_args(spec, remote, glance_name),
+                                openrc.ADMIN, "image delete {id}")
+            self.ids["image"] = image
+            status = [""]
+
+            def active() -> bool:
+                status[0] = str(field_of(self.openstack(f"image show {image} -f json"),
+                                         "status", "image show"))
+                if status[0] in ("killed", "deleted"):
+                    raise CheckFailed(f"the image went {status[0]}",
+                                      "/var/log/glance/api.log on the controller "
+                                      "(filesystem_store_datadir, disk space)")
+                return status[0] == "active"
+
+            if not self.wait("image", self.t.image_active, active):
+                raise CheckFailed(f"image still {status[0]} after {self.t.image_active:.0f}s",
+                                  "/var/log/glance/api.log on the controller")
+            self.sh(f"rm -f {remote}")
+            d.append(f"{glance_name} {image} active")
+
+    # -- 3. network --
+
+    def check_network(self) -> None:
+        g = "network"
+        if not self.needs("network: provider and self-service", g, "identity"):
+            return
+        spec = self.lab.spec
+        with self.row("network: provider (flat, physnet provider)", g) as d:
+            rows = json_rows(self.openstack(
+                f"network list --provider-physical-network {PHYSNET} -f json"),
+                "network list")
+            if rows:
+                self.ids["provider"] = str(rows[0]["ID"])
+                d.append(f"using {rows[0].get('Name')} {rows[0]['ID']}")
+            else:
+                self.ids["provider"] = self.create(
+                    "network", f"network create --share --external --provider-physical-network "
+                    f"{PHYSNET} --provider-network-type flat {PREFIX}-provider",
+                    openrc.ADMIN, "network delete {id}")
+                start, end = allocation_pool(spec.provider.cidr, spec.provider.gateway)
+                self.create("subnet", f"subnet create --network {self.ids['provider']} "
+                            f"--subnet-range {spec.provider.cidr} "
+                            f"--gateway {spec.provider.gateway} "
+                            f"--allocation-pool start={start},end={end} "
+                            f"--dns-nameserver {spec.provider.gateway} {PREFIX}-provider",
+                            openrc.ADMIN, "subnet delete {id}")
+                d.append(f"created on {spec.provider.cidr}, gateway {spec.provider.gateway}, "
+                         f"floating IPs {start}-{end}")
+        if g in self.failed_groups:
+            return
+        with self.row("network: self-service, router, security group, keypair", g) as d:
+            demo = openrc.DEMO
+            cidr = self_service_cidr(spec)
+            net = self.create("network", f"network create {PREFIX}-selfservice", demo,
+                              "network delete {id}")
+            self.ids["selfservice"] = net
+            subnet = self.create("subnet", f"subnet create --network {net} --subnet-range "
+                                 f"{cidr} --gateway {cidr.network_address + 1} "
+                                 f"--dns-nameserver {spec.provider.gateway} "
+                                 f"{PREFIX}-selfservice", demo, "subnet delete {id}")
+            router = self.create("router", f"router create {PREFIX}-router", demo,
+                                 "router delete {id}")
+            self.ids["router"] = router
+            self.openstack(f"router set --external-gateway {self.ids['provider']} {router}",
+                           demo, "router set --external-gateway")
+            self.record("router gateway", router, demo, f"router unset --external-gateway "
+                                                         f"{router}")
+            self.openstack(f"router add subnet {router} {subnet}", demo, "router add subnet")
+            self.record("router interface", subnet, demo,
+                        f"router remove subnet {router} {subnet}")
+            sg = self.create("security group", f"security group create {PREFIX}-sg", demo,
+                             "security group delete {id}")
+            self.ids["sg"] = sg
+            self.openstack(f"security group rule create --proto icmp {sg} -f json", demo,
+                           "security group rule (ICMP)")
+            self.openstack(f"security group rule create --proto tcp --dst-port 22 {sg} -f json",
+                           demo, "security group rule (SSH)")
+            pub = f"{REMOTE_TMP}/{PREFIX}-key.pub"
+            self.lab.controller.put(pub, (self.lab.public_key.strip() + "\n").encode(),
+                                    timeout=self.t.command)
+            out = self.openstack(f"keypair create --public-key {pub} {PREFIX}-key -f json",
+                                 demo, "keypair create")
+            self.record("keypair", f"{PREFIX}-key", demo, f"keypair delete {PREFIX}-key")
+            self.sh(f"rm -f {pub}")
+            d.append(f"{cidr} routed to the provider network; ICMP+SSH allowed; keypair "
+                     f"{field_of(out, 'fingerprint', 'keypair create')}")
+
+    # -- 4. instance --
+
+    def check_instance(self) -> None:
+        g = "instance"
+        label = self.lab.instance.label
+        if not self.needs(f"instance: boot {label}", g, "image", "network"):
+            return
+        demo = openrc.DEMO
+        with self.row(f"instance: boot {label}", g) as d:
+            flavor = self.ensure_flavor()
+            server = self.create(
+                "server", f"server create --flavor {flavor} --image {self.ids['image']} "
+                f"--nic net-id={self.ids['selfservice']} --security-group {self.ids['sg']} "
+                f"--key-name {PREFIX}-key {PREFIX}-vm", demo, "server delete --wait {id}")
+            self.ids["server"] = server
+            state = [ServerState("", "", "", {})]
+
+            def settled() -> bool:
+                state[0] = parse_server(self.openstack(f"server show {server} -f json"))
+                return state[0].status in ("ACTIVE", "ERROR")
+
+            done = self.wait("server", self.t.server_active, settled)
+            if state[0].status != "ACTIVE":
+                what = (f"server {state[0].status}: {state[0].fault}" if done else
+                        f"server still {state[0].status} after {self.t.server_active:.0f}s")
+                raise CheckFailed(what + self.compute_log(state[0].host),
+                                  "the fault above; /var/log/nova/nova-compute.log on the "
+                                  "compute node, nova-scheduler.log and nova-conductor.log on "
+                                  "the controller")
+            self.ids["fixed_ip"] = state[0].fixed_ips[0] if state[0].fixed_ips else ""
+            d.append(f"ACTIVE on {state[0].host or '?'} at {self.ids['fixed_ip']}")
+        if g in self.failed_groups:
+            return
+        with self.row("instance: console login prompt", g) as d:
+            log = [""]
+
+            def prompt() -> bool:
+                log[0] = self.openstack(f"console log show {server}", demo, "console log show")
+                return parse_console(log[0]).ok
+
+            if not self.wait("console", self.t.boot, prompt):
+                verdict = parse_console(log[0])
+                raise CheckFailed(verdict.details, verdict.hint)
+            keys = console_host_keys(log[0])
+            self.ids["host_key"] = keys[0] if keys else ""
+            d.append("login prompt" + (f"; host key {keys[0].split()[0]} pinned" if keys
+                                       else "; no host keys printed"))
+        with self.row("instance: floating IP, ping, SSH", g) as d:
+            out = self.openstack(f"floating ip create --description {TAG} --tag {TAG} "
+                                 f"{self.ids['provider']} -f json", demo, "floating ip create")
+            fip = str(field_of(out, "floating_ip_address", "floating ip create"))
+            self.record("floating ip", str(field_of(out, "id", "floating ip create")), demo,
+                        f"floating ip delete {field_of(out, 'id', 'floating ip create')}")
+            self.ids["fip"] = fip
+            self.openstack(f"server add floating ip {server} {fip}", demo,
+                           "server add floating ip")
+            if not self.wait("ping", self.t.reach, lambda: self.sh(
+                    f"ping -c 1 -W 2 {fip}", 30, self.lab.host).ok):
+                raise CheckFailed(f"no answer to ping {fip} from the host"
+                                  + self.router_ping(), "the provider bridge on the host, the "
+                                  "router's gateway (openstack router show), the L3 agent's "
+                                  "log /var/log/neutron/l3-agent.log")
+            d.append(f"{fip} answers ping")
+            if not self.ids.get("host_key"):
+                raise CheckFailed(f"{label} printed no SSH host key on its console",
+                                  "read `openstack console log show`; SSH is not tried without "
+                                  "a host key to pin")
+            result = self.guest_run("cat /proc/partitions", self.t.reach)
+            if not result.ok:
+                user = self.lab.instance.user
+                raise CheckFailed(f"SSH to {user}@{fip}: {result.stderr.strip()[:200]}",
+                                  "the keypair (openstack keypair show), the security group "
+                                  "rule for port 22, the metadata agent (the instance fetches the "
+                                  "key from it)")
+            self.ids["partitions"] = result.stdout
+            d.append(f"SSH as {self.lab.instance.user} with the lab key")
+
+    def guest_run(self, command: str, timeout: float) -> Result:
+        """Run ``command`` in the instance over SSH (cirros, the lab key, the host key from
+        its console pinned), retrying the connection until ``timeout``."""
+        last = [Result(command, -1, "", "not tried")]
+
+        def attempt() -> bool:
+            try:
+                if self._guest is None:
+                    self._guest = self.lab.guest(self.ids["fip"], self.ids["host_key"])
+                last[0] = self._guest.run(command, timeout=60.0, secrets=self.lab.secrets)
+            except OslabError as exc:
+                self._guest = None
+                last[0] = Result(command, -1, "", exc.message)
+            return last[0].ok
+
+        self.wait("ssh", timeout, attempt)
+        return last[0]
+
+    def ensure_flavor(self) -> str:
+        flavor, ram, disk = self.lab.instance.flavor()
+        exists = self.sh(osc(openrc.ADMIN, f"flavor show {flavor} -f json",
+                             self.lab.openrc_dir))
+        if not exists.ok:
+            self.openstack(f"flavor create --vcpus 1 --ram {ram} --disk {disk} {flavor} -f json",
+                           openrc.ADMIN, "flavor create")
+            self.record("flavor", flavor, openrc.ADMIN, f"flavor delete {flavor}")
+        return flavor
+
+    def compute_log(self, host: str) -> str:
+        nodes = {host: self.lab.computes[host]} if host in self.lab.computes else \
+            dict(self.lab.computes)
+        parts = []
+        for name, runner in nodes.items():
+            out = self.sh("tail -n 15 /var/log/nova/nova-compute.log", 30, runner)
+            text = out.stdout.strip() or out.stderr.strip()
+            parts.append(f"\nnova-compute.log on {name}:\n" + "\n".join(
+                "  | " + line for line in text.splitlines()))
+        return "".join(parts)
+
+    def router_ping(self) -> str:
+        fixed = self.ids.get("fixed_ip", "")
+        router = self.ids.get("router", "")
+        if not (fixed and router):
+            return ""
+        inside = self.sh(f"ip netns exec qrouter-{router} ping -c 2 -W 2 {fixed}", 30)
+        return ("; from the router's namespace on the controller the instance answers, so the "
+                "provider side (floating IP, gateway, host bridge) is at fault" if inside.ok
+                else "; it does not answer inside the router's namespace either (DHCP, the "
+                     "instance's network, the OVS agent)")
+
+    # -- 5. volume --
+
+    def check_volume(self) -> None:
+        g = "volume"
+        if not self.needs("volume: attach, see, detach", g, "instance"):
+            return
+        demo = openrc.DEMO
+        server = self.ids["server"]
+        with self.row("volume: attach, see, detach", g) as d:
+            vol = self.create("volume", f"volume create --size 1 {PREFIX}-vol", demo,
+                              "volume delete {id}")
+            self.wait_volume(vol, "available")
+            self.openstack(f"server add volume {server} {vol}", demo, "server add volume")
+            self.record("attachment", vol, demo, f"server remove volume {server} {vol}")
+            self.wait_volume(vol, "in-use")
+            device = parse_volume_attachment(
+                self.openstack(f"volume show {vol} -f json", demo), server) or "/dev/vdb"
+            seen = [Verdict(False, "not tried")]
+
+            def inside() -> bool:
+                seen[0] = parse_partitions(self.guest_run("cat /proc/partitions", 60).stdout,
+                                           device)
+                return seen[0].ok
+
+            if not self.wait("partitions", self.t.volume, inside):
+                raise CheckFailed(seen[0].details, seen[0].hint)
+            d.append(seen[0].details)
+            self.openstack(f"server remove volume {server} {vol}", demo, "server remove volume")
+            self.ledger.remove(next(i for i in self.ledger.items if i.kind == "attachment"))
+            self.wait_volume(vol, "available")
+            d.append("detached")
+
+    def wait_volume(self, vol: str, want: str) -> None:
+        status = [""]
+
+        def ready() -> bool:
+            status[0] = str(field_of(self.openstack(f"volume show {vol} -f json",
+                                                    openrc.DEMO), "status", "volume show"))
+            if status[0].startswith("error"):
+                raise CheckFailed(f"volume {status[0]}", "/var/log/cinder/volume.log on the "
+                                  "controller; vgs cinder-volumes; targetcli ls")
+            return status[0] == want
+
+        if not self.wait("volume", self.t.volume, ready):
+            raise CheckFailed(f"volume still {status[0]} (want {want}) after "
+                              f"{self.t.volume:.0f}s", "/var/log/cinder/volume.log; "
+                              "/var/log/nova/nova-compute.log on the compute node")
+
+    # -- 6. dashboard --
+
+    def check_dashboard(self) -> None:
+        url = dashboard_url(self.lab.spec)
+        with self.row("dashboard", "dashboard") as d:
+            verdict = parse_dashboard(*self.lab.http(url, 30.0))
+            if not verdict.ok:
+                raise CheckFailed(f"{url}: {verdict.details}", verdict.hint)
+            d.append(f"{url}: {verdict.details}")
+
+
+def dashboard_url(spec: LabSpec) -> str:
+    return f"http://{spec.controller.address}/dashboard/"
+

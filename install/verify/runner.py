@@ -1,0 +1,208 @@
+"""The runner of the checks: :class:`Lab` (what the checks need of a lab), their
+:class:`Timeouts`, and :class:`CheckRunner`, the plumbing every check uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oslab.errors import OslabError
+from oslab.install import openrc
+from oslab.install.instance_image import CIRROS, InstanceImage
+from oslab.install.verify.checklist import EXPECTED_SERVICES
+from oslab.install.verify.connections import GuestConnect, HttpGet, http_get
+from oslab.install.verify.ledger import Created, Ledger
+from oslab.install.verify.parsers import explain, field_of
+from oslab.install.verify.results import CheckFailed, Report, Row, Status
+from oslab.spec import LabSpec
+from oslab.ssh import NodeConn, Result
+
+
+def osc(who: str, args: str, openrc_dir: str = openrc.REMOTE_DIR) -> str:
+    """The shell command for ``openstack ARGS`` as ``who`` (admin or demo)."""
+    return f". {openrc_dir}/{openrc.credentials(who).filename} && openstack {args}"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    command: float = 180.0
+    image_active: float = 300.0
+    server_active: float = 600.0
+    boot: float = 900.0  # login prompt on the console (qemu without KVM is slow)
+    reach: float = 180.0  # ping and SSH after the login prompt
+    volume: float = 180.0
+    delete: float = 300.0
+    poll: float = 5.0
+
+
+@dataclass
+class Lab:
+    """What the verifier needs of a lab; :func:`verify_lab` builds it for a real one."""
+
+    spec: LabSpec
+    controller: NodeConn
+    computes: Mapping[str, NodeConn]  # compute node name -> runner (for nova-compute's log)
+    host: NodeConn  # the host side of the provider network (ping)
+    guest: GuestConnect  # SSH into the instance as the image's user with the lab key
+    image: Callable[[], Path]  # the image file on the host (cirros downloaded once, verified)
+    public_key: str  # the lab's SSH public key, for the keypair
+    instance: InstanceImage = CIRROS  # what the image is: its label, user, format, minimums
+    secrets: Sequence[str] = ()
+    http: HttpGet = http_get
+    openrc_dir: str = openrc.REMOTE_DIR
+    ledger_path: Path | None = None
+    expected: Mapping[str, str] = field(default_factory=lambda: dict(EXPECTED_SERVICES))
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    say: Callable[[str], None] = lambda _line: None
+
+
+class CheckRunner:
+    """The plumbing of a verification run: commands on the nodes, one timed row per check,
+    the ledger of what the checks create, and the cleanup before and after the run. The
+    checks themselves are in :mod:`.health` and :mod:`.cloud`."""
+
+    def __init__(self, lab: Lab, keep: bool = False) -> None:
+        self.lab = lab
+        self.keep = keep
+        self.report = Report()
+        self.ledger = Ledger(lab.ledger_path)
+        self.t = lab.timeouts
+        self.ids: dict[str, str] = {}
+        self.failed_groups: set[str] = set()
+        self._guest: NodeConn | None = None
+
+    # -- plumbing --
+
+    def sh(self, command: str, timeout: float | None = None,
+           node: NodeConn | None = None) -> Result:
+        runner = node if node is not None else self.lab.controller
+        try:
+            return runner.run(command, timeout=timeout or self.t.command,
+                              secrets=self.lab.secrets)
+        except OslabError as exc:
+            return Result(command, -1, "", exc.message)
+
+    def openstack(self, args: str, who: str = openrc.ADMIN, what: str = "",
+                  timeout: float | None = None) -> str:
+        """Run ``openstack ARGS`` as ``who``; its stdout, or CheckFailed explaining why not."""
+        result = self.sh(osc(who, args, self.lab.openrc_dir), timeout)
+        if not result.ok:
+            raise explain(result, what or f"openstack {args.split(' -f ')[0]}")
+        return result.stdout
+
+    def wait(self, what: str, timeout: float, probe: Callable[[], bool]) -> bool:
+        """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll)."""
+        deadline = self.lab.clock() + timeout
+        while True:
+            if probe():
+                return True
+            if self.lab.clock() >= deadline:
+                return False
+            self.lab.sleep(self.t.poll)
+
+    @contextlib.contextmanager
+    def row(self, name: str, group: str) -> Iterator[list[str]]:
+        """Time one check; ``details`` (a list the body appends to) becomes the row's text.
+        A CheckFailed makes the row FAIL and marks the group failed."""
+        details: list[str] = []
+        start = self.lab.clock()
+        self.lab.say(f"verify: {name} ...")
+        try:
+            yield details
+        except CheckFailed as exc:
+            self._add(Row(name, Status.FAIL, self.lab.clock() - start, exc.details, exc.hint))
+            self.failed_groups.add(group)
+        except OslabError as exc:
+            self._add(Row(name, Status.FAIL, self.lab.clock() - start, exc.message,
+                          exc.hint or ""))
+            self.failed_groups.add(group)
+        else:
+            self._add(Row(name, Status.PASS, self.lab.clock() - start, "; ".join(details)))
+
+    def _add(self, row: Row) -> None:
+        self.report.rows.append(row)
+        self.lab.say(f"verify: {row.name}: {row.status.value} ({row.seconds:.1f}s)"
+                     + (f" {row.details}" if row.details else ""))
+
+    def skip(self, name: str, why: str) -> None:
+        self._add(Row(name, Status.SKIP, 0.0, why))
+
+    def needs(self, name: str, group: str, *required: str) -> bool:
+        failed = [g for g in required if g in self.failed_groups]
+        if failed:
+            self.skip(name, f"needs {', '.join(failed)}")
+            self.failed_groups.add(group)
+            return False
+        return True
+
+    def create(self, kind: str, args: str, who: str, delete: str, what: str = "") -> str:
+        """``openstack ARGS -f json`` that creates a resource; record it; return its id."""
+        out = self.openstack(f"{args} -f json", who, what or f"create {kind}")
+        ref = str(field_of(out, "id", f"create {kind}"))
+        self.ledger.add(Created(kind, ref, who, delete.format(id=ref)))
+        return ref
+
+    def record(self, kind: str, ref: str, who: str, delete: str) -> None:
+        self.ledger.add(Created(kind, ref, who, delete))
+
+    # -- cleanup before and after the run --
+
+    def sweep(self) -> None:
+        """Remove what an earlier run left behind (it died, or ran with --keep)."""
+        path = self.lab.ledger_path
+        old = Ledger.load(path) if path is not None and path.exists() else []
+        if not old:
+            return
+        start = self.lab.clock()
+        left = self.teardown(list(reversed(old)))
+        if path is not None:
+            path.unlink(missing_ok=True)
+        if left:
+            self._add(Row("cleanup of an earlier run", Status.FAIL, self.lab.clock() - start,
+                          "could not delete: " + ", ".join(left),
+                          "delete them by hand (openstack ... delete), then rerun"))
+        else:
+            self._add(Row("cleanup of an earlier run", Status.PASS, self.lab.clock() - start,
+                          f"{len(old)} resources removed"))
+
+    def teardown(self, items: Sequence[Created]) -> list[str]:
+        """Delete ``items`` in the given order; a resource already gone counts as deleted.
+        Returns what could not be deleted."""
+        left: list[str] = []
+        for item in items:
+            result = self.sh(osc(item.who, item.delete, self.lab.openrc_dir), self.t.delete)
+            gone = result.ok or re.search(r"No \S+ found|not found|could not be found|404|"
+                                          r"does not exist|No .* exists", result.stderr, re.I)
+            if not gone:
+                left.append(f"{item.kind} {item.ref}")
+        return left
+
+    def finish(self) -> None:
+        items = self.ledger.teardown_order()
+        if not items:
+            return
+        if self.keep:
+            self.report.kept = [f"{i.kind} {i.ref}" for i in items]
+            self.skip("cleanup", f"--keep: {len(items)} resources kept (the next "
+                                 "`oslab verify` removes them first)")
+            return
+        start = self.lab.clock()
+        left = self.teardown(items)
+        for item in items:
+            if f"{item.kind} {item.ref}" not in left:
+                self.ledger.remove(item)
+        if left:
+            self._add(Row("cleanup", Status.FAIL, self.lab.clock() - start,
+                          "could not delete: " + ", ".join(left),
+                          "they stay listed in the lab's state dir; the next `oslab verify` "
+                          "tries again"))
+        else:
+            self._add(Row("cleanup", Status.PASS, self.lab.clock() - start,
+                          f"{len(items)} resources removed"))

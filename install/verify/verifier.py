@@ -1,0 +1,97 @@
+"""The :class:`Verifier` runs the checks in order; :func:`verify_lab` runs it on a real lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+from oslab.errors import OslabError
+from oslab.install import instance_image, openrc
+from oslab.install.instance_image import InstanceImage
+from oslab.install.verify.checklist import GROUPS, PREFIX, SCOPE_GROUPS, expected_services
+from oslab.install.verify.cloud import CloudChecks
+from oslab.install.verify.connections import LocalRunner
+from oslab.install.verify.health import HealthChecks
+from oslab.install.verify.results import Report
+from oslab.install.verify.runner import Lab, Timeouts
+from oslab.spec import LabSpec, Node
+from oslab.ssh import NodeConn
+from oslab.state import LabState
+
+
+class Verifier(HealthChecks, CloudChecks):
+    """Runs the checks against a :class:`Lab` and records a :class:`Report`."""
+
+    def run(self, only: Sequence[str] = GROUPS) -> Report:
+        unknown = [g for g in only if g not in GROUPS]
+        if unknown:
+            raise OslabError(f"unknown check group(s): {', '.join(unknown)}",
+                             hint="choose from: " + ", ".join(GROUPS))
+        checks: dict[str, Callable[[], None]] = {
+            "identity": self.check_identity, "catalog": self.check_catalog,
+            "services": self.check_services, "image": self.check_image,
+            "network": self.check_network, "instance": self.check_instance,
+            "volume": self.check_volume, "dashboard": self.check_dashboard,
+        }
+        self.sweep()
+        try:
+            for group in GROUPS:
+                if group in only:
+                    checks[group]()
+        finally:
+            self.finish()
+        return self.report
+
+
+# -- the real lab ---------------------------------------------------------------------------------
+
+
+def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
+               say: Callable[[str], None] = lambda _line: None,
+               timeouts: Timeouts | None = None,
+               image: InstanceImage | None = None) -> Report:
+    """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
+    (state dir and /root on the controller), run every check, clean up unless ``keep``.
+    ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
+    cirros)."""
+    from oslab.ssh import HostKeyMismatch, Session, Target
+    from oslab.state import cache_root
+
+    chosen = image if image is not None else instance_image.choose(None, spec)
+
+    key = state.ssh_key()
+    sessions: list[Session] = []
+
+    def connect(node: Node) -> Session:
+        session = Session(state.node_target(node))
+        sessions.append(session)
+        return session
+
+    def guest(address: str, host_key: str) -> NodeConn:
+        try:
+            session = Session(Target(f"{PREFIX}-vm", address, host_key, key.private_path,
+                                     user=chosen.user), connect_timeout=20.0)
+        except HostKeyMismatch as exc:
+            raise OslabError(f"{address}: the host key differs from the one on the console"
+                             ) from exc
+        sessions.append(session)
+        return session
+
+    try:
+        controller = connect(spec.controller)
+        computes = {n.name: connect(n) for n in spec.nodes if n.is_compute}
+        openrc.write_all(spec, state, controller)
+        images = cache_root() / "images"
+        lab = Lab(spec=spec, controller=controller, computes=computes, host=LocalRunner(),
+                  guest=guest, image=lambda: instance_image.fetch(chosen, images),
+                  public_key=key.public, instance=chosen,
+                  secrets=tuple(state.known_passwords()),
+                  ledger_path=state.dir / "verify-resources.json",
+                  timeouts=timeouts or Timeouts(), say=say,
+                  expected=expected_services(spec.scope))
+        return Verifier(lab, keep=keep).run(only=SCOPE_GROUPS[spec.scope])
+    finally:
+        for s in sessions:
+            with contextlib.suppress(Exception):
+                s.close()
