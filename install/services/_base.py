@@ -24,7 +24,6 @@ from oslab.spec import LabSpec, Node, VirtType
 REGION = "RegionOne"
 ADMIN_OPENRC = "/root/admin-openrc"
 DEMO_OPENRC = "/root/demo-openrc"
-DONE_DIR = "/var/lib/oslab/done"  # markers of one-shot commands (db syncs, bootstrap)
 
 
 @cache
@@ -144,19 +143,6 @@ def q(word: str) -> str:
 def as_user(user: str, command: str) -> str:
     """Run ``command`` as a service user, as the install guide does for db syncs."""
     return f"su -s /bin/sh -c {q(command)} {user}"
-
-
-def once(marker: str, description: str, command: str, *, timeout: int = 600,
-         env_file: str = "") -> Guarded:
-    """A one-shot command without a natural check: a done marker records that it ran."""
-    path = f"{DONE_DIR}/{marker}"
-    return Guarded(
-        description=description,
-        check=f"test -f {path}",
-        run=f"{{ {command}; }} && mkdir -p {DONE_DIR} && touch {path}",
-        timeout=timeout,
-        env_file=env_file,
-    )
 
 
 def wait_until(check: str, seconds: int, interval: int = 5) -> str:
