@@ -21,6 +21,7 @@ from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
+from oslab.kickstart.render import kickstarts
 from oslab.spec import LabSpec, VirtType
 from oslab.ssh import NodeConn, Target
 from oslab.state import LabState
@@ -93,26 +94,6 @@ def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type
 
     with ThreadPoolExecutor(max_workers=max(1, len(computes))) as pool:
         return dict(zip(computes, pool.map(one, computes), strict=True))
-
-
-def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
-    """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
-    whose nodes boot a base image (Debian: no installer runs inside the node)."""
-    from oslab.distro import NodeOs, distro_for
-    from oslab.kickstart.render import KickstartInput, render_validated, sha512_crypt
-
-    if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
-        return {}
-    ssh_pub = state.ssh_key().public
-    root_hash = sha512_crypt(state.password("root"))
-    out = {}
-    for node in spec.nodes:
-        host = state.host_key(node.name)
-        out[node.name] = render_validated(KickstartInput(
-            spec=spec, node=node, ssh_public_key=ssh_pub,
-            host_private_key_pem=host.private_path.read_text(),
-            host_public_key=host.public, root_password_hash=root_hash))
-    return out
 
 
 def prepare_out(out: Path) -> Path:
