@@ -450,9 +450,10 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     """SSH to NODE as root; with COMMAND, run it and exit with its code."""
     from oslab.inventory import write_known_hosts
     from oslab.ssh import Session
+    from oslab.virt import DomainState
 
     status_, target = _node_target(opts, node)
-    if status_.state != "running":
+    if status_.state != DomainState.RUNNING:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:
