@@ -162,10 +162,6 @@ def symlink(link: str, target: str, description: str) -> Guarded:
 # -- keystone objects (run on the controller with the admin credentials) ----------------------
 
 
-def _os(description: str, check: str, run: str) -> Guarded:
-    return Guarded(description=description, check=check, run=run, env_file=ADMIN_OPENRC)
-
-
 def unless(check: str, run: str) -> str:
     """``run`` only while ``check`` fails, also inside the command: the engine runs a guarded
     command without its check when forced (``--from``), and this ``run`` is not idempotent."""
