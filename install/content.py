@@ -1,65 +1,44 @@
 """Wiring between the CLI, the service content and the engine.
 
-The content lives in ``oslab.install.services``: ``steps_for(ctx: InstallContext) ->
-dict[str, list[StepDef]]`` (node name → that node's ordered steps). This module loads it, builds
-its ``InstallContext`` (virt types read on the compute nodes, or the host's own choice when the
-nodes are not there), and writes every file the installer would put on each node
-(``oslab render``), the kickstart included.
+The content is a function ``(ctx: InstallContext) -> dict[str, list[StepDef]]`` (node name →
+that node's ordered steps): oslab's own is ``oslab.install.services.steps_for``, and the CLI's
+options carry the one to use. This module builds its ``InstallContext`` (virt types read on the
+compute nodes, or the host's own choice when the nodes are not there), and writes every file the
+installer would put on each node (``oslab render``), the kickstart included.
 """
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, cast
 
 from oslab import ssh
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
+from oslab.kickstart.render import kickstarts
 from oslab.spec import LabSpec, VirtType
 from oslab.ssh import NodeConn, Target
 from oslab.state import LabState
 
-SERVICES = "oslab.install.services"
 KICKSTART_NAME = "ks.cfg"  # at the root of the node's OEMDRV disk
 
-
-class _Content(Protocol):
-    def steps_for(self, ctx: InstallContext) -> dict[str, list[StepDef]]: ...
-
-
-def load_content() -> _Content:
-    """The service content module, or a clear error while it does not exist yet."""
-    try:
-        module = importlib.import_module(SERVICES)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (SERVICES, "oslab.install.services"):
-            raise OslabError(f"the install content ({SERVICES}) needs the module {exc.name}, "
-                             "which is not installed",
-                             hint="reinstall oslab (pip install -e .) in its venv") from exc
-        raise OslabError(
-            f"the install content ({SERVICES}) is not there yet: this oslab can provision "
-            "the nodes but has no OpenStack install steps",
-            hint="`oslab up --stage provision` builds the nodes without installing") from exc
-    if not callable(getattr(module, "steps_for", None)):
-        raise OslabError(f"{SERVICES} has no steps_for(ctx) function",
-                         hint="the install content must define steps_for(ctx)")
-    return cast(_Content, module)
+Content = Callable[[InstallContext], dict[str, list[StepDef]]]
+"""The install content: each node's ordered steps for a lab (``oslab.install.services``)."""
 
 
-def steps_for(spec: LabSpec, state: LabState,
-              virt_types: Mapping[str, str]) -> dict[str, list[StepDef]]:
+def steps_for(spec: LabSpec, state: LabState, virt_types: Mapping[str, str],
+              content: Content) -> dict[str, list[StepDef]]:
+    """``content``'s steps for the lab, with its passwords and the compute nodes' virt types."""
     ctx = InstallContext(spec=spec, password=state.password, virt_types=dict(virt_types))
-    steps = load_content().steps_for(ctx)
+    steps = content(ctx)
     names = {n.name for n in spec.nodes}
     unknown = sorted(set(steps) - names)
     if unknown:
-        raise OslabError(f"{SERVICES}.steps_for returned steps for unknown node(s): "
+        raise OslabError("the install content returned steps for unknown node(s): "
                          + ", ".join(unknown), hint="this is a bug in the install content")
     return steps
 
@@ -93,26 +72,6 @@ def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type
 
     with ThreadPoolExecutor(max_workers=max(1, len(computes))) as pool:
         return dict(zip(computes, pool.map(one, computes), strict=True))
-
-
-def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
-    """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
-    whose nodes boot a base image (Debian: no installer runs inside the node)."""
-    from oslab.distro import NodeOs, distro_for
-    from oslab.kickstart.render import KickstartInput, render_validated, sha512_crypt
-
-    if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
-        return {}
-    ssh_pub = state.ssh_key().public
-    root_hash = sha512_crypt(state.password("root"))
-    out = {}
-    for node in spec.nodes:
-        host = state.host_key(node.name)
-        out[node.name] = render_validated(KickstartInput(
-            spec=spec, node=node, ssh_public_key=ssh_pub,
-            host_private_key_pem=host.private_path.read_text(),
-            host_public_key=host.public, root_password_hash=root_hash))
-    return out
 
 
 def prepare_out(out: Path) -> Path:

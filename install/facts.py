@@ -136,11 +136,6 @@ class FileState:
     owner: str = ""
     group: str = ""
 
-    def describe(self) -> str:
-        if not self.exists:
-            return "absent"
-        return f"{self.mode:04o} {self.owner}:{self.group} sha256 {self.sha256[:12]}"
-
 
 ABSENT = FileState(exists=False)
 

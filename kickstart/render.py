@@ -20,14 +20,17 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from oslab.distro import DISTROS
+from oslab.distro import DISTROS, NodeOs, distro_for
 from oslab.errors import SpecError
 from oslab.files import atomic_file
 from oslab.spec import LabSpec, Node, Role
+
+if TYPE_CHECKING:
+    from oslab.state import LabState
 
 MARKER_PATH = "/etc/oslab-release"
 SYSTEM_DISK = "vda"
@@ -187,6 +190,23 @@ def render_validated(inp: KickstartInput) -> str:
     text = render(inp)
     validate(text, f"{inp.node.name}/ks.cfg")
     return text
+
+
+def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
+    """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
+    whose nodes boot a base image (Debian: no installer runs inside the node)."""
+    if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
+        return {}
+    ssh_pub = state.ssh_key().public
+    root_hash = sha512_crypt(state.password("root"))
+    out = {}
+    for node in spec.nodes:
+        host = state.host_key(node.name)
+        out[node.name] = render_validated(KickstartInput(
+            spec=spec, node=node, ssh_public_key=ssh_pub,
+            host_private_key_pem=host.private_path.read_text(),
+            host_public_key=host.public, root_password_hash=root_hash))
+    return out
 
 
 # -- validation ---------------------------------------------------------------------------------

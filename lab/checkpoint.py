@@ -14,7 +14,7 @@ from oslab.errors import OslabError
 from oslab.snapshot import LabSnapshots, SnapResult
 from oslab.ssh import SSHError, Target, open_when_ready
 from oslab.state import LabState
-from oslab.virt import LabObjects
+from oslab.virt import DomainState, LabObjects
 
 # One round trip: print the clock as it was, then set it to the host's.
 FIX_CLOCK = ("date -u +%s && date -u -s '{now}' >/dev/null && "
@@ -26,7 +26,7 @@ def node_targets(conn: Any, lab: str, state: LabState) -> dict[str, Target]:
     """SSH targets of the lab's running nodes, from libvirt's metadata and the state dir."""
     out = {}
     for d in LabObjects(conn, lab).domains():
-        if d.state != "running":
+        if d.state != DomainState.RUNNING:
             continue
         target = state.target(d.meta.node, d.meta.address)
         if target is not None:

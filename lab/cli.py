@@ -21,6 +21,7 @@ from oslab.errors import OslabError, SpecError
 from oslab.state import LabState
 
 if TYPE_CHECKING:
+    from oslab.install.content import Content
     from oslab.install.model import StepDef
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +39,7 @@ class Options:
     lab: str | None = None
     uri: str = field(default_factory=default_uri)
     debug: bool = False
+    content: Content | None = None  # the install content; None: oslab's own
 
     def spec(self) -> specmod.LabSpec:
         spec = specmod.load(self.file)
@@ -56,6 +58,13 @@ class Options:
     def connect(self) -> Any:
         from oslab.virt import connect
         return connect(self.uri)
+
+    def install_content(self) -> Content:
+        """The content given to these options, else oslab's own (oslab.install.services)."""
+        if self.content is not None:
+            return self.content
+        from oslab.install.services import steps_for
+        return steps_for
 
 
 def global_options(fn: F) -> F:
@@ -276,13 +285,13 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
 
     if not out_dir.strip():
         raise OslabError("--out is empty", hint="oslab render --out DIR (it is made if missing)")
-    content.load_content()
     spec = opts.spec()
     state = LabState(spec.name).check()
     out = content.prepare_out(Path(out_dir))  # before any key or state is made
     if virt_type is None:
         virt_type = preflight.choose_virt_type()[0].virt_type
-    steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
+    steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type),
+                              opts.install_content())
     written = content.export(spec, state, steps, out)
     for n in spec.nodes:
         count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
@@ -450,9 +459,10 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     """SSH to NODE as root; with COMMAND, run it and exit with its code."""
     from oslab.inventory import write_known_hosts
     from oslab.ssh import Session
+    from oslab.virt import DomainState
 
     status_, target = _node_target(opts, node)
-    if status_.state != "running":
+    if status_.state != DomainState.RUNNING:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:

@@ -44,7 +44,8 @@ _CONTENT_RANGE = re.compile(r"^bytes\s+(?:(?P<start>\d+)-\d+|\*)/(?P<total>\d+|\
 
 
 def fetch(src: DownloadSource, cache_dir: Path, progress: Progress | None = None, *,
-          attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S) -> Path:
+          attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S,
+          retry_delay_s: float = RETRY_DELAY_S) -> Path:
     """The installer ISO on disk: ``src.path`` checked, or ``src.url`` downloaded and verified.
 
     ``progress(done, total)`` is called while downloading (``total`` None when unknown); see
@@ -55,7 +56,7 @@ def fetch(src: DownloadSource, cache_dir: Path, progress: Progress | None = None
     if not src.url:
         raise OslabError("the lab spec names no installer ISO",
                          hint="set iso.path, or iso.url with iso.sha256, in the lab TOML")
-    return _remote(src, cache_dir, progress, attempts, timeout_s)
+    return _remote(src, cache_dir, progress, attempts, timeout_s, retry_delay_s)
 
 
 def _local(src: DownloadSource, cache_dir: Path, timeout_s: float) -> Path:
@@ -81,7 +82,7 @@ def _local(src: DownloadSource, cache_dir: Path, timeout_s: float) -> Path:
 
 
 def _remote(src: DownloadSource, cache_dir: Path, progress: Progress | None, attempts: int,
-            timeout_s: float) -> Path:
+            timeout_s: float, retry_delay_s: float) -> Path:
     name = file_name_from_url(src.url)
     target = cache_dir / name
     stamp = cache_dir / f"{name}.sha256"
@@ -95,7 +96,8 @@ def _remote(src: DownloadSource, cache_dir: Path, progress: Progress | None, att
         target.unlink()
         stamp.unlink(missing_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    download(src.url, part, progress, attempts=attempts, timeout_s=timeout_s)
+    download(src.url, part, progress, attempts=attempts, timeout_s=timeout_s,
+             retry_delay_s=retry_delay_s)
     actual = sha256_file(part)
     if actual != expected:
         part.unlink()
@@ -219,12 +221,14 @@ class _Interrupted(Exception):
 
 
 def download(url: str, part: Path, progress: Progress | None = None, *,
-             attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S) -> None:
-    """Download ``url`` into ``part``, continuing what ``part`` already holds."""
+             attempts: int = ATTEMPTS, timeout_s: float = TIMEOUT_S,
+             retry_delay_s: float = RETRY_DELAY_S) -> None:
+    """Download ``url`` into ``part``, continuing what ``part`` already holds; an attempt
+    that fails waits ``retry_delay_s`` before the next."""
     last: str = ""
     for attempt in range(max(1, attempts)):
         if attempt:
-            time.sleep(RETRY_DELAY_S)
+            time.sleep(retry_delay_s)
         try:
             if _download_once(url, part, progress, timeout_s):
                 return

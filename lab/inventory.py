@@ -11,7 +11,7 @@ from oslab.errors import OwnershipError
 from oslab.files import write_atomic
 from oslab.ssh import Target, reachable
 from oslab.state import LabState
-from oslab.virt import LabObjects
+from oslab.virt import DomainState, LabObjects
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class NodeStatus:
     domain: str
     role: str
     address: str
-    state: str
+    state: DomainState
     phase: str
     virt_type: str
     ssh: str  # "ok", "-" (not running) or the reason it failed
@@ -48,7 +48,7 @@ def gather(conn: Any, lab: str, state: LabState, probe_ssh: bool = True) -> LabS
     domains = objs.domains()
 
     def ssh_of(d: Any) -> str:
-        if not probe_ssh or d.state != "running":
+        if not probe_ssh or d.state != DomainState.RUNNING:
             return "-"
         target = state.target(d.meta.node, d.meta.address)
         if target is None:

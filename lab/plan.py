@@ -43,7 +43,6 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
     from oslab.install.engine import Engine
     from oslab.report import Reporter
 
-    content.load_content()
     spec = lab.spec()
     if node is not None:
         spec.node(node)
@@ -65,7 +64,7 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
         provision = _provision(conn, spec, node)
     live = why_not is None
     virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
-    steps = content.steps_for(spec, state, virt_types)
+    steps = content.steps_for(spec, state, virt_types, lab.install_content())
     engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
     result = engine.plan(node=node, fresh=not live)
     return LabPlan(spec, result, fresh, why_not, virt_types, vt_source, provision,

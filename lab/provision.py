@@ -30,7 +30,7 @@ from oslab import download
 from oslab import iso as isomod
 from oslab.distro import DISTROS, Distro, NodeOs
 from oslab.errors import OslabError, ProvisionError
-from oslab.kickstart.render import KickstartInput, oemdrv_iso, render, sha512_crypt, validate
+from oslab.kickstart.render import kickstarts, oemdrv_iso
 from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
 from oslab.objects import (
@@ -139,7 +139,7 @@ class Provisioner:
         plan = self.check_existing()
         if self.distro.node_os is NodeOs.IMAGE:
             return self.run_image(start, plan)
-        kickstarts = self.kickstarts()  # all validated before any VM starts
+        ks = kickstarts(self.spec, self.state)  # all validated before any VM starts
         self.ensure_shared()
         pending = [n for n in self.spec.nodes if plan.node(n.name).needs_install]
         media = self.installer_media() if pending else None
@@ -150,7 +150,7 @@ class Provisioner:
                     self.changed.append(f"volume {vol.name}")
         with tempfile.TemporaryDirectory(prefix="oslab-ks-") as tmp:
             for node in unstarted:
-                path = oemdrv_iso(kickstarts[node.name], Path(tmp) / f"{node.name}.iso")
+                path = oemdrv_iso(ks[node.name], Path(tmp) / f"{node.name}.iso")
                 if self.objs.volume(oemdrv_volume_name(node)) is None:
                     self.changed.append(f"volume {oemdrv_volume_name(node)}")
                 self.objs.upload(oemdrv_volume_name(node), path, replace=True)
@@ -209,20 +209,6 @@ class Provisioner:
             f"node {node} was {reason}",
             hint=f"run `oslab --lab {self.spec.name} destroy` to rebuild the lab from "
                  "this spec, or restore the spec it was built from")
-
-    def kickstarts(self) -> dict[str, str]:
-        ssh_pub = self.state.ssh_key().public
-        root_hash = sha512_crypt(self.state.password("root"))
-        out = {}
-        for node in self.spec.nodes:
-            host = self.state.host_key(node.name)
-            text = render(KickstartInput(
-                spec=self.spec, node=node, ssh_public_key=ssh_pub,
-                host_private_key_pem=host.private_path.read_text(),
-                host_public_key=host.public, root_password_hash=root_hash))
-            validate(text, f"{node.name}/ks.cfg")
-            out[node.name] = text
-        return out
 
     def ensure_shared(self) -> None:
         for net in self.spec.networks:

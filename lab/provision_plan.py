@@ -28,7 +28,7 @@ from oslab.objects import (
     seed_volume_name,
 )
 from oslab.spec import LabSpec
-from oslab.virt import INACTIVE, LabObjects, state_name
+from oslab.virt import INACTIVE, DomainState, LabObjects, state_name
 
 # -- facts ---------------------------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ class DomainFact:
     phase: str  # a DomainPhase, as the text libvirt holds
     spec: str  # the digest of the spec it was built from
     active: bool
-    state: str  # oslab.virt.STATE_NAMES: "running", "paused", "shut off", ...
+    state: DomainState
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def decide_domain(subject: str, fact: DomainFact | None, digest: str) -> Decisio
         return Decision(subject, (Verb.AWAIT_INSTALL, Verb.BOOT), why)
     if not fact.active:
         return Decision(subject, (Verb.BOOT,), why)
-    if fact.state == "paused":
+    if fact.state == DomainState.PAUSED:
         return Decision(subject, (Verb.RESUME,), why)
     return Decision(subject, (), why)
 

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from oslab.errors import OslabError
-from oslab.virt import INACTIVE, DomainInfo, LabObjects
+from oslab.virt import INACTIVE, DomainInfo, DomainState, LabObjects
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PREFIX = "oslab:"
@@ -41,7 +41,7 @@ class SnapshotError(OslabError):
 class NodeSnap:
     node: str
     domain: str
-    state: str  # "running" or "shut off" when it was taken
+    state: DomainState  # running or shut off when it was taken
     progress: str
 
 
@@ -175,7 +175,7 @@ class LabSnapshots:
 
         def snap(item: tuple[DomainInfo, Any]) -> None:
             info, dom = item
-            state = "running" if info.name in paused_at else "shut off"
+            state = DomainState.RUNNING if info.name in paused_at else DomainState.SHUT_OFF
             desc = encode_description(description, info.meta.node, state, progress[info.name])
             xml = (f"<domainsnapshot><name>{escape(name)}</name>"
                    f"<description>{escape(desc)}</description></domainsnapshot>")
@@ -214,7 +214,8 @@ class LabSnapshots:
                 if data is None:
                     continue  # not oslab's
                 created = float(sx.findtext("creationTime") or 0)
-                state = "running" if _captured_running(sx) else "shut off"
+                state = (DomainState.RUNNING if _captured_running(sx)
+                         else DomainState.SHUT_OFF)
                 node = NodeSnap(info.meta.node, info.name, state, data.get("progress", ""))
                 by_name.setdefault(snap.getName(), []).append((created, data, node))
         out = []

@@ -50,11 +50,6 @@ class KeyPair:
     private_path: Path
     public: str  # OpenSSH one-line public key
 
-    @property
-    def public_blob(self) -> str:
-        """The base64 key material, without type or comment."""
-        return self.public.split()[1]
-
 
 def _damaged(path: Path, exc: Exception) -> OslabError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

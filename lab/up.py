@@ -19,6 +19,7 @@ from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.checkpoint import Checkpoints
+    from oslab.install.content import Content
     from oslab.install.engine import RunResult
     from oslab.install.verify import Report
     from oslab.provision import ProvisionResult
@@ -27,13 +28,15 @@ STAGES = ("provision", "install", "verify", "all")
 
 
 class LabAccess(Protocol):
-    """What `up` needs of the CLI's global options: the spec, and libvirt."""
+    """What `up` needs of the CLI's global options: the spec, libvirt and the install content."""
 
     uri: str
 
     def spec(self) -> specmod.LabSpec: ...
 
     def connect(self) -> Any: ...
+
+    def install_content(self) -> Content: ...
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,6 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     from oslab.provision import Provisioner
     from oslab.report import Reporter
 
-    if options.install:
-        from oslab.install.content import load_content
-        load_content()  # no install content: say so before provisioning for nothing
     spec = lab.spec()
     if options.fresh_image:
         from oslab.distro import DISTROS, NodeOs
@@ -101,8 +101,8 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
                              "nodes from the installer, not from a cached base image",
                              hint="drop --fresh-image; only image-based distros (debian13) "
                                   "have bases to rebuild")
-    if options.from_step:
-        _check_step(spec, options.from_step)  # a typo in --from must not wait for the provisioning
+    if options.from_step:  # a typo in --from must not wait for the provisioning
+        _check_step(spec, options.from_step, lab.install_content())
     if options.verify:
         from oslab.install import instance_image
         instance_image.choose(None, spec)  # a bad [verify] image: say so before building
@@ -132,7 +132,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
         checkpoints.take("os", "the OS is installed")
     started = time.monotonic()
     installed = _install(spec, state, reporter, options.from_step, checkpoints,
-                         choice.virt_type)
+                         choice.virt_type, lab.install_content())
     times["install"] = time.monotonic() - started
     yield Installed(spec, installed)
     if not options.verify:
@@ -147,7 +147,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     yield Verified(spec, report, times, state.ssh_key().private_path)
 
 
-def _check_step(spec: specmod.LabSpec, name: str) -> None:
+def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content) -> None:
     """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
     the virt type, nor on the passwords, so neither is read or made here)."""
     from oslab.install import content
@@ -156,18 +156,18 @@ def _check_step(spec: specmod.LabSpec, name: str) -> None:
 
     ctx = InstallContext(spec=spec, password=lambda _name: "x",
                          virt_types=content.host_virt_types(spec, specmod.VirtType.QEMU))
-    forced_from(content.load_content().steps_for(ctx), name)
+    forced_from(steps_for(ctx), name)
 
 
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
-             checkpoints: Checkpoints, host_virt_type: str) -> RunResult:
+             checkpoints: Checkpoints, host_virt_type: str, steps_for: Content) -> RunResult:
     """The install stage: the content's steps on every node, by the engine."""
     from oslab.install import content
     from oslab.install.engine import Engine
 
     targets = {n.name: state.node_target(n) for n in spec.nodes}
     virt_types = content.read_virt_types(spec, targets, host_virt_type)
-    steps = content.steps_for(spec, state, virt_types)
+    steps = content.steps_for(spec, state, virt_types, steps_for)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)
     return engine.run(from_step=from_step)

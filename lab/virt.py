@@ -14,6 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,29 @@ from oslab.networks import NetworkDef
 from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
 
 INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
+
+
+class DomainState(StrEnum):
+    """A domain's state as oslab names it (libvirt's "blocked" is running)."""
+
+    NO_STATE = "no state"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting down"
+    SHUT_OFF = "shut off"
+    CRASHED = "crashed"
+    SUSPENDED = "suspended"
+
+
 STATE_NAMES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+    libvirt.VIR_DOMAIN_NOSTATE: DomainState.NO_STATE,
+    libvirt.VIR_DOMAIN_RUNNING: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: DomainState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUT_OFF,
+    libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.SUSPENDED,
 }
 
 # Hints for the libvirt errors a user or the host can cause; the rest get the generic one.
@@ -97,7 +112,7 @@ def _no_such(exc: libvirt.libvirtError) -> bool:
 class DomainInfo:
     name: str
     meta: LabMeta
-    state: str
+    state: DomainState
     virt_type: str
 
 
@@ -350,9 +365,9 @@ def _lookup_volume(pool: Any, name: str) -> Any | None:
 
 
 @libvirt_calls("reading a domain's state")
-def state_name(dom: Any) -> str:
+def state_name(dom: Any) -> DomainState:
     state, _reason = dom.state()
-    return STATE_NAMES.get(state, f"state {state}")
+    return STATE_NAMES.get(state, DomainState.NO_STATE)  # a state newer than this libvirt
 
 
 def pool_path(pool: Any) -> Path:

@@ -61,7 +61,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from oslab.install.confcheck.ini import Entry, ParsedIni, normalize_section, parse
 from oslab.install.confcheck.schema import (
@@ -422,13 +422,6 @@ def check_ini(
     """Check the text of one config file against ``schema``; problems in line order."""
     checker = _Checker(schema, filename, parse(text), warn_deprecated_for_removal)
     return checker.run()
-
-
-def check_file(path: str | Path, release: str, schema_name: str | None = None) -> list[Problem]:
-    """Check a file on disk; the schema is picked by file name unless given."""
-    path = Path(path)
-    schema = load_schema(release, schema_name or path.name)
-    return check_ini(path.read_text(encoding="utf-8"), schema, str(path))
 
 
 def check_configs(files: Mapping[str, str], release: str) -> tuple[list[str], list[Problem]]:

@@ -24,7 +24,6 @@ from oslab.spec import LabSpec, Node, VirtType
 REGION = "RegionOne"
 ADMIN_OPENRC = "/root/admin-openrc"
 DEMO_OPENRC = "/root/demo-openrc"
-DONE_DIR = "/var/lib/oslab/done"  # markers of one-shot commands (db syncs, bootstrap)
 
 
 @cache
@@ -146,19 +145,6 @@ def as_user(user: str, command: str) -> str:
     return f"su -s /bin/sh -c {q(command)} {user}"
 
 
-def once(marker: str, description: str, command: str, *, timeout: int = 600,
-         env_file: str = "") -> Guarded:
-    """A one-shot command without a natural check: a done marker records that it ran."""
-    path = f"{DONE_DIR}/{marker}"
-    return Guarded(
-        description=description,
-        check=f"test -f {path}",
-        run=f"{{ {command}; }} && mkdir -p {DONE_DIR} && touch {path}",
-        timeout=timeout,
-        env_file=env_file,
-    )
-
-
 def wait_until(check: str, seconds: int, interval: int = 5) -> str:
     """A command that waits (bounded) until ``check`` passes."""
     loop = f"until {check}; do sleep {interval}; done"
@@ -174,10 +160,6 @@ def symlink(link: str, target: str, description: str) -> Guarded:
 
 
 # -- keystone objects (run on the controller with the admin credentials) ----------------------
-
-
-def _os(description: str, check: str, run: str) -> Guarded:
-    return Guarded(description=description, check=check, run=run, env_file=ADMIN_OPENRC)
 
 
 def unless(check: str, run: str) -> str:

@@ -15,13 +15,13 @@ under uwsgi as its own unit.
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.services import _debian
 from oslab.install.services._base import (
     Site,
     as_user,
     config,
-    once,
     q,
     registration,
     unless,

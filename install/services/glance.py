@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Database, StepDef, Where
 from oslab.install.services import _debian
-from oslab.install.services._base import Site, as_user, config, once, registration
+from oslab.install.services._base import Site, as_user, config, registration
 
 
 def steps(site: Site) -> list[StepDef]:

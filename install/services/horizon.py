@@ -11,8 +11,9 @@ postinst enables apache2's default-ssl site without mod_ssl; oslab disables that
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Guarded, StepDef, Where
-from oslab.install.services._base import Site, config, once
+from oslab.install.services._base import Site, config
 
 WEBROOT = "/dashboard/"
 MANAGE = "/usr/share/openstack-dashboard/manage.py"  # Debian

@@ -4,6 +4,7 @@ unit on Debian), projects, users and openrc files."""
 from __future__ import annotations
 
 from oslab.install import openrc as rc
+from oslab.install.markers import once
 from oslab.install.model import Database, Guarded, StepDef, Where
 from oslab.install.services import _debian
 from oslab.install.services._base import (
@@ -15,7 +16,6 @@ from oslab.install.services._base import (
     config,
     identity_objects,
     identity_tool,
-    once,
     symlink,
     wait_until,
 )

@@ -7,6 +7,7 @@ module and no bridge sysctls; those are only for ``iptables_hybrid``.
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.services import _debian
 from oslab.install.services._base import (
@@ -14,7 +15,6 @@ from oslab.install.services._base import (
     Site,
     as_user,
     config,
-    once,
     q,
     registration,
     symlink,

@@ -14,6 +14,7 @@ nova-compute-qemu with ``virt_type=qemu``), which oslab writes with the node's o
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.services import _debian
 from oslab.install.services._base import (
@@ -21,7 +22,6 @@ from oslab.install.services._base import (
     Site,
     as_user,
     config,
-    once,
     q,
     registration,
     unless,

@@ -3,9 +3,10 @@ in YAML (the default policy.yaml)."""
 
 from __future__ import annotations
 
+from oslab.install.markers import once
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.services import _debian
-from oslab.install.services._base import Site, as_user, config, once, registration
+from oslab.install.services._base import Site, as_user, config, registration
 
 POLICY_JSON = "/etc/placement/policy.json"
 

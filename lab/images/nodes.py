@@ -43,9 +43,11 @@ def baked_packages(spec: LabSpec, state: LabState, role: Role,
     if distro.family is not Family.DEBIAN:
         return ()
     from oslab.install import content
+    from oslab.install.services import steps_for
 
     try:
-        steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type))
+        steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type),
+                                  steps_for)
     except OslabError:
         return ()
     names = {n.name for n in spec.nodes if n.role is role}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +97,13 @@ def nearest_existing(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
-def check_disk(spec: LabSpec, pool_dir: Path, defined: Iterable[str] = ()) -> Finding:
-    """Free space for the nodes not defined yet (BLOCK), and for the disks' full size (WARN)."""
+def check_disk(spec: LabSpec, pool_dir: Path, defined: Iterable[str] = (), *,
+               statvfs: Callable[[Path], os.statvfs_result] = os.statvfs) -> Finding:
+    """Free space for the nodes not defined yet (BLOCK), and for the disks' full size (WARN),
+    as ``statvfs`` reports it for the pool's filesystem."""
     where = nearest_existing(pool_dir)
     try:
-        st = os.statvfs(where)
+        st = statvfs(where)
     except OSError as exc:
         return Finding("disk", Severity.WARN, f"cannot check free space at {where}: "
                        f"{exc.strerror}", "set lab.pool_dir in the lab spec to a directory "
@@ -127,14 +129,16 @@ def check_disk(spec: LabSpec, pool_dir: Path, defined: Iterable[str] = ()) -> Fi
     return Finding("disk", Severity.OK, f"the lab's disks may grow to {planned} GiB; {have}")
 
 
-def check_pool_dir(pool_dir: Path) -> Finding:
+def check_pool_dir(pool_dir: Path, *,
+                   access: Callable[[Path, int], bool] = os.access) -> Finding:
+    """The pool directory is writable, or can be created (``access`` answers for a path)."""
     fix_other = "or set lab.pool_dir in the lab spec to a directory you can write"
     if pool_dir.exists():
         if not pool_dir.is_dir():
             return Finding("pool-dir", Severity.BLOCK,
                            f"the pool path {pool_dir} exists but is not a directory",
                            f"remove or rename {pool_dir}, {fix_other}")
-        if os.access(pool_dir, os.W_OK | os.X_OK):
+        if access(pool_dir, os.W_OK | os.X_OK):
             return Finding("pool-dir", Severity.OK, f"the pool directory {pool_dir} is writable")
         return Finding("pool-dir", Severity.BLOCK,
                        f"the pool directory {pool_dir} is not writable",
@@ -145,7 +149,7 @@ def check_pool_dir(pool_dir: Path) -> Finding:
         return Finding("pool-dir", Severity.BLOCK,
                        f"cannot create the pool directory {pool_dir}: {parent} is not a "
                        "directory", f"remove or rename {parent}, {fix_other}")
-    if os.access(parent, os.W_OK | os.X_OK):
+    if access(parent, os.W_OK | os.X_OK):
         return Finding("pool-dir", Severity.OK,
                        f"the pool directory {pool_dir} will be created (in {parent})")
     return Finding("pool-dir", Severity.BLOCK,

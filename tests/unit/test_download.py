@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def fetch(src: DownloadSource, cache_dir: Path, progress: download.Progress | None = None,
+          **options: Any) -> Path:
+    """download.fetch without the wait between attempts."""
+    return download.fetch(src, cache_dir, progress, retry_delay_s=0.0, **options)
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let urllib route a test request through a proxy."""
@@ -81,7 +88,6 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(download, "RETRY_DELAY_S", 0.0)
 
 
 @dataclass
@@ -118,7 +124,7 @@ ISO_SHA = hashlib.sha256(ISO_BYTES).hexdigest()
 def test_download_and_verify(tmp_path: Path, server: Server) -> None:
     server.served.files["/isos/boot.iso"] = ISO_BYTES
     seen: list[tuple[int, int | None]] = []
-    got = download.fetch(DownloadSource(url=server.url("/isos/boot.iso"), sha256=ISO_SHA),
+    got = fetch(DownloadSource(url=server.url("/isos/boot.iso"), sha256=ISO_SHA),
                          tmp_path / "cache", lambda done, total: seen.append((done, total)))
     assert got == tmp_path / "cache" / "boot.iso"
     assert got.read_bytes() == ISO_BYTES
@@ -128,7 +134,7 @@ def test_download_and_verify(tmp_path: Path, server: Server) -> None:
     assert seen[-1] == (len(ISO_BYTES), len(ISO_BYTES))
     # Cached and stamped: a rerun makes no request at all.
     before = len(server.served.requests)
-    assert download.fetch(DownloadSource(url=server.url("/isos/boot.iso"), sha256=ISO_SHA),
+    assert fetch(DownloadSource(url=server.url("/isos/boot.iso"), sha256=ISO_SHA),
                           tmp_path / "cache") == got
     assert len(server.served.requests) == before
 
@@ -138,14 +144,14 @@ def test_interrupted_download_resumes_with_range(tmp_path: Path, server: Server)
     server.served.drop_after = 700_000
     src = DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA)
     with pytest.raises(OslabError) as err:
-        download.fetch(src, tmp_path, attempts=1)
+        fetch(src, tmp_path, attempts=1)
     assert "700000 bytes" in err.value.message
     assert err.value.hint is not None and "resumes" in err.value.hint
     part = tmp_path / "boot.iso.part"
     assert part.stat().st_size == 700_000
     assert not (tmp_path / "boot.iso").exists()
 
-    got = download.fetch(src, tmp_path, attempts=1)
+    got = fetch(src, tmp_path, attempts=1)
     assert got.read_bytes() == ISO_BYTES
     assert server.served.requests[-1] == ("/boot.iso", "bytes=700000-")
     assert not part.exists()
@@ -154,7 +160,7 @@ def test_interrupted_download_resumes_with_range(tmp_path: Path, server: Server)
 def test_resume_within_one_fetch(tmp_path: Path, server: Server) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     server.served.drop_after = 123_456
-    got = download.fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
+    got = fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
     assert got.read_bytes() == ISO_BYTES
     assert [r for _, r in server.served.requests] == [None, "bytes=123456-"]
 
@@ -163,7 +169,7 @@ def test_server_ignoring_range_restarts(tmp_path: Path, server: Server) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     server.served.ignore_range = True
     (tmp_path / "boot.iso.part").write_bytes(ISO_BYTES[:5000])
-    got = download.fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
+    got = fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
     assert server.served.requests == [("/boot.iso", "bytes=5000-")]
     assert got.read_bytes() == ISO_BYTES  # not the 5000 bytes twice
 
@@ -171,7 +177,7 @@ def test_server_ignoring_range_restarts(tmp_path: Path, server: Server) -> None:
 def test_complete_part_file_answered_416(tmp_path: Path, server: Server) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     (tmp_path / "boot.iso.part").write_bytes(ISO_BYTES)
-    got = download.fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
+    got = fetch(DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA), tmp_path)
     assert got.read_bytes() == ISO_BYTES
     assert server.served.requests == [("/boot.iso", f"bytes={len(ISO_BYTES)}-")]
 
@@ -180,7 +186,7 @@ def test_sha_mismatch_refused_and_removed(tmp_path: Path, server: Server) -> Non
     server.served.files["/boot.iso"] = ISO_BYTES
     wrong = "0" * 64
     with pytest.raises(OslabError) as err:
-        download.fetch(DownloadSource(url=server.url("/boot.iso"), sha256=wrong), tmp_path)
+        fetch(DownloadSource(url=server.url("/boot.iso"), sha256=wrong), tmp_path)
     assert wrong in err.value.message
     assert ISO_SHA in err.value.message
     assert err.value.hint is not None and "iso.url" in err.value.hint
@@ -190,7 +196,7 @@ def test_sha_mismatch_refused_and_removed(tmp_path: Path, server: Server) -> Non
 
 def test_http_error_is_reported(tmp_path: Path, server: Server) -> None:
     with pytest.raises(OslabError, match="HTTP 404") as err:
-        download.fetch(DownloadSource(url=server.url("/missing.iso"), sha256=ISO_SHA), tmp_path)
+        fetch(DownloadSource(url=server.url("/missing.iso"), sha256=ISO_SHA), tmp_path)
     assert err.value.hint is not None and "iso.url" in err.value.hint
 
 
@@ -204,7 +210,7 @@ def test_http_error_is_reported(tmp_path: Path, server: Server) -> None:
 def test_sha256_url_formats(tmp_path: Path, server: Server, checksum_file: str) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     server.served.files["/boot.iso.SHA256SUM"] = checksum_file.encode()
-    got = download.fetch(DownloadSource(url=server.url("/boot.iso"),
+    got = fetch(DownloadSource(url=server.url("/boot.iso"),
                                         sha256_url=server.url("/boot.iso.SHA256SUM")), tmp_path)
     assert got.read_bytes() == ISO_BYTES
 
@@ -213,7 +219,7 @@ def test_sha256_url_without_our_file(tmp_path: Path, server: Server) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     server.served.files["/SUMS"] = f"{'1' * 64}  a.iso\n{'2' * 64}  b.iso\n".encode()
     with pytest.raises(OslabError, match=r"no line for boot\.iso") as err:
-        download.fetch(DownloadSource(url=server.url("/boot.iso"),
+        fetch(DownloadSource(url=server.url("/boot.iso"),
                                       sha256_url=server.url("/SUMS")), tmp_path)
     assert err.value.hint is not None and "a.iso, b.iso" in err.value.hint
     assert [p for p, _ in server.served.requests] == ["/SUMS"]  # nothing downloaded
@@ -232,11 +238,11 @@ def test_parse_checksums() -> None:
 def test_cached_file_reverified_when_stamp_stale(tmp_path: Path, server: Server) -> None:
     server.served.files["/boot.iso"] = ISO_BYTES
     src = DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA)
-    got = download.fetch(src, tmp_path)
+    got = fetch(src, tmp_path)
     # Damage the cached file: the stamp no longer describes it, so it is hashed, found
     # wrong and fetched again.
     got.write_bytes(b"damaged")
-    assert download.fetch(src, tmp_path).read_bytes() == ISO_BYTES
+    assert fetch(src, tmp_path).read_bytes() == ISO_BYTES
     assert len(server.served.requests) == 2
 
 
@@ -244,12 +250,12 @@ def test_checksum_file_unreachable_uses_stamp(tmp_path: Path, server: Server) ->
     server.served.files["/boot.iso"] = ISO_BYTES
     server.served.files["/SUMS"] = f"{ISO_SHA}  boot.iso\n".encode()
     src = DownloadSource(url=server.url("/boot.iso"), sha256_url=server.url("/SUMS"))
-    download.fetch(src, tmp_path)
+    fetch(src, tmp_path)
     del server.served.files["/SUMS"]
-    assert download.fetch(src, tmp_path).read_bytes() == ISO_BYTES
+    assert fetch(src, tmp_path).read_bytes() == ISO_BYTES
     (tmp_path / "boot.iso.sha256").unlink()
     with pytest.raises(OslabError, match="cannot fetch the checksum file"):
-        download.fetch(src, tmp_path)
+        fetch(src, tmp_path)
 
 
 # -- local paths --------------------------------------------------------------------------------
@@ -258,18 +264,18 @@ def test_checksum_file_unreachable_uses_stamp(tmp_path: Path, server: Server) ->
 def test_local_path(tmp_path: Path) -> None:
     local = tmp_path / "my.iso"
     local.write_bytes(ISO_BYTES)
-    assert download.fetch(DownloadSource(path=str(local)), tmp_path / "cache") == local
-    assert download.fetch(DownloadSource(path=str(local), sha256=ISO_SHA),
+    assert fetch(DownloadSource(path=str(local)), tmp_path / "cache") == local
+    assert fetch(DownloadSource(path=str(local), sha256=ISO_SHA),
                           tmp_path / "cache") == local
     with pytest.raises(OslabError) as err:
-        download.fetch(DownloadSource(path=str(local), sha256="f" * 64), tmp_path / "cache")
+        fetch(DownloadSource(path=str(local), sha256="f" * 64), tmp_path / "cache")
     assert "f" * 64 in err.value.message and ISO_SHA in err.value.message
     assert local.exists()  # the user's own file is never deleted
 
 
 def test_local_path_missing(tmp_path: Path) -> None:
     with pytest.raises(OslabError, match="does not exist") as err:
-        download.fetch(DownloadSource(path=str(tmp_path / "nope.iso")), tmp_path)
+        fetch(DownloadSource(path=str(tmp_path / "nope.iso")), tmp_path)
     assert err.value.hint is not None and "iso.path" in err.value.hint
 
 

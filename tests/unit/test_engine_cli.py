@@ -1,24 +1,19 @@
-"""`oslab plan` and `oslab render` with a stand-in for the install content (a module made here,
-named through ``content.SERVICES``), and the clear error while the real content is missing."""
+"""`oslab plan` and `oslab render` with a stand-in for the install content (a function made here,
+given to the CLI through its options)."""
 
 from __future__ import annotations
 
 import stat
-import sys
-import types
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from oslab.cli import cli
+from oslab.cli import Options, cli
 from oslab.errors import OslabError
-from oslab.install import content
 from oslab.install.model import FileSpec, InstallContext, StepDef, Where
 from oslab.spec import Role
 from oslab.state import LabState
-
-FAKE = "oslab_test_fake_services"
 
 
 def fake_steps_for(ctx: InstallContext) -> dict[str, list[StepDef]]:
@@ -49,20 +44,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def fake_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    mod = types.ModuleType(FAKE)
-    mod.steps_for = fake_steps_for  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, FAKE, mod)
-    monkeypatch.setattr(content, "SERVICES", FAKE)
-
-
 def invoke(*args: str) -> tuple[int, str, BaseException | None]:
-    result = CliRunner().invoke(cli, list(args))
+    """The CLI with the stand-in content."""
+    result = CliRunner().invoke(cli, list(args), obj=Options(content=fake_steps_for))
     return result.exit_code, result.output, result.exception
 
 
-def test_plan_fresh(home: Path, fake_content: None) -> None:
+def test_plan_fresh(home: Path) -> None:
     code, out, exc = invoke("plan", "--fresh", "--virt-type", "qemu")
     assert exc is None and code == 0, out
     pw = LabState("oslab").password("demo_db")
@@ -75,8 +63,7 @@ def test_plan_fresh(home: Path, fake_content: None) -> None:
     assert "$ dnf -y install chrony" in out
 
 
-def test_plan_of_a_lab_that_does_not_run_falls_back_to_fresh(home: Path,
-                                                             fake_content: None) -> None:
+def test_plan_of_a_lab_that_does_not_run_falls_back_to_fresh(home: Path) -> None:
     code, out, exc = invoke("plan", "--uri", "test:///default", "--node", "compute1")
     assert exc is None and code == 0, out
     assert "the lab is not running (controller, compute1 not running)" not in out
@@ -84,7 +71,7 @@ def test_plan_of_a_lab_that_does_not_run_falls_back_to_fresh(home: Path,
     assert "controller:" not in out and "compute1: 2 steps" in out
 
 
-def test_plan_shows_the_provisioning_first_from_libvirt(home: Path, fake_content: None) -> None:
+def test_plan_shows_the_provisioning_first_from_libvirt(home: Path) -> None:
     code, out, exc = invoke("plan", "--uri", "test:///default", "--node", "compute1")
     assert exc is None and code == 0, out
     provision, install = out.split("\ninstall plan for lab oslab: ", 1)
@@ -103,7 +90,7 @@ def test_plan_shows_the_provisioning_first_from_libvirt(home: Path, fake_content
     assert install.startswith("the lab is not running (compute1 not running)")
 
 
-def test_plan_without_libvirt_assumes_a_blank_host(home: Path, fake_content: None) -> None:
+def test_plan_without_libvirt_assumes_a_blank_host(home: Path) -> None:
     code, out, exc = invoke("plan", "--uri", "test:///nonexistent-oslab-scenario.xml")
     assert exc is None and code == 0, out
     assert out.startswith("provision plan for lab oslab: libvirt is not reachable (cannot "
@@ -113,14 +100,13 @@ def test_plan_without_libvirt_assumes_a_blank_host(home: Path, fake_content: Non
     assert "  11 objects to create or change" in out
 
 
-def test_a_fresh_plan_reads_nothing_and_has_no_provision_plan(home: Path,
-                                                               fake_content: None) -> None:
+def test_a_fresh_plan_reads_nothing_and_has_no_provision_plan(home: Path) -> None:
     code, out, exc = invoke("plan", "--fresh", "--uri", "test:///default")
     assert exc is None and code == 0, out
     assert "provision plan" not in out and out.startswith("install plan for lab oslab: fresh")
 
 
-def test_render_writes_every_file_and_the_kickstart(home: Path, fake_content: None) -> None:
+def test_render_writes_every_file_and_the_kickstart(home: Path) -> None:
     out_dir = home / "out"
     code, out, exc = invoke("render", "--out", str(out_dir), "--virt-type", "kvm")
     assert exc is None and code == 0, out
@@ -139,18 +125,6 @@ def test_render_writes_every_file_and_the_kickstart(home: Path, fake_content: No
     compute = out_dir / "compute1" / "etc" / "demo" / "compute.conf"
     assert compute.read_text() == "[libvirt]\nvirt_type = kvm\n"
     assert "wrote 5 files" in out
-
-
-def test_without_the_install_content_plan_render_and_install_say_so(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(content, "SERVICES", "oslab.install.no_such_content_module")
-    for args in (["plan", "--fresh"], ["render", "--out", str(home / "o")],
-                 ["up", "--stage", "install", "--uri", "test:///default"]):
-        _, out, exc = invoke(*args)
-        assert isinstance(exc, OslabError), (args, out, exc)
-        assert "is not there yet" in exc.message
-        assert exc.hint is not None and "--stage provision" in exc.hint
-    assert not (home / "o").exists()
 
 
 def test_from_needs_the_install_stage(home: Path) -> None:

@@ -7,7 +7,6 @@ shows every step, file and command the installer runs on a blank lab, in order.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -16,22 +15,11 @@ from click.testing import CliRunner
 
 from oslab import spec as specmod
 from oslab.cli import cli
-from oslab.install.content import SERVICES
 from oslab.state import LabState
 
 GOLDEN = Path(__file__).parent / "golden" / "plan" / "default.txt"
 
 
-def _content_missing() -> bool:
-    try:
-        return importlib.util.find_spec(SERVICES) is None
-    except ModuleNotFoundError:
-        return True
-
-
-@pytest.mark.skipif(_content_missing(),
-                    reason=f"the install content ({SERVICES}) is not there yet; the golden plan "
-                           "is generated once it lands (OSLAB_REGEN_GOLDEN=1)")
 def test_default_lab_fresh_plan_is_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     result = CliRunner().invoke(cli, ["plan", "--fresh", "--virt-type", "qemu"])

@@ -373,29 +373,30 @@ def _statvfs(free_gib: float) -> os.statvfs_result:
     (50.0, Severity.WARN),    # the 100 GiB of thin disks do not fit
     (500.0, Severity.OK),
 ])
-def test_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free_gib: float,
-              severity: Severity) -> None:
+def test_disk(tmp_path: Path, free_gib: float, severity: Severity) -> None:
     asked: list[str] = []
 
     def fake_statvfs(path: os.PathLike[str] | str) -> os.statvfs_result:
         asked.append(os.fspath(path))
         return _statvfs(free_gib)
 
-    monkeypatch.setattr(os, "statvfs", fake_statvfs)
-    finding = resources.check_disk(make_spec(), tmp_path / "not" / "yet" / "pool")
+    finding = resources.check_disk(make_spec(), tmp_path / "not" / "yet" / "pool",
+                                   statvfs=fake_statvfs)
     assert finding.severity is severity
     assert asked == [str(tmp_path)]  # the nearest existing parent
     if severity is not Severity.OK:
         assert finding.hint is not None and "lab.pool_dir" in finding.hint
 
 
-def test_disk_counts_only_new_nodes_for_the_minimum(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "statvfs", lambda path: _statvfs(7.0))
+def test_disk_counts_only_new_nodes_for_the_minimum(tmp_path: Path) -> None:
+    def statvfs(path: Path) -> os.statvfs_result:
+        return _statvfs(7.0)
+
     spec = make_spec()
-    assert resources.check_disk(spec, tmp_path).severity is Severity.BLOCK
+    assert resources.check_disk(spec, tmp_path, statvfs=statvfs).severity is Severity.BLOCK
     defined = ["controller"]
-    assert resources.check_disk(spec, tmp_path, defined).severity is Severity.WARN
+    assert resources.check_disk(spec, tmp_path, defined,
+                                statvfs=statvfs).severity is Severity.WARN
 
 
 def test_pool_dir_writable_or_creatable(tmp_path: Path) -> None:
@@ -405,17 +406,18 @@ def test_pool_dir_writable_or_creatable(tmp_path: Path) -> None:
     assert created.severity is Severity.OK and "will be created" in created.message
 
 
-def test_pool_dir_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pool_dir_not_writable(tmp_path: Path) -> None:
     pool = tmp_path / "pool"
     pool.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(os, "access",
-                        lambda p, mode: False if Path(p) == pool else real_access(p, mode))
-    finding = resources.check_pool_dir(pool)
+
+    def access(p: Path, mode: int) -> bool:
+        return False if Path(p) == pool else os.access(p, mode)
+
+    finding = resources.check_pool_dir(pool, access=access)
     assert finding.severity is Severity.BLOCK
     assert "not writable" in finding.message
     assert finding.hint is not None and f"chown $USER {pool}" in finding.hint
-    missing = resources.check_pool_dir(pool / "sub")
+    missing = resources.check_pool_dir(pool / "sub", access=access)
     assert missing.severity is Severity.BLOCK
     assert missing.hint is not None and f"install -d -o $USER {pool / 'sub'}" in missing.hint
 

@@ -11,11 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from oslab import spec as specmod
-from oslab.cli import cli
-from oslab.install import content
-from oslab.install.model import StepDef
-from oslab.spec import LabSpec
-from oslab.state import LabState
+from oslab.cli import Options, cli
+from oslab.install.content import Content
+from oslab.install.model import InstallContext, StepDef
+from oslab.install.services import steps_for
 
 SUMMARY_OK = "checked 14 service configs against the epoxy option schema: 0 errors, 0 warnings"
 
@@ -27,9 +26,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def render_check(out: Path) -> Result:
+def render_check(out: Path, content: Content = steps_for) -> Result:
     return CliRunner().invoke(cli, ["render", "--out", str(out), "--virt-type", "qemu",
-                                    "--check"])
+                                    "--check"], obj=Options(content=content))
 
 
 def test_the_default_lab_passes(home: Path) -> None:
@@ -78,17 +77,12 @@ def break_one(case: Broken, steps: Mapping[str, Sequence[StepDef]]) -> dict[str,
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_a_broken_config_fails_with_its_error(home: Path, monkeypatch: pytest.MonkeyPatch,
-                                              case: Broken) -> None:
-    real = content.steps_for
+def test_a_broken_config_fails_with_its_error(home: Path, case: Broken) -> None:
+    def broken_steps_for(ctx: InstallContext) -> dict[str, list[StepDef]]:
+        return break_one(case, steps_for(ctx))
 
-    def broken_steps_for(spec: LabSpec, state: LabState,
-                         virt_types: Mapping[str, str]) -> dict[str, list[StepDef]]:
-        return break_one(case, real(spec, state, virt_types))
-
-    monkeypatch.setattr(content, "steps_for", broken_steps_for)
     out = home / "out"
-    result = render_check(out)
+    result = render_check(out, broken_steps_for)
     assert result.exit_code == 1, result.output
     written = (out / case.node / case.path.lstrip("/")).read_text()  # written, then checked
     assert case.old + "\n" not in written
