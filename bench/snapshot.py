@@ -6,7 +6,7 @@ Revert is compared twice:
 - with bare `virsh snapshot-revert` one node after another, which waits for nothing;
 - like for like: `virsh snapshot-revert --running` node after node, each followed by waiting
   until that node answers SSH with the pinned key, with the same wait oslab uses
-  (``oslab.ssh.open_when_ready``). oslab's figure is the whole `oslab revert` command, which
+  (``oslab.access.ssh.open_when_ready``). oslab's figure is the whole `oslab revert` command, which
   also sets every node's clock. Both run ROUNDS times, alternating which goes first; the
   medians and their ratio are printed, with the host's load average.
 """
@@ -22,9 +22,9 @@ import time
 import libvirt
 from common import BenchLab, guest_iso
 
-from oslab.checkpoint import node_targets
-from oslab.ssh import Target, open_when_ready
-from oslab.state import LabState
+from oslab.access.ssh import Target, open_when_ready
+from oslab.access.state import LabState
+from oslab.snapshots.checkpoint import node_targets
 
 # the test libvirtd of scripts/in-testns.sh (bench/snapshot runs through it)
 URI = os.environ.get("LIBVIRT_DEFAULT_URI") or "qemu:///system"

@@ -12,17 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
+from oslab.access.ssh import NodeConn, Result
 from oslab.distro import Family
 from oslab.errors import CommandError, OslabError
 from oslab.install import facts, ops
 from oslab.install.facts import Fact, FactError
 from oslab.install.model import StepDef
 from oslab.install.ops import Action, Kind, Secrets, StepFacts
-from oslab.ssh import NodeConn, Result
 
 T = TypeVar("T")
 FAILED_TAIL = 15
-TIMED_OUT = -1  # the exit code oslab.ssh reports for a command that outlived its timeout
+TIMED_OUT = -1  # the exit code oslab.access.ssh reports for a command that outlived its timeout
 
 
 class Aborted(Exception):
@@ -86,7 +86,7 @@ class StepRunner:
                                  secrets=self.secrets.values, log=self.log)
         except CommandError as exc:  # the timeout
             return Result(self.secrets.mask(command), exc.returncode, "", exc.stderr)
-        except OslabError as exc:  # the connection broke (oslab.ssh.SSHError)
+        except OslabError as exc:  # the connection broke (oslab.access.ssh.SSHError)
             raise StepFailed(self.node, step, self.secrets.mask(command), -1,
                              f"SSH failed: {exc}",
                              hint="check the node answers (`oslab status`), then rerun") from exc
@@ -142,7 +142,7 @@ class StepRunner:
         self.note(f"upload {tmp}: {ops.upload_summary(f).removeprefix('upload ')}")
         try:
             self.conn.put(tmp, f.content.encode(), timeout=action.timeout)
-        except OslabError as exc:  # oslab.ssh.SSHError
+        except OslabError as exc:  # oslab.access.ssh.SSHError
             raise StepFailed(self.node, step, f"sftp put {tmp}", -1, exc.message,
                              hint="is the directory writable and the disk not full?") from exc
         self.execute(step, Action(Kind.FILE, action.summary, action.command,

@@ -14,15 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from oslab import ssh
+from oslab.access import ssh
+from oslab.access.ssh import NodeConn, Target
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
 from oslab.install.model import InstallContext, StepDef
 from oslab.kickstart.render import kickstarts
 from oslab.spec import LabSpec, VirtType
-from oslab.ssh import NodeConn, Target
-from oslab.state import LabState
 
 KICKSTART_NAME = "ks.cfg"  # at the root of the node's OEMDRV disk
 

@@ -13,8 +13,8 @@ A failure stops the run: the other nodes finish the command they are running and
 Checkpoints: when a step with ``checkpoint`` set has finished on every node that runs it, and
 something changed in this run since the previous checkpoint, the engine lets every node finish
 its current step, holds them at that step boundary, calls ``checkpoints.take(name, ...)`` (the
-CLI passes ``oslab.checkpoint.Checkpoints``), then lets them go on. So a snapshot never catches a
-command half-way. A later failure's hint includes ``checkpoints.hint()``.
+CLI passes ``oslab.snapshots.checkpoint.Checkpoints``), then lets them go on. So a snapshot never
+catches a command half-way. A later failure's hint includes ``checkpoints.hint()``.
 
 ``run(from_step=NAME)`` reruns NAME and every step after it fully: the instances of NAME, the
 steps after them on their nodes, and (transitively) every step that waits for one of those
@@ -32,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from oslab import ssh
+from oslab.access import ssh
+from oslab.access.ssh import NodeConn, Target
+from oslab.access.state import LabState
 from oslab.distro import distro_for
 from oslab.errors import OslabError
 from oslab.install import graph, ops
@@ -41,14 +43,12 @@ from oslab.install.model import StepDef
 from oslab.install.plan import NodePlan, Plan, planned_step
 from oslab.report import Reporter
 from oslab.spec import LabSpec
-from oslab.ssh import NodeConn, Target
-from oslab.state import LabState
 
 __all__ = ["CheckpointSink", "Engine", "NodeRun", "RunResult", "StepFailed", "StepOutcome"]
 
 
 class CheckpointSink(Protocol):
-    """What the engine needs of ``oslab.checkpoint.Checkpoints``."""
+    """What the engine needs of ``oslab.snapshots.checkpoint.Checkpoints``."""
 
     def take(self, phase: str, description: str = "") -> object: ...
 

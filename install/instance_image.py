@@ -24,13 +24,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from oslab import download
+from oslab.downloads import download
 from oslab.errors import OslabError
 from oslab.spec import DownloadSource, LabSpec
 
 CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
 # From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
-# is 21692416 bytes. oslab.download.fetch checks the download against it.
+# is 21692416 bytes. oslab.downloads.download.fetch checks the download against it.
 CIRROS_SHA256 = "7d6355852aeb6dbcd191bcda7cd74f1536cfe5cbf8a10495a7283a8396e4b75b"
 CIRROS_USER = "cirros"
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import jinja2
 
+from oslab.access.ssh import NodeConn
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.files import write_private
 from oslab.install.model import FileSpec
 from oslab.spec import LabSpec
-from oslab.ssh import NodeConn
-from oslab.state import LabState
 
 ADMIN = "admin"
 DEMO = "demo"

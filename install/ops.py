@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from oslab.access.ssh import mask
 from oslab.distro import Family
 from oslab.errors import OslabError
 from oslab.install import debian, facts
 from oslab.install.facts import DatabaseState, FileState, ServiceState
 from oslab.install.model import Database, FileSpec, Guarded, StepDef
-from oslab.ssh import mask
 
 PASSWORD_RE = re.compile(r"\{password:([A-Za-z0-9_.-]+)\}")
 DNF = "dnf -y install"

@@ -30,7 +30,7 @@ from oslab.files import atomic_file
 from oslab.spec import LabSpec, Node, Role
 
 if TYPE_CHECKING:
-    from oslab.state import LabState
+    from oslab.access.state import LabState
 
 MARKER_PATH = "/etc/oslab-release"
 SYSTEM_DISK = "vda"

@@ -17,8 +17,8 @@ import click
 
 from oslab import spec as specmod
 from oslab import up as upflow
+from oslab.access.state import LabState
 from oslab.errors import OslabError, SpecError
-from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.install.content import Content
@@ -56,7 +56,7 @@ class Options:
         return LabState(self.lab_name())
 
     def connect(self) -> Any:
-        from oslab.virt import connect
+        from oslab.virt.lab_objects import connect
         return connect(self.uri)
 
     def install_content(self) -> Content:
@@ -149,7 +149,7 @@ def init(path: str, force: bool, distro: str) -> None:
 def check(opts: Options, stage: str) -> None:
     """Host preflight: can this host run the lab?"""
     from oslab import preflight
-    from oslab.objects import pool_dir
+    from oslab.virt.definitions import pool_dir
 
     spec = opts.spec()
     try:
@@ -245,7 +245,7 @@ def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) ->
     order, and the commands each would run now."""
     from oslab.install.plan import render as render_plan
     from oslab.plan import plan_lab
-    from oslab.provision_plan import render as render_provision
+    from oslab.provisioning.plan import render as render_provision
 
     done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
     spec = done.spec
@@ -330,7 +330,7 @@ def _count(n: int, noun: str) -> str:
 @pass_options
 def status(opts: Options, as_json: bool) -> None:
     """Show the lab's nodes, networks and volumes, read from libvirt."""
-    from oslab.inventory import gather
+    from oslab.access.inventory import gather
 
     st = gather(opts.connect(), opts.lab_name(), opts.state())
     if as_json:
@@ -360,8 +360,8 @@ def status(opts: Options, as_json: bool) -> None:
 @pass_options
 def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
     """Remove everything oslab made for the lab, and nothing else."""
-    from oslab.inventory import destroy as do_destroy
-    from oslab.inventory import destroy_plan, gather
+    from oslab.access.inventory import destroy as do_destroy
+    from oslab.access.inventory import destroy_plan, gather
 
     conn = opts.connect()
     lab = opts.lab_name()
@@ -433,7 +433,7 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
 
 
 def _node_target(opts: Options, node: str) -> Any:
-    from oslab.virt import LabObjects
+    from oslab.virt.lab_objects import LabObjects
 
     state = opts.state()
     lab = opts.lab_name()
@@ -457,9 +457,9 @@ def _node_target(opts: Options, node: str) -> Any:
 @pass_options
 def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     """SSH to NODE as root; with COMMAND, run it and exit with its code."""
-    from oslab.inventory import write_known_hosts
-    from oslab.ssh import Session
-    from oslab.virt import DomainState
+    from oslab.access.inventory import write_known_hosts
+    from oslab.access.ssh import Session
+    from oslab.virt.lab_objects import DomainState
 
     status_, target = _node_target(opts, node)
     if status_.state != DomainState.RUNNING:
@@ -499,7 +499,7 @@ def console(opts: Options, node: str) -> None:
 def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_json: bool,
              delete: str | None) -> None:
     """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
-    from oslab.snapshot import LabSnapshots
+    from oslab.snapshots.snapshot import LabSnapshots
 
     given = [f for f, on in (("NAME", name), ("--list", list_), ("--delete", delete is not None))
              if on]
@@ -547,7 +547,7 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
 @pass_options
 def revert(opts: Options, name: str) -> None:
     """Return every node of the lab to snapshot NAME."""
-    from oslab import checkpoint
+    from oslab.snapshots import checkpoint
 
     done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
     phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.errors import OslabError
-from oslab.state import LabState
 
 if TYPE_CHECKING:
     from oslab.install.plan import Plan
-    from oslab.provision_plan import ProvisionPlan
+    from oslab.provisioning.plan import ProvisionPlan
     from oslab.up import LabAccess
 
 
@@ -75,8 +75,8 @@ def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> Pro
     """What `up --stage provision` would do, from libvirt's state (``conn``), or on a blank
     host (``conn`` None); only the shared objects and ``node``'s when a node is given."""
     from oslab.distro import DISTROS
-    from oslab.provision_plan import ProvisionFacts, decide, read_facts
-    from oslab.virt import LabObjects
+    from oslab.provisioning.plan import ProvisionFacts, decide, read_facts
+    from oslab.virt.lab_objects import LabObjects
 
     facts = (ProvisionFacts.blank(spec) if conn is None
              else read_facts(LabObjects(conn, spec.name), spec))
@@ -87,8 +87,8 @@ def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> Pro
 def _live_targets(conn: Any, spec: specmod.LabSpec, state: LabState,
                   nodes: list[str]) -> tuple[dict[str, Any], str | None]:
     """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
-    from oslab.checkpoint import node_targets
-    from oslab.ssh import reachable
+    from oslab.access.ssh import reachable
+    from oslab.snapshots.checkpoint import node_targets
 
     targets = node_targets(conn, spec.name, state)
     missing = [n for n in nodes if n not in targets]

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.errors import OslabError
-from oslab.state import LabState
 
 if TYPE_CHECKING:
-    from oslab.checkpoint import Checkpoints
     from oslab.install.content import Content
     from oslab.install.engine import RunResult
     from oslab.install.verify import Report
-    from oslab.provision import ProvisionResult
+    from oslab.provisioning.provisioner import ProvisionResult
+    from oslab.snapshots.checkpoint import Checkpoints
 
 STAGES = ("provision", "install", "verify", "all")
 
@@ -89,9 +89,9 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     """Build the lab (or finish building it) up to ``options.stage``. Every input that can be
     wrong is checked before anything is made; the host check's blockers stop it there."""
     from oslab import preflight
-    from oslab.objects import pool_dir
-    from oslab.provision import Provisioner
+    from oslab.provisioning.provisioner import Provisioner
     from oslab.report import Reporter
+    from oslab.virt.definitions import pool_dir
 
     spec = lab.spec()
     if options.fresh_image:
@@ -124,7 +124,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     yield Provisioned(spec, result)
     if not options.install:
         return
-    from oslab.checkpoint import Checkpoints
+    from oslab.snapshots.checkpoint import Checkpoints
 
     times = {"provision": result.seconds}
     checkpoints = Checkpoints(conn, spec.name, enabled=options.checkpoints, say=reporter.lab)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from oslab.metadata import LabMeta
 from oslab.spec import LabSpec, Network
+from oslab.virt.metadata import LabMeta
 
 _env = Environment(
     loader=PackageLoader("oslab.networks", ""),

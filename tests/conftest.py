@@ -192,10 +192,10 @@ def sweep_test_labs() -> Iterator[None]:
         return
     import libvirt
 
+    from oslab.access.inventory import destroy
+    from oslab.access.state import LabState
     from oslab.errors import OslabError
-    from oslab.inventory import destroy
-    from oslab.state import LabState
-    from oslab.virt import iter_lab_names
+    from oslab.virt.lab_objects import iter_lab_names
 
     conn = libvirt.open(URI)
     for lab in list(iter_lab_names(conn)):

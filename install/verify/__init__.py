@@ -13,7 +13,7 @@ Every resource a check creates is written to a ledger (also kept in the lab's st
 run that died is cleaned up by the next one); without ``keep`` the ledger is torn down at the
 end, newest first, so dependants go before what they depend on.
 
-The nodes are reached through ``oslab.ssh.NodeConn``, so tests can pass a local runner;
+The nodes are reached through ``oslab.access.ssh.NodeConn``, so tests can pass a local runner;
 :func:`verify_lab` wires the real lab (SSH with pinned host keys).
 
 - ``results``: the check model (Verdict, Row, Report, CheckFailed);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from oslab.access.ssh import Result
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.verify.checklist import PHYSNET, PREFIX, REMOTE_TMP, SELF_SERVICE_CANDIDATES, TAG
@@ -24,7 +25,6 @@ from oslab.install.verify.parsers import (
 from oslab.install.verify.results import CheckFailed, Verdict
 from oslab.install.verify.runner import CheckRunner, osc
 from oslab.spec import LabSpec
-from oslab.ssh import Result
 
 # -- pure helpers for the network layout ---------------------------------------------------------
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
-from oslab.ssh import NodeConn, Result
 
 
 class LocalRunner:
@@ -29,7 +29,7 @@ class LocalRunner:
 
     def run(self, command: str, *, timeout: float, stdin: str | None = None,
             secrets: Sequence[str] = (), log: IO[str] | None = None) -> Result:
-        from oslab.ssh import mask
+        from oslab.access.ssh import mask
         try:
             proc = subprocess.run(["bash", "-c", command], input=stdin, capture_output=True,
                                   text=True, timeout=timeout, env=self.env, cwd=self.cwd,
@@ -38,7 +38,7 @@ class LocalRunner:
             raise OslabError(f"timed out after {timeout:.0f}s: {mask(command, secrets)}") from exc
         result = Result(mask(command, secrets), proc.returncode, proc.stdout,
                         mask(proc.stderr, secrets))
-        if log is not None:  # as oslab.ssh.Session logs a command
+        if log is not None:  # as oslab.access.ssh.Session logs a command
             log.write(f"$ {result.command}\n"
                       + "".join(mask(line, secrets) + "\n" for line in result.stdout.splitlines())
                       + "".join(f"! {line}\n" for line in result.stderr.splitlines())

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from oslab.access.ssh import Result
 from oslab.install.verify.checklist import EXPECTED_SERVICES, INTERFACES
 from oslab.install.verify.results import CheckFailed, Verdict
-from oslab.ssh import Result
 
 
 def load_json(text: str, what: str) -> Any:

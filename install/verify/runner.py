@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
 from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
@@ -20,7 +21,6 @@ from oslab.install.verify.ledger import Created, Ledger
 from oslab.install.verify.parsers import explain, field_of
 from oslab.install.verify.results import CheckFailed, Report, Row, Status
 from oslab.spec import LabSpec
-from oslab.ssh import NodeConn, Result
 
 
 def osc(who: str, args: str, openrc_dir: str = openrc.REMOTE_DIR) -> str:

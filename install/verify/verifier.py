@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 
+from oslab.access.ssh import NodeConn
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.instance_image import InstanceImage
@@ -16,8 +18,6 @@ from oslab.install.verify.health import HealthChecks
 from oslab.install.verify.results import Report
 from oslab.install.verify.runner import Lab, Timeouts
 from oslab.spec import LabSpec, Node
-from oslab.ssh import NodeConn
-from oslab.state import LabState
 
 
 class Verifier(HealthChecks, CloudChecks):
@@ -55,8 +55,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros)."""
-    from oslab.ssh import HostKeyMismatch, Session, Target
-    from oslab.state import cache_root
+    from oslab.access.ssh import HostKeyMismatch, Session, Target
+    from oslab.access.state import cache_root
 
     chosen = image if image is not None else instance_image.choose(None, spec)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from oslab.access.state import cache_root
 from oslab.errors import CommandError, HostError
-from oslab.state import cache_root
 
 env = Environment(loader=PackageLoader("oslab.images", "templates"), undefined=StrictUndefined,
                   autoescape=False, keep_trailing_newline=True)

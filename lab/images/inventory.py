@@ -31,9 +31,9 @@ from oslab.errors import OslabError
 from oslab.images.build import lock_path, use_path
 from oslab.images.common import Say
 from oslab.images.pool import ImageCache
-from oslab.metadata import LabMeta
-from oslab.objects import POOL_MARKER
-from oslab.virt import libvirt_calls
+from oslab.virt.definitions import POOL_MARKER
+from oslab.virt.lab_objects import libvirt_calls
+from oslab.virt.metadata import LabMeta
 
 VOLUME = re.compile(r"^(?P<name>(?P<distro>.+)-(?P<role>[a-z]+)-(?P<key>[0-9a-f]{16}))"
                     r"\.(?:qcow2|vmlinuz|initrd|json)$")

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from oslab.access.state import LabState
 from oslab.distro import DISTROS, RELEASES, Family
 from oslab.errors import OslabError
 from oslab.images.build import (
@@ -29,10 +30,9 @@ from oslab.images.repo import Repo, RepoInputs, build_repo
 from oslab.images.seed import LOCAL_REPO_PORT, SeedInput, seed_files, write_seed
 from oslab.images.serve import RepoServer
 from oslab.images.sources import host_mirror
-from oslab.objects import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
 from oslab.spec import LabSpec, Node, PackageSource, Role
-from oslab.state import LabState
-from oslab.virt import LabObjects
+from oslab.virt.definitions import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
+from oslab.virt.lab_objects import LabObjects
 
 
 def baked_packages(spec: LabSpec, state: LabState, role: Role,

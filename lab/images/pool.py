@@ -20,8 +20,8 @@ import libvirt
 from oslab.errors import OwnershipError
 from oslab.images.build import Image
 from oslab.images.common import Say
-from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
-from oslab.virt import pool_path, stream_into
+from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt.lab_objects import pool_path, stream_into
 
 CACHE_POOL = "oslab-images"
 CACHE_POOL_DIR = Path("/var/lib/libvirt/images") / CACHE_POOL

@@ -11,9 +11,9 @@ from typing import Any
 
 import libvirt
 
-from oslab.metadata import NS as LAB_XMLNS
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import LabSpec, Network
+from oslab.virt.metadata import NS as LAB_XMLNS
 
 RTF_UP = 0x0001
 

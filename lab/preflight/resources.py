@@ -10,9 +10,9 @@ from typing import Any
 
 import libvirt
 
-from oslab.metadata import LabMeta
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import LabSpec, Node
+from oslab.virt.metadata import LabMeta
 
 GIB = 1 << 30
 # Thin qcow2 disks start small, but a node still needs room to install and run.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from oslab.objects import pool_dir as lab_pool_dir
 from oslab.preflight.findings import Finding
 from oslab.preflight.kvm import choose_virt_type
 from oslab.preflight.lab_checks import lab_findings
@@ -18,6 +17,7 @@ from oslab.preflight.resources import (
     lab_domains,
 )
 from oslab.spec import LabSpec
+from oslab.virt.definitions import pool_dir as lab_pool_dir
 
 
 def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),

@@ -11,11 +11,11 @@ import libvirt
 import pytest
 
 from oslab import spec as specmod
-from oslab.checkpoint import Checkpoints
+from oslab.access.state import LabState
 from oslab.install.engine import Engine, StepFailed
 from oslab.install.model import Guarded, StepDef, Where
 from oslab.report import Reporter
-from oslab.state import LabState
+from oslab.snapshots.checkpoint import Checkpoints
 from tests.conftest import URI, Lab
 
 pytestmark = pytest.mark.integration

@@ -24,10 +24,10 @@ import pytest
 
 from oslab import preflight
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.install.engine import Engine, RunResult, StepFailed
 from oslab.install.model import FileSpec, Guarded, StepDef, Where
 from oslab.report import Reporter
-from oslab.state import LabState
 from tests.conftest import REPO, Lab
 
 pytestmark = pytest.mark.integration

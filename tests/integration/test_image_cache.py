@@ -15,13 +15,13 @@ from typing import Any
 import libvirt
 import pytest
 
+from oslab.access.inventory import destroy
+from oslab.access.state import LabState
 from oslab.images.build import Image, ImageInputs
 from oslab.images.inventory import gather, prune, prune_plan, users
 from oslab.images.pool import ImageCache
-from oslab.inventory import destroy
-from oslab.objects import GIB, PoolDef, VolumeDef
-from oslab.state import LabState
-from oslab.virt import LabObjects
+from oslab.virt.definitions import GIB, PoolDef, VolumeDef
+from oslab.virt.lab_objects import LabObjects
 from tests.conftest import TEST_LAB_PREFIX, URI
 
 pytestmark = pytest.mark.integration

@@ -36,9 +36,9 @@ import paramiko
 import pycdlib
 import pytest
 
+from oslab.access.ssh import Session, Target
 from oslab.errors import OslabError
 from oslab.install.verify.parsers import console_host_keys, parse_console, parse_partitions
-from oslab.ssh import Session, Target
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from oslab import spec as specmod
+from oslab.access.ssh import NodeConn
+from oslab.access.state import LabState
 from oslab.install import openrc, verify
 from oslab.install.verify import Status, checklist, connections, parsers
-from oslab.ssh import NodeConn
-from oslab.state import LabState
 from oslab.summary import render_table
 from tests.keystone import fixture
 

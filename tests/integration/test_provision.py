@@ -13,7 +13,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from oslab.metadata import LabMeta
+from oslab.virt.metadata import LabMeta
 from tests.conftest import URI
 
 pytestmark = pytest.mark.integration

@@ -131,7 +131,7 @@ def test_guards_refuse_bad_and_used_names(lab: Lab) -> None:
 
 
 def test_automatic_checkpoints_replace_and_can_be_turned_off(lab: Lab) -> None:
-    from oslab.checkpoint import Checkpoints
+    from oslab.snapshots.checkpoint import Checkpoints
 
     conn = libvirt.open(URI)
     said: list[str] = []

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from oslab.access.state import LabState
 from oslab.spec import default_spec_text
-from oslab.state import LabState
 
 DEFAULT = default_spec_text()
 

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.cli import cli
 from oslab.distro import Family
 from oslab.install import debian
@@ -32,7 +33,6 @@ from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef
 from oslab.install.services import steps_for
 from oslab.install.services._layer import DEBIAN, EL, LAYERS
 from oslab.spec import LabSpec
-from oslab.state import LabState
 
 GOLDEN = Path(__file__).parent / "golden" / "plan" / "debian13.txt"
 PLACEHOLDER = re.compile(r"\{password:([a-z0-9_]+)\}")

@@ -1,4 +1,4 @@
-"""oslab.download: resumable, verified downloads.
+"""oslab.downloads.download: resumable, verified downloads.
 
 The download tests talk only to an HTTP server they start on 127.0.0.1 (port 0, a thread).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from oslab import download
+from oslab.downloads import download
 from oslab.errors import OslabError
 from oslab.spec import DownloadSource
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from oslab.access.state import LabState
 from oslab.cli import Options, cli
 from oslab.errors import OslabError
 from oslab.install.model import FileSpec, InstallContext, StepDef, Where
 from oslab.spec import Role
-from oslab.state import LabState
 
 
 def fake_steps_for(ctx: InstallContext) -> dict[str, list[StepDef]]:

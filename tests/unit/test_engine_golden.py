@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.cli import cli
-from oslab.state import LabState
 
 GOLDEN = Path(__file__).parent / "golden" / "plan" / "default.txt"
 

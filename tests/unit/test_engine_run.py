@@ -19,13 +19,13 @@ from typing import IO
 import pytest
 
 from oslab import spec as specmod
+from oslab.access.ssh import Result, Target, mask
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import ops
 from oslab.install.engine import Engine, StepFailed
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.report import Reporter
-from oslab.ssh import Result, Target, mask
-from oslab.state import LabState
 from tests.conftest import lab_spec_text
 
 Handler = Callable[["SimNode"], tuple[int, str, str]]

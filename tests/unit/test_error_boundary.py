@@ -16,11 +16,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from oslab.access.ssh import Session, SSHError, Target, reachable
+from oslab.access.state import LabState
 from oslab.errors import OslabError
-from oslab.provision import combined
-from oslab.ssh import Session, SSHError, Target, reachable
-from oslab.state import LabState
-from oslab.virt import LabObjects, VirtError, libvirt_calls
+from oslab.provisioning.provisioner import combined
+from oslab.virt.lab_objects import LabObjects, VirtError, libvirt_calls
 
 
 def oslab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -136,7 +136,7 @@ def test_a_failed_handshake_prints_no_traceback(lab_keys: LabState, silent_port:
     without logging set up (as `oslab` runs; pytest's own log capture would hide it here),
     nothing of it reaches stderr: oslab's exception says it once."""
     t = target(lab_keys, silent_port)
-    code = ("from pathlib import Path; from oslab.ssh import Session, SSHError, Target\n"
+    code = ("from pathlib import Path; from oslab.access.ssh import Session, SSHError, Target\n"
             f"t = Target({t.name!r}, {t.address!r}, {t.host_key!r}, Path({str(t.key_path)!r}), "
             f"port={t.port})\n"
             "try:\n    Session(t, connect_timeout=1)\n"
@@ -173,7 +173,7 @@ def test_only_lab_ssh_imports_paramiko() -> None:
                                                             "kickstart")
                    for p in (root / folder).rglob("*.py") if "paramiko" in p.read_text()
                    .replace("paramiko's", "").replace("(paramiko)", ""))
-    assert users == ["lab/ssh.py"]
+    assert users == ["lab/access/ssh.py"]
 
 
 # -- the boundary --------------------------------------------------------------------------------
@@ -201,10 +201,11 @@ def test_debug_shows_the_traceback_and_only_then(tmp_path: Path) -> None:
 
 
 def test_importing_oslab_has_no_side_effects() -> None:
-    code = ("import libvirt, oslab.cli, oslab.virt, oslab.provision, oslab.__main__\n"
+    code = ("import libvirt, oslab.cli, oslab.virt.lab_objects, oslab.provisioning.provisioner,"
+            " oslab.__main__\n"
             "seen = []\n"
             "libvirt.registerErrorHandler(lambda c, e: seen.append(e), None)\n"
-            "import importlib; importlib.reload(oslab.virt)\n"
+            "import importlib; importlib.reload(oslab.virt.lab_objects)\n"
             "try:\n    libvirt.open('test:///nonexistent-file.xml')\nexcept libvirt.libvirtError:"
             "\n    pass\n"
             "print(len(seen))\n")

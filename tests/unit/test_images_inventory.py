@@ -29,8 +29,8 @@ from oslab.images.inventory import (
     users,
 )
 from oslab.images.pool import CACHE_POOL, MARKER, ImageCache
-from oslab.metadata import LabMeta
-from oslab.objects import POOL_MARKER
+from oslab.virt.definitions import POOL_MARKER
+from oslab.virt.metadata import LabMeta
 
 K_USED, K_OLD, K_NEW, K_CTL, K_DOM = ("1" * 16, "2" * 16, "3" * 16, "4" * 16, "5" * 16)
 BASES = {  # name: built (the host manifest's built_at)

@@ -13,15 +13,15 @@ import pycdlib
 import pytest
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.distro import NodeOs
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
 from oslab.images.nodes import baked_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
-from oslab.metadata import LabMeta
-from oslab.objects import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
-from oslab.provision import READY_PROBE
+from oslab.provisioning.provisioner import READY_PROBE
 from oslab.spec import Role, VirtType
-from oslab.state import LabState
+from oslab.virt.definitions import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
+from oslab.virt.metadata import LabMeta
 from tests.unit.test_xml import conn, golden
 
 __all__ = ["conn"]  # the test-driver fixture, shared with test_xml

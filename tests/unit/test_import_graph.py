@@ -86,10 +86,10 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_sees_the_whole_package() -> None:
     graph = import_graph()
-    assert {"oslab.spec", "oslab.distro", "oslab.download", "oslab.iso", "oslab.cli",
-            "oslab.images.nodes", "oslab.install.engine", "oslab.install.services",
+    assert {"oslab.spec", "oslab.distro", "oslab.downloads.download", "oslab.downloads.iso",
+            "oslab.cli", "oslab.images.nodes", "oslab.install.engine", "oslab.install.services",
             "oslab.networks", "oslab.kickstart.render"} <= graph.keys()
-    assert "oslab.spec" in graph["oslab.download"]
+    assert "oslab.spec" in graph["oslab.downloads.download"]
     assert "oslab.install.content" in graph["oslab.cli"]  # an import inside a function
 
 

@@ -1,4 +1,4 @@
-"""oslab.iso: reading boot files out of small ISOs."""
+"""oslab.downloads.iso: reading boot files out of small ISOs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from oslab import iso as isomod
+from oslab.downloads import iso as isomod
 from oslab.errors import OslabError
 
 KERNEL = b"\x7fKERNEL" + bytes(range(256)) * 40

@@ -23,6 +23,7 @@ from pykickstart.constants import AUTOPART_TYPE_PLAIN, KS_SCRIPT_POST, KS_SHUTDO
 from pykickstart.parser import KickstartParser
 from pykickstart.version import RHEL9, makeVersion
 
+from oslab.access.state import LabState
 from oslab.errors import SpecError
 from oslab.kickstart.render import (
     MARKER_PATH,
@@ -37,7 +38,6 @@ from oslab.kickstart.render import (
     verify_sha512_crypt,
 )
 from oslab.spec import LabSpec, Node, default_spec_text, load_default, parse
-from oslab.state import LabState
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "kickstart"
 ROOT_PASSWORD = "Cl3ar-Text-Root-Pw"
@@ -102,7 +102,7 @@ FAKE_HASH_SALT = "oslabgoldensalt"
 
 
 def _inputs(spec: LabSpec, node: Node, state_root: Path) -> KickstartInput:
-    """Real keys, made the way the provisioner makes them (oslab.state)."""
+    """Real keys, made the way the provisioner makes them (oslab.access.state)."""
     state = LabState(spec.name, root=state_root)
     host = state.host_key(node.name)
     return KickstartInput(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from oslab.access.state import MARKER, LabState, cache_root, state_root
 from oslab.errors import OslabError, OwnershipError, SpecError
 from oslab.spec import LAB_NAME_HINT, valid_lab_name
-from oslab.state import MARKER, LabState, cache_root, state_root
 
 
 def tree(root: Path) -> dict[str, bytes | None]:

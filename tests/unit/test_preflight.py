@@ -23,12 +23,12 @@ import libvirt
 import pytest
 
 from oslab import preflight
-from oslab.objects import pool_dir
+from oslab.access.state import LabState
 from oslab.preflight import Finding, Severity, kvm, network_clashes, resources
-from oslab.provision import Provisioner
+from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
 from oslab.spec import LabSpec, VirtType, parse
-from oslab.state import LabState
+from oslab.virt.definitions import pool_dir
 
 QEMU_UID = 64055
 QEMU_PRIMARY_GID = 64055

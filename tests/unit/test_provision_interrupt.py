@@ -12,11 +12,11 @@ import libvirt
 import pytest
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.errors import ProvisionError
-from oslab.provision import Provisioner
+from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
 from oslab.spec import Node, VirtType
-from oslab.state import LabState
 
 
 def test_ctrl_c_stops_every_node_wait(tmp_path: Path) -> None:

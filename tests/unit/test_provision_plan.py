@@ -1,4 +1,4 @@
-"""Provisioning decided from facts (oslab.provision_plan).
+"""Provisioning decided from facts (oslab.provisioning.plan).
 
 Tests are data, as for the installer's ops: facts in, decisions out with their exact reasons.
 The facts reader runs on libvirt's test driver, opened from a scenario file per test, with the
@@ -18,8 +18,7 @@ from oslab import spec as specmod
 from oslab.distro import NodeOs
 from oslab.errors import OwnershipError
 from oslab.networks import network_def
-from oslab.objects import PoolDef, VolumeDef, domain_def, node_volumes
-from oslab.provision_plan import (
+from oslab.provisioning.plan import (
     Decision,
     DomainFact,
     NetworkFact,
@@ -32,7 +31,8 @@ from oslab.provision_plan import (
     read_facts,
     render,
 )
-from oslab.virt import LabObjects
+from oslab.virt.definitions import PoolDef, VolumeDef, domain_def, node_volumes
+from oslab.virt.lab_objects import LabObjects
 
 SPEC = specmod.load_default()  # lab "oslab": controller (two disks) and compute1
 DIGEST = SPEC.digest()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from oslab.checkpoint import FIX_CLOCK, Reverted, Settled, clock_before
+from oslab.access.ssh import Target, open_when_ready, port_open
 from oslab.errors import OslabError
-from oslab.snapshot import SnapResult
-from oslab.ssh import Target, open_when_ready, port_open
+from oslab.snapshots.checkpoint import FIX_CLOCK, Reverted, Settled, clock_before
+from oslab.snapshots.snapshot import SnapResult
 
 
 @pytest.mark.parametrize(("stdout", "expected"), [

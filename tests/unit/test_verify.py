@@ -16,13 +16,13 @@ import pytest
 
 from oslab import spec as specmod
 from oslab import summary
+from oslab.access.ssh import Result
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import openrc, verify
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
 from oslab.install.verify.runner import osc
-from oslab.ssh import Result
-from oslab.state import LabState
 
 REC = Path(__file__).resolve().parent / "recorded"
 

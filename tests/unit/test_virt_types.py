@@ -10,8 +10,8 @@ from typing import IO, Any
 import pytest
 
 from oslab import spec as specmod
+from oslab.access.ssh import Result, Target
 from oslab.install import content, facts
-from oslab.ssh import Result, Target
 
 
 class AnsweringNode:

@@ -14,9 +14,9 @@ import libvirt
 import pytest
 
 from oslab import spec as specmod
-from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
-from oslab.objects import PoolDef, VolumeDef, domain_def, node_volumes
+from oslab.virt.definitions import PoolDef, VolumeDef, domain_def, node_volumes
+from oslab.virt.metadata import DomainPhase, LabMeta
 
 GOLDEN = Path(__file__).parent / "golden" / "xml"
 SCENARIO = """<node>

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 
 from oslab.distro import NodeOs
-from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
-from oslab.objects import (
+from oslab.spec import LabSpec
+from oslab.virt.definitions import (
     INSTALLER_INITRD,
     INSTALLER_ISO,
     INSTALLER_KERNEL,
@@ -27,8 +27,8 @@ from oslab.objects import (
     pool_dir,
     seed_volume_name,
 )
-from oslab.spec import LabSpec
-from oslab.virt import INACTIVE, DomainState, LabObjects, state_name
+from oslab.virt.lab_objects import INACTIVE, DomainState, LabObjects, state_name
+from oslab.virt.metadata import DomainPhase, LabMeta
 
 # -- facts ---------------------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from oslab.access.ssh import SSHError, Target, open_when_ready
+from oslab.access.state import LabState
 from oslab.errors import OslabError
-from oslab.snapshot import LabSnapshots, SnapResult
-from oslab.ssh import SSHError, Target, open_when_ready
-from oslab.state import LabState
-from oslab.virt import DomainState, LabObjects
+from oslab.snapshots.snapshot import LabSnapshots, SnapResult
+from oslab.virt.lab_objects import DomainState, LabObjects
 
 # One round trip: print the clock as it was, then set it to the host's.
 FIX_CLOCK = ("date -u +%s && date -u -s '{now}' >/dev/null && "

@@ -22,9 +22,9 @@ import libvirt
 
 from oslab.errors import HostError, OwnershipError
 from oslab.files import write_atomic
-from oslab.metadata import LabMeta
 from oslab.networks import NetworkDef
-from oslab.objects import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt.metadata import LabMeta
 
 INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 

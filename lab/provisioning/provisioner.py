@@ -8,7 +8,7 @@ A node moves through phases kept in its domain's metadata:
 ``defined`` (install-time XML, not started yet) → ``installing`` (started from the installer)
 → powered off → ``final`` (redefined to boot from disk) → running and answering SSH.
 
-The decisions are the installer's shape: ``oslab.provision_plan`` reads the facts from libvirt
+The decisions are the installer's shape: ``oslab.provisioning.plan`` reads the facts from libvirt
 and decides, purely, what each object needs and why (what `oslab plan` shows); the provisioner
 applies those decisions. Each node's domain is decided again from its facts just before it is
 acted on.
@@ -26,14 +26,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oslab import download
-from oslab import iso as isomod
+from oslab.access.ssh import wait_ready
+from oslab.access.state import LabState, cache_root
 from oslab.distro import DISTROS, Distro, NodeOs
+from oslab.downloads import download
+from oslab.downloads import iso as isomod
 from oslab.errors import OslabError, ProvisionError
 from oslab.kickstart.render import kickstarts, oemdrv_iso
-from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_def
-from oslab.objects import (
+from oslab.provisioning.plan import (
+    ProvisionPlan,
+    Verb,
+    decide,
+    decide_domain,
+    decide_image_domain,
+    domain_fact,
+    read_facts,
+)
+from oslab.report import Reporter, tail
+from oslab.spec import LabSpec, Node, VirtType
+from oslab.virt.definitions import (
     INSTALLER_INITRD,
     INSTALLER_ISO,
     INSTALLER_KERNEL,
@@ -46,20 +58,8 @@ from oslab.objects import (
     oemdrv_volume_name,
     pool_dir,
 )
-from oslab.provision_plan import (
-    ProvisionPlan,
-    Verb,
-    decide,
-    decide_domain,
-    decide_image_domain,
-    domain_fact,
-    read_facts,
-)
-from oslab.report import Reporter, tail
-from oslab.spec import LabSpec, Node, VirtType
-from oslab.ssh import wait_ready
-from oslab.state import LabState, cache_root
-from oslab.virt import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
+from oslab.virt.lab_objects import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
+from oslab.virt.metadata import DomainPhase, LabMeta
 
 if TYPE_CHECKING:
     from oslab.images.serve import RepoServer

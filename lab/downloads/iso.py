@@ -2,7 +2,7 @@
 
 The volume label and the kernel and initrd are read with pycdlib, through the Rock Ridge
 name, then the Joliet name, then the plain ISO9660 name; files are streamed, never read
-whole into memory. Fetching the ISO is :mod:`oslab.download`.
+whole into memory. Fetching the ISO is :mod:`oslab.downloads.download`.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from oslab.access.ssh import Target
 from oslab.errors import OslabError, OwnershipError, SpecError
 from oslab.files import write_atomic, write_private
 from oslab.spec import LAB_NAME_HINT, Node, valid_lab_name
-from oslab.ssh import Target
 
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
 

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from oslab.access.ssh import Target, reachable
+from oslab.access.state import LabState
 from oslab.errors import OwnershipError
 from oslab.files import write_atomic
-from oslab.ssh import Target, reachable
-from oslab.state import LabState
-from oslab.virt import DomainState, LabObjects
+from oslab.virt.lab_objects import DomainState, LabObjects
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from oslab.errors import OslabError
-from oslab.virt import INACTIVE, DomainInfo, DomainState, LabObjects
+from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PREFIX = "oslab:"

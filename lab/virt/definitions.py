@@ -14,11 +14,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from oslab.distro import DISTROS
-from oslab.metadata import DomainPhase, LabMeta
 from oslab.networks import network_name
 from oslab.spec import LabSpec, Node, VirtType
+from oslab.virt.metadata import DomainPhase, LabMeta
 
-_env = Environment(loader=PackageLoader("oslab", "templates"), undefined=StrictUndefined,
+_env = Environment(loader=PackageLoader("oslab.virt", "templates"), undefined=StrictUndefined,
                    autoescape=True, keep_trailing_newline=True)
 
 GIB = 1 << 30
