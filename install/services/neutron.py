@@ -159,11 +159,16 @@ def compute(site: Site, node: Node) -> StepDef:
 
 def agents(site: Site) -> StepDef:
     """Wait until every agent has reported to neutron-server (the end of the network phase)."""
-    expected = [(site.host, kind) for kind in ("open-vswitch", "dhcp", "l3", "metadata")]
-    expected += [(n.name, "open-vswitch") for n in site.computes]
-    check = " && ".join(
-        f"openstack network agent list --host {q(host)} --agent-type {kind} -f value -c ID "
-        "| grep -q ." for host, kind in expected)
+    expected = [(site.host, f"neutron-{kind}-agent")
+                for kind in ("openvswitch", "dhcp", "l3", "metadata")]
+    expected += [(n.name, "neutron-openvswitch-agent") for n in site.computes]
+    # one client process for every agent (each `openstack` call costs 15-25 s under TCG): the
+    # distinct lines that match a wanted pair, either way round (whatever order the client
+    # prints its columns in), must be as many as the pairs
+    patterns = " ".join(f"-e {q(f'{a} {b}')}" for host, binary in expected
+                        for a, b in ((host, binary), (binary, host)))
+    check = ("openstack network agent list -f value -c Host -c Binary | sort -u | "
+             f"grep -c -x -F {patterns} | grep -q -x {len(expected)}")
     return StepDef(
         name="neutron.agents",
         where=Where.CONTROLLER,

@@ -318,3 +318,33 @@ def test_commands_are_described_and_bounded() -> None:
         client = re.compile(r"\bopenstack (?:[a-z]+ )+(?:list|show|create|add|issue)\b")
         if client.search(command.check) or client.search(command.run):
             assert command.env_file == "/root/admin-openrc", (step.name, command.description)
+
+
+@pytest.mark.parametrize(("listing", "reported"), [
+    # `openstack network agent list -f value -c Host -c Binary` as the client prints it
+    ("neutron-openvswitch-agent controller\nneutron-dhcp-agent controller\n"
+     "neutron-l3-agent controller\nneutron-metadata-agent controller\n"
+     "neutron-openvswitch-agent compute1\n", True),
+    ("controller neutron-openvswitch-agent\ncontroller neutron-dhcp-agent\n"   # columns swapped
+     "controller neutron-l3-agent\ncontroller neutron-metadata-agent\n"
+     "compute1 neutron-openvswitch-agent\n", True),
+    ("neutron-openvswitch-agent controller\nneutron-dhcp-agent controller\n"   # no compute1
+     "neutron-l3-agent controller\nneutron-metadata-agent controller\n"
+     "neutron-metadata-agent controller\n", False),
+    ("", False),
+])
+def test_the_neutron_agents_check_in_a_real_shell(
+        rendered: tuple[dict[str, list[StepDef]], Passwords], tmp_path: Path, listing: str,
+        reported: bool) -> None:
+    """One `openstack` call for every agent; a stand-in client prints ``listing``."""
+    steps, _ = rendered
+    step = next(s for s in steps["controller"] if s.name == "neutron.agents")
+    check = step.commands[0].check
+    assert check.count("openstack ") == 1
+    client = tmp_path / "openstack"
+    (tmp_path / "listing").write_text(listing)
+    client.write_text(f"#!/bin/sh\ncat {tmp_path / 'listing'}\n")
+    client.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", check], env=env, check=False)
+    assert (done.returncode == 0) is reported
