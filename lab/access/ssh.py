@@ -33,10 +33,16 @@ RUN_TOKEN_VAR = "OSLAB_RUN"
 
 
 def kill_by_token_script(token: str) -> str:
-    """POSIX sh (busybox too) that SIGKILLs every process whose environment has the token."""
-    return (f"for p in /proc/[0-9]*; do "
-            f"if tr '\\0' '\\n' 2>/dev/null < \"$p/environ\" | grep -qx '{RUN_TOKEN_VAR}={token}'; "
-            f"then kill -KILL \"${{p#/proc/}}\" 2>/dev/null; fi; done; true")
+    """POSIX sh (busybox too) that SIGKILLs every process whose environment has the token.
+
+    One grep reads every environment (NUL-separated, so -z), not one process per entry: the
+    node whose command timed out is often overloaded (seen: a loop of tr and grep over /proc
+    outlived its own 30 s on a busy TCG controller)."""
+    return (f"for f in $(grep -l -z -x '{RUN_TOKEN_VAR}={token}' /proc/[0-9]*/environ "
+            f"2>/dev/null); do p=${{f#/proc/}}; kill -KILL \"${{p%/environ}}\" 2>/dev/null; "
+            f"done; true")
+
+
 # Errors of a connection that broke, timed out or was refused (EOFError: paramiko's reading end).
 _CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -237,7 +243,7 @@ class Session:
     def _kill_on_node(self, token: str) -> bool:
         """Kill what a timed-out command left running; whether that worked (best effort)."""
         try:
-            result = self._run(kill_by_token_script(token), "(stop the timed-out command)", 30.0,
+            result = self._run(kill_by_token_script(token), "(stop the timed-out command)", 60.0,
                                None, (), None, None, False, stop_on_timeout=False)
         except (CommandError, *_CONNECTION_ERRORS):
             return False
