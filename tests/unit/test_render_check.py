@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from oslab import spec as specmod
-from oslab.cli import Options, cli
+from oslab.cli import cli
+from oslab.cli_options import Options
 from oslab.install.content import Content
 from oslab.install.model import InstallContext, StepDef
 from oslab.install.services import steps_for
