@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from oslab import cli_boundary, cli_print
+from oslab import cli_boundary, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
@@ -34,7 +34,7 @@ def cli() -> None:
 @global_options
 @click.argument("path", default="lab.toml", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--distro", type=click.Choice(list(specmod.SPEC_FILES)), default="centos-stream9",
+@click.option("--distro", type=click.Choice(list(spec_file.SPEC_FILES)), default="centos-stream9",
               show_default=True, help="The nodes' distro (debian13: Debian's own Epoxy).")
 def init(path: str, force: bool, distro: str) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
@@ -51,7 +51,7 @@ def init(path: str, force: bool, distro: str) -> None:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
     if p.is_dir():
         raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
-    write_atomic(p, specmod.default_spec_text(distro))
+    write_atomic(p, spec_file.default_spec_text(distro))
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.errors import OslabError, SpecError
 
@@ -36,7 +37,7 @@ class Options:
     content: Content | None = None  # the install content; None: oslab's own
 
     def spec(self) -> specmod.LabSpec:
-        spec = specmod.load(self.file)
+        spec = spec_file.load(self.file)
         if self.lab and self.lab != spec.name:
             raise SpecError(f"--lab {self.lab} does not match the spec's lab.name {spec.name}",
                             hint="drop --lab, or pass the spec of that lab with -f")
