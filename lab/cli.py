@@ -119,27 +119,9 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
     """Show what provisioning would create or change, then each node's install steps in
     order, and the commands each would run now."""
-    from oslab.install.plan import render as render_plan
     from oslab.plan import plan_lab
-    from oslab.provisioning.plan import render as render_provision
 
-    done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
-    spec = done.spec
-    if done.provision is not None:
-        click.echo(f"provision plan for lab {spec.name}: {done.provision_source}")
-        click.echo(render_provision(done.provision))
-    if done.live:
-        click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
-    elif done.fresh:
-        click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
-                   "read from them)")
-    else:
-        click.echo(f"install plan for lab {spec.name}: the lab is not running "
-                   f"({done.why_not_live}), so this plans for blank nodes (fresh)")
-    vts = ", ".join(f"{n}={v}" for n, v in done.virt_types.items()) or "no compute nodes"
-    click.echo(f"virt types: {vts} ({done.virt_types_source})")
-    click.echo("")
-    click.echo(render_plan(done.plan), nl=False)
+    cli_print.print_plan(plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type))
 
 
 @cli.command()
@@ -178,7 +160,6 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
         cli_print.check_rendered(spec.release, steps)
 
 
-
 @cli.command()
 @global_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -191,21 +172,7 @@ def status(opts: Options, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st.as_dict(), indent=2))
         return
-    if st.empty:
-        click.echo(f"lab {st.lab}: nothing in libvirt")
-        return
-    click.echo(f"lab {st.lab}")
-    click.echo(f"  {'NODE':<12} {'ROLE':<11} {'ADDRESS':<15} {'STATE':<9} {'PHASE':<10} "
-               f"{'VIRT':<5} SSH")
-    for n in st.nodes:
-        click.echo(f"  {n.node:<12} {n.role:<11} {n.address:<15} {n.state:<9} {n.phase:<10} "
-                   f"{n.virt_type:<5} {n.ssh}")
-    for net in st.networks:
-        click.echo(f"  network {net['name']} ({net['kind']}, "
-                   f"{'active' if net['active'] else 'inactive'})")
-    for v in st.volumes:
-        click.echo(f"  volume  {v['name']} ({v['capacity'] / 2**30:.1f} GiB, "
-                   f"{v['allocation'] / 2**20:.0f} MiB used)")
+    cli_print.print_status(st)
 
 
 @cli.command()
@@ -287,7 +254,6 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
         click.echo(f"removed {len(removed)} base image(s)")
 
 
-
 @cli.command(context_settings={"ignore_unknown_options": True})
 @global_options
 @click.argument("node")
@@ -360,13 +326,7 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
         if as_json:
             click.echo(json.dumps([s.as_dict() for s in found], indent=2))
             return
-        if not found:
-            click.echo(f"lab {snaps.lab}: no snapshots")
-        for s in found:
-            d = s.as_dict()
-            click.echo(f"{s.name}  {d['created']}  {s.description}")
-            for n in s.nodes:
-                click.echo(f"    {n.node:<12} {n.state:<9} {n.progress}")
+        cli_print.print_snapshots(snaps.lab, found)
         return
     if delete:
         nodes = snaps.delete(delete)
@@ -388,13 +348,7 @@ def revert(opts: Options, name: str) -> None:
     from oslab.snapshots import checkpoint
 
     done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
-    phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)
-    click.echo(f"reverted to {name} in {done.seconds:.1f}s ({phases})")
-    for s in done.settled:
-        click.echo(f"  {s.node:<12} answers SSH {s.seconds:.2f}s after the resume; "
-                   f"clock corrected by {s.skew:.0f}s")
-    if not done.settled:
-        click.echo("  no node runs in this snapshot")
+    cli_print.print_reverted(name, done)
 
 
 @cli.command()
@@ -432,8 +386,6 @@ def openrc(opts: Options, who: str, show: bool) -> None:
 
     spec = opts.spec()
     click.echo(openrcmod.openrc_command(spec, LabState(spec.name), who, show=show).rstrip())
-
-
 
 
 def main() -> None:

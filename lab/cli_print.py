@@ -1,4 +1,5 @@
-"""What `oslab up` and `oslab render --check` print about what they did."""
+"""The reports the `oslab` commands print: what up, plan, render --check, status, snapshot
+--list and revert found or did."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from oslab import up as upflow
 from oslab.errors import OslabError
 
 if TYPE_CHECKING:
+    from oslab.access.inventory import LabStatus
     from oslab.install.model import StepDef
+    from oslab.plan import LabPlan
+    from oslab.snapshots.checkpoint import Reverted
+    from oslab.snapshots.snapshot import LabSnapshot
 
 
 def print_provisioned(done: upflow.Provisioned) -> None:
@@ -52,6 +57,28 @@ def print_verified(done: upflow.Verified) -> None:
                               "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
+def print_plan(done: LabPlan) -> None:
+    """`oslab plan`: the provision plan, where the install plan's facts came from, the plan."""
+    from oslab.install.plan import render as render_plan
+    from oslab.provisioning.plan import render as render_provision
+
+    spec = done.spec
+    if done.provision is not None:
+        click.echo(f"provision plan for lab {spec.name}: {done.provision_source}")
+        click.echo(render_provision(done.provision))
+    if done.live:
+        click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
+    elif done.fresh:
+        click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
+                   "read from them)")
+    else:
+        click.echo(f"install plan for lab {spec.name}: the lab is not running "
+                   f"({done.why_not_live}), so this plans for blank nodes (fresh)")
+    vts = ", ".join(f"{n}={v}" for n, v in done.virt_types.items()) or "no compute nodes"
+    click.echo(f"virt types: {vts} ({done.virt_types_source})")
+    click.echo("")
+    click.echo(render_plan(done.plan), nl=False)
+
 
 def check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None:
     """`render --check`: each problem as ``<node>/<path>:LINE: error|warning: ...``, a count,
@@ -74,3 +101,44 @@ def check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
+
+
+def print_status(st: LabStatus) -> None:
+    """`oslab status`: the lab's nodes, networks and volumes as a table."""
+    if st.empty:
+        click.echo(f"lab {st.lab}: nothing in libvirt")
+        return
+    click.echo(f"lab {st.lab}")
+    click.echo(f"  {'NODE':<12} {'ROLE':<11} {'ADDRESS':<15} {'STATE':<9} {'PHASE':<10} "
+               f"{'VIRT':<5} SSH")
+    for n in st.nodes:
+        click.echo(f"  {n.node:<12} {n.role:<11} {n.address:<15} {n.state:<9} {n.phase:<10} "
+                   f"{n.virt_type:<5} {n.ssh}")
+    for net in st.networks:
+        click.echo(f"  network {net['name']} ({net['kind']}, "
+                   f"{'active' if net['active'] else 'inactive'})")
+    for v in st.volumes:
+        click.echo(f"  volume  {v['name']} ({v['capacity'] / 2**30:.1f} GiB, "
+                   f"{v['allocation'] / 2**20:.0f} MiB used)")
+
+
+def print_snapshots(lab: str, found: Sequence[LabSnapshot]) -> None:
+    """`oslab snapshot --list`: each snapshot, then each node's part of it."""
+    if not found:
+        click.echo(f"lab {lab}: no snapshots")
+    for s in found:
+        d = s.as_dict()
+        click.echo(f"{s.name}  {d['created']}  {s.description}")
+        for n in s.nodes:
+            click.echo(f"    {n.node:<12} {n.state:<9} {n.progress}")
+
+
+def print_reverted(name: str, done: Reverted) -> None:
+    """`oslab revert`: how long each phase took, and when each node answered again."""
+    phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)
+    click.echo(f"reverted to {name} in {done.seconds:.1f}s ({phases})")
+    for s in done.settled:
+        click.echo(f"  {s.node:<12} answers SSH {s.seconds:.2f}s after the resume; "
+                   f"clock corrected by {s.skew:.0f}s")
+    if not done.settled:
+        click.echo("  no node runs in this snapshot")
