@@ -1,4 +1,8 @@
-"""The `oslab` command line. One boundary prints every OslabError with its hint."""
+"""The `oslab` command line: the click commands, which parse their arguments and print.
+
+The global options are in cli_options, the error boundary that runs the group is in
+cli_boundary, and the longer reports of `up` and `render --check` are in cli_print.
+"""
 
 from __future__ import annotations
 
@@ -8,106 +12,16 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from oslab import cli_boundary, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
-from oslab.errors import OslabError, SpecError
-
-if TYPE_CHECKING:
-    from oslab.install.content import Content
-    from oslab.install.model import StepDef
-
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_URI = "qemu:///system"
-URI_VARIABLE = "LIBVIRT_DEFAULT_URI"  # honoured as virsh does, when --uri is not given
-
-
-def default_uri() -> str:
-    return os.environ.get(URI_VARIABLE) or DEFAULT_URI
-
-
-@dataclass
-class Options:
-    file: str | None = None
-    lab: str | None = None
-    uri: str = field(default_factory=default_uri)
-    debug: bool = False
-    content: Content | None = None  # the install content; None: oslab's own
-
-    def spec(self) -> specmod.LabSpec:
-        spec = specmod.load(self.file)
-        if self.lab and self.lab != spec.name:
-            raise SpecError(f"--lab {self.lab} does not match the spec's lab.name {spec.name}",
-                            hint="drop --lab, or pass the spec of that lab with -f")
-        return spec
-
-    def lab_name(self) -> str:
-        """The lab addressed by --lab, else by the spec (-f, or the built-in default)."""
-        return self.lab or self.spec().name
-
-    def state(self) -> LabState:
-        return LabState(self.lab_name())
-
-    def connect(self) -> Any:
-        from oslab.virt.lab_objects import connect
-        return connect(self.uri)
-
-    def install_content(self) -> Content:
-        """The content given to these options, else oslab's own (oslab.install.services)."""
-        if self.content is not None:
-            return self.content
-        from oslab.install.services import steps_for
-        return steps_for
-
-
-def global_options(fn: F) -> F:
-    """-f/--file, --lab, --uri and --debug, accepted before or after the command name."""
-
-    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        opts = ctx.find_object(Options)
-        if opts is None:
-            opts = ctx.ensure_object(Options)
-        if param.name == "lab" and value is not None and not specmod.valid_lab_name(value):
-            # checked while parsing, before any file is read or removed
-            raise SpecError(f"--lab {value!r} is not a valid lab name",
-                            hint=specmod.LAB_NAME_HINT)
-        if param.name == "uri" and value is not None and not value.strip():
-            raise OslabError("--uri is empty",
-                             hint=f"give a libvirt URI such as {DEFAULT_URI}, or leave --uri out")
-        if param.name == "file" and value is not None and not value.strip():
-            raise OslabError("-f/--file is empty",
-                             hint="name a lab spec file, or leave -f out for the built-in lab")
-        if value not in (None, False) and param.name is not None:
-            setattr(opts, param.name, value)
-        return value
-
-    decorators = [
-        click.option("-f", "--file", type=click.Path(dir_okay=False), expose_value=False,
-                     callback=store, help="Lab spec (TOML). Default: the built-in lab."),
-        click.option("--lab", expose_value=False, callback=store,
-                     help="Address an existing lab by name (no spec needed)."),
-        click.option("--uri", expose_value=False, callback=store,
-                     help=f"libvirt URI. Default: ${URI_VARIABLE}, else {DEFAULT_URI}."),
-        click.option("--debug", is_flag=True, expose_value=False, callback=store,
-                     help="Show tracebacks."),
-    ]
-    for deco in reversed(decorators):
-        fn = deco(fn)
-    return fn
-
-
-def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return fn(click.get_current_context().ensure_object(Options), *args, **kwargs)
-    return wrapper
+from oslab.cli_options import Options, global_options, node_target, pass_options
+from oslab.errors import OslabError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,7 +34,7 @@ def cli() -> None:
 @global_options
 @click.argument("path", default="lab.toml", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--distro", type=click.Choice(list(specmod.SPEC_FILES)), default="centos-stream9",
+@click.option("--distro", type=click.Choice(list(spec_file.SPEC_FILES)), default="centos-stream9",
               show_default=True, help="The nodes' distro (debian13: Debian's own Epoxy).")
 def init(path: str, force: bool, distro: str) -> None:
     """Write the built-in default lab spec as a commented TOML file to edit."""
@@ -137,7 +51,7 @@ def init(path: str, force: bool, distro: str) -> None:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
     if p.is_dir():
         raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
-    write_atomic(p, specmod.default_spec_text(distro))
+    write_atomic(p, spec_file.default_spec_text(distro))
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
 
@@ -186,49 +100,11 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
                                checkpoints=not no_checkpoints, fresh_image=fresh_image)
     for done in upflow.run(opts, options):
         if isinstance(done, upflow.Provisioned):
-            _print_provisioned(done)
+            cli_print.print_provisioned(done)
         elif isinstance(done, upflow.Installed):
-            _print_installed(done)
+            cli_print.print_installed(done)
         else:
-            _print_verified(done)
-
-
-def _print_provisioned(done: upflow.Provisioned) -> None:
-    spec, result = done.spec, done.result
-    click.echo("")
-    if result.change_count == 0:
-        click.echo(f"lab {spec.name}: no changes; every node answers SSH.")
-    else:
-        click.echo(f"lab {spec.name}: provisioned in {result.seconds:.0f}s "
-                   f"({result.change_count} changes).")
-    for n in result.nodes:
-        click.echo(f"  {n.node:<12} {n.address:<15} {n.virt_type:<5} oslab ssh {n.node}")
-
-
-def _print_installed(done: upflow.Installed) -> None:
-    spec, run = done.spec, done.result
-    click.echo("")
-    if run.change_count == 0:
-        click.echo(f"lab {spec.name}: install: no changes; every step is done.")
-    else:
-        click.echo(f"lab {spec.name}: installed in {run.seconds:.0f}s ({run.changed_steps} "
-                   f"steps changed, {run.change_count} commands).")
-    for n in run.nodes:
-        click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
-    if run.checkpoints:
-        click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
-
-
-def _print_verified(done: upflow.Verified) -> None:
-    from oslab.summary import render_summary
-
-    click.echo("")
-    click.echo(render_summary(done.spec, done.report, done.times,
-                              key_path=done.key_path))
-    if not done.report.ok:
-        raise OslabError("verification failed: see the rows above",
-                         hint="fix what the failed rows point at, then `oslab verify`; "
-                              "`oslab snapshot --list` shows the checkpoints to revert to")
+            cli_print.print_verified(done)
 
 
 @cli.command()
@@ -243,27 +119,9 @@ def _print_verified(done: upflow.Verified) -> None:
 def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) -> None:
     """Show what provisioning would create or change, then each node's install steps in
     order, and the commands each would run now."""
-    from oslab.install.plan import render as render_plan
     from oslab.plan import plan_lab
-    from oslab.provisioning.plan import render as render_provision
 
-    done = plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type)
-    spec = done.spec
-    if done.provision is not None:
-        click.echo(f"provision plan for lab {spec.name}: {done.provision_source}")
-        click.echo(render_provision(done.provision))
-    if done.live:
-        click.echo(f"install plan for lab {spec.name}: facts read from the nodes now")
-    elif done.fresh:
-        click.echo(f"install plan for lab {spec.name}: fresh (blank nodes assumed; nothing "
-                   "read from them)")
-    else:
-        click.echo(f"install plan for lab {spec.name}: the lab is not running "
-                   f"({done.why_not_live}), so this plans for blank nodes (fresh)")
-    vts = ", ".join(f"{n}={v}" for n, v in done.virt_types.items()) or "no compute nodes"
-    click.echo(f"virt types: {vts} ({done.virt_types_source})")
-    click.echo("")
-    click.echo(render_plan(done.plan), nl=False)
+    cli_print.print_plan(plan_lab(opts, node=node, fresh=fresh, virt_type=virt_type))
 
 
 @cli.command()
@@ -299,29 +157,7 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
     click.echo(f"wrote {len(written)} files (compute virt type {virt_type}); files with "
                "secrets and the kickstarts (ks.cfg, on the node's OEMDRV disk) are mode 0600")
     if check_configs:
-        _check_rendered(spec.release, steps)
-
-
-def _check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None:
-    """`render --check`: each problem as ``<node>/<path>:LINE: error|warning: ...``, a count,
-    and exit 1 if there is an error (the files stay written, to be read at those lines)."""
-    from oslab.install.confcheck import check_configs, format_problem
-
-    files = {f"{node}{f.path}": f.content for node, lst in steps.items()
-             for step in lst for f in step.files}
-    checked, problems = check_configs(files, release)
-    for problem in problems:
-        click.echo(format_problem(problem))
-    errors = sum(p.severity == "error" for p in problems)
-    warnings = len(problems) - errors
-    click.echo(f"checked {len(checked)} service configs against the {release} option schema: "
-               f"{_count(errors, 'error')}, {_count(warnings, 'warning')}")
-    if errors:
-        raise SystemExit(1)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+        cli_print.check_rendered(spec.release, steps)
 
 
 @cli.command()
@@ -336,21 +172,7 @@ def status(opts: Options, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st.as_dict(), indent=2))
         return
-    if st.empty:
-        click.echo(f"lab {st.lab}: nothing in libvirt")
-        return
-    click.echo(f"lab {st.lab}")
-    click.echo(f"  {'NODE':<12} {'ROLE':<11} {'ADDRESS':<15} {'STATE':<9} {'PHASE':<10} "
-               f"{'VIRT':<5} SSH")
-    for n in st.nodes:
-        click.echo(f"  {n.node:<12} {n.role:<11} {n.address:<15} {n.state:<9} {n.phase:<10} "
-                   f"{n.virt_type:<5} {n.ssh}")
-    for net in st.networks:
-        click.echo(f"  network {net['name']} ({net['kind']}, "
-                   f"{'active' if net['active'] else 'inactive'})")
-    for v in st.volumes:
-        click.echo(f"  volume  {v['name']} ({v['capacity'] / 2**30:.1f} GiB, "
-                   f"{v['allocation'] / 2**20:.0f} MiB used)")
+    cli_print.print_status(st)
 
 
 @cli.command()
@@ -432,24 +254,6 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
         click.echo(f"removed {len(removed)} base image(s)")
 
 
-def _node_target(opts: Options, node: str) -> Any:
-    from oslab.virt.lab_objects import LabObjects
-
-    state = opts.state()
-    lab = opts.lab_name()
-    domains = LabObjects(opts.connect(), lab).domains()
-    found = [d for d in domains if d.meta.node == node]
-    if not found:
-        raise OslabError(f"lab {lab} has no node {node!r}",
-                         hint="nodes: " + (", ".join(d.meta.node for d in domains) or "none"))
-    target = state.target(node, found[0].meta.address)
-    if target is None:
-        raise OslabError(f"no SSH keys for node {node} in {state.dir}",
-                         hint="they are made by `oslab up` on this host; pass the lab's spec "
-                              "with -f, or the right --lab")
-    return found[0], target
-
-
 @cli.command(context_settings={"ignore_unknown_options": True})
 @global_options
 @click.argument("node")
@@ -461,7 +265,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     from oslab.access.ssh import Session
     from oslab.virt.lab_objects import DomainState
 
-    status_, target = _node_target(opts, node)
+    status_, target = node_target(opts, node)
     if status_.state != DomainState.RUNNING:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
@@ -484,7 +288,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
 @pass_options
 def console(opts: Options, node: str) -> None:
     """Attach to NODE's serial console (leave with Ctrl-])."""
-    status_, _target = _node_target(opts, node)
+    status_, _target = node_target(opts, node)
     os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.name])
 
 
@@ -522,13 +326,7 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
         if as_json:
             click.echo(json.dumps([s.as_dict() for s in found], indent=2))
             return
-        if not found:
-            click.echo(f"lab {snaps.lab}: no snapshots")
-        for s in found:
-            d = s.as_dict()
-            click.echo(f"{s.name}  {d['created']}  {s.description}")
-            for n in s.nodes:
-                click.echo(f"    {n.node:<12} {n.state:<9} {n.progress}")
+        cli_print.print_snapshots(snaps.lab, found)
         return
     if delete:
         nodes = snaps.delete(delete)
@@ -550,13 +348,7 @@ def revert(opts: Options, name: str) -> None:
     from oslab.snapshots import checkpoint
 
     done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
-    phases = ", ".join(f"{what} {took:.2f}s" for what, took in done.phases)
-    click.echo(f"reverted to {name} in {done.seconds:.1f}s ({phases})")
-    for s in done.settled:
-        click.echo(f"  {s.node:<12} answers SSH {s.seconds:.2f}s after the resume; "
-                   f"clock corrected by {s.skew:.0f}s")
-    if not done.settled:
-        click.echo("  no node runs in this snapshot")
+    cli_print.print_reverted(name, done)
 
 
 @cli.command()
@@ -597,56 +389,5 @@ def openrc(opts: Options, who: str, show: bool) -> None:
 
 
 def main() -> None:
-    """The one error boundary: every failure ends as ``error:`` (and ``hint:``) and a non-zero
-    exit; a traceback only with --debug."""
-    opts = Options()
-    try:
-        cli.main(standalone_mode=False, obj=opts, prog_name="oslab")
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        if opts.debug:
-            raise
-        _error(exc.format_message(), _usage_hint(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted; rerun `oslab up` to continue where it stopped", err=True)
-        sys.exit(130)
-    except BrokenPipeError:  # the reader (`| head`) went away: nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
-    except Exception as exc:  # the boundary: one error line, never a traceback
-        if opts.debug:
-            raise
-        message, hint, code = _describe(exc)
-        _error(message, hint)
-        sys.exit(code)
-
-
-def _error(message: str, hint: str | None) -> None:
-    click.echo(f"error: {message}", err=True)
-    if hint:
-        click.echo(f"hint: {hint}", err=True)
-
-
-def _usage_hint(exc: click.ClickException) -> str:
-    ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "oslab"
-    return f"`{path} --help` lists the arguments and options"
-
-
-def _describe(exc: Exception) -> tuple[str, str | None, int]:
-    """(message, hint, exit code) of an error that reached the boundary."""
-    if isinstance(exc, OslabError):
-        return exc.message, exc.hint, 2
-    if isinstance(exc, OSError) and exc.strerror:
-        # the host refused a file operation oslab did not expect to fail
-        where = f"{exc.filename}: " if exc.filename else ""
-        return (f"{where}{exc.strerror}",
-                "check the path's permissions and free space; rerun with --debug to see where",
-                2)
-    return (f"internal error: {type(exc).__name__}: {exc}",
-            "this is a bug in oslab; rerun with --debug for the traceback and report it", 70)
+    """The `oslab` command: the click group, run inside the one error boundary."""
+    cli_boundary.run(cli)

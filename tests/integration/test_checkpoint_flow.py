@@ -10,7 +10,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.install.engine import Engine, StepFailed
 from oslab.install.model import Guarded, StepDef, Where
@@ -29,7 +29,7 @@ def test_failed_phase_names_the_last_checkpoint_and_revert_to_it_works(
         make_lab: Any) -> None:
     lab: Lab = make_lab(nodes=2)
     lab.run("up", "--stage", "provision")
-    spec = specmod.load(lab.spec_path)
+    spec = spec_file.load(lab.spec_path)
     state = LabState(spec.name, root=lab.home / "state" / "oslab")
     conn = libvirt.open(URI)
     said: list[str] = []

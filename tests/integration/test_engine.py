@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from oslab import preflight
+from oslab import preflight, spec_file
 from oslab import spec as specmod
 from oslab.access.state import LabState
 from oslab.install.engine import Engine, RunResult, StepFailed
@@ -41,7 +41,7 @@ def lab(make_module_lab: Any) -> Lab:
 
 
 def lab_state(spec_path: Path, home: Path) -> tuple[specmod.LabSpec, LabState]:
-    spec = specmod.load(spec_path)
+    spec = spec_file.load(spec_path)
     return spec, LabState(spec.name, root=home / "state" / "oslab")
 
 

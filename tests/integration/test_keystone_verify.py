@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.ssh import NodeConn
 from oslab.access.state import LabState
 from oslab.install import openrc, verify
@@ -56,7 +57,7 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     base = tmp_path_factory.mktemp("ks-lab")
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     state = LabState(spec.name, root=base / "state")
     ks = fixture.start(base / "keystone",
                        admin_password=state.password(openrc.ADMIN_PASSWORD_KEY))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from oslab.access.state import LabState
-from oslab.spec import default_spec_text
+from oslab.spec_file import default_spec_text
 
 DEFAULT = default_spec_text()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.cli import cli
 from oslab.distro import Family
@@ -45,12 +45,12 @@ OPENSTACK_UNITS = UWSGI_UNITS | {
 
 
 def spec_text() -> str:
-    return specmod.default_spec_text().replace('distro = "centos-stream9"',
-                                               'distro = "debian13"')
+    return spec_file.default_spec_text().replace('distro = "centos-stream9"',
+                                                 'distro = "debian13"')
 
 
 def debian_spec() -> LabSpec:
-    return specmod.parse(spec_text(), source="debian13.toml")
+    return spec_file.parse(spec_text(), source="debian13.toml")
 
 
 def fake_password(key: str) -> str:

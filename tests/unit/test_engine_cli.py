@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from oslab.access.state import LabState
-from oslab.cli import Options, cli
+from oslab.cli import cli
+from oslab.cli_options import Options
 from oslab.errors import OslabError
 from oslab.install.model import FileSpec, InstallContext, StepDef, Where
 from oslab.spec import Role

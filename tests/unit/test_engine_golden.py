@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.cli import cli
 
@@ -25,7 +25,7 @@ def test_default_lab_fresh_plan_is_golden(tmp_path: Path, monkeypatch: pytest.Mo
     result = CliRunner().invoke(cli, ["plan", "--fresh", "--virt-type", "qemu"])
     assert result.exception is None, result.output
     text = result.output
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     passwords = LabState(spec.name).known_passwords()
     assert passwords, "the content uses the lab's generated passwords"
     for pw in passwords:

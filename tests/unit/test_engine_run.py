@@ -19,6 +19,7 @@ from typing import IO
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.ssh import Result, Target, mask
 from oslab.access.state import LabState
 from oslab.errors import OslabError
@@ -220,7 +221,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    spec = specmod.parse(lab_spec_text("tst", "/x.iso", 2, 70), source="test")
+    spec = spec_file.parse(lab_spec_text("tst", "/x.iso", 2, 70), source="test")
     state = LabState("tst", root=tmp_path / "state")
     tracker = Tracker()
     return World(spec, state, tracker, {n: SimNode(n, tracker) for n in ("ctl", "cmp1")},

@@ -13,6 +13,7 @@ import pycdlib
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.distro import NodeOs
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
@@ -26,10 +27,10 @@ from tests.unit.test_xml import conn, golden
 
 __all__ = ["conn"]  # the test-driver fixture, shared with test_xml
 
-SPEC_TEXT = specmod.default_spec_text().replace(
+SPEC_TEXT = spec_file.default_spec_text().replace(
     'distro = "centos-stream9"', 'distro = "debian13"')
-DEBIAN = specmod.parse(SPEC_TEXT)
-LOCAL = specmod.parse(SPEC_TEXT + '\n[packages]\nsource = "local"\n')
+DEBIAN = spec_file.parse(SPEC_TEXT)
+LOCAL = spec_file.parse(SPEC_TEXT + '\n[packages]\nsource = "local"\n')
 
 
 def read_seed(path: Path) -> dict[str, str]:
@@ -155,7 +156,7 @@ def test_fs_size_leaves_room() -> None:
 
 
 def test_centos_labs_bake_nothing(tmp_path: Path) -> None:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     state = LabState(spec.name, root=tmp_path)
     assert baked_packages(spec, state, Role.CONTROLLER, "qemu") == ()
 

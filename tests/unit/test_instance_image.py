@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.errors import OslabError
 from oslab.install import instance_image as ii
 from oslab.install.verify import checklist
@@ -30,13 +31,13 @@ def write_image(path: Path, manifest: object = MANIFEST, data: bytes = b"QFI\xfb
 
 
 def spec_with(tmp_path: Path, image: str | None) -> specmod.LabSpec:
-    text = specmod.default_spec_text()
+    text = spec_file.default_spec_text()
     if image is not None:
         text += f'\n[verify]\nimage = "{image}"\n'
     path = tmp_path / "labs" / "lab.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    return specmod.load(path)
+    return spec_file.load(path)
 
 
 # (--image, [verify] image, expected label, expected path relative to tmp_path, origin)
@@ -70,7 +71,7 @@ def test_choice(tmp_path: Path, option: str | None, in_spec: str | None, label: 
 
 
 def test_the_built_in_default_spec_boots_cirros() -> None:
-    assert ii.choose(None, specmod.load_default()) is ii.CIRROS
+    assert ii.choose(None, spec_file.load_default()) is ii.CIRROS
 
 
 # (manifest as written beside the image, the exact error message after "<manifest>: ")
@@ -95,7 +96,7 @@ BAD_MANIFESTS = [
 def test_bad_manifest(tmp_path: Path, manifest: object, message: str) -> None:
     image = write_image(tmp_path / "inst.qcow2", manifest)
     with pytest.raises(OslabError) as err:
-        ii.choose(str(image), specmod.load_default())
+        ii.choose(str(image), spec_file.load_default())
     assert err.value.message == f"{image}.json: {message}"
 
 
@@ -116,7 +117,7 @@ def test_missing_image_and_missing_manifest(tmp_path: Path) -> None:
 
 def test_name_defaults_to_the_file_name(tmp_path: Path) -> None:
     image = write_image(tmp_path / "my-disk.raw", {"user": "debian", "disk_format": "raw"})
-    chosen = ii.choose(str(image), specmod.load_default())
+    chosen = ii.choose(str(image), spec_file.load_default())
     assert (chosen.label, chosen.user, chosen.disk_format) == ("my-disk", "debian",
                                                                ii.DiskFormat.RAW)
 
@@ -163,7 +164,7 @@ def test_fetch_checks_the_manifest_sum(tmp_path: Path) -> None:
     data = b"QFI\xfb image bytes"
     good = dict(MANIFEST, sha256=hashlib.sha256(data).hexdigest())
     image = write_image(tmp_path / "ok.qcow2", good, data)
-    chosen = ii.choose(str(image), specmod.load_default())
+    chosen = ii.choose(str(image), spec_file.load_default())
     assert ii.fetch(chosen, tmp_path / "cache") == image
     image.write_bytes(data + b"changed")
     with pytest.raises(OslabError, match=r"^sha256 mismatch for .*ok\.qcow2:\n  manifest "):

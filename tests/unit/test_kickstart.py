@@ -37,7 +37,8 @@ from oslab.kickstart.render import (
     validate,
     verify_sha512_crypt,
 )
-from oslab.spec import LabSpec, Node, default_spec_text, load_default, parse
+from oslab.spec import LabSpec, Node
+from oslab.spec_file import default_spec_text, load_default, parse
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "kickstart"
 ROOT_PASSWORD = "Cl3ar-Text-Root-Pw"

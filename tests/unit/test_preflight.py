@@ -27,7 +27,8 @@ from oslab.access.state import LabState
 from oslab.preflight import Finding, Severity, kvm, network_clashes, resources
 from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
-from oslab.spec import LabSpec, VirtType, parse
+from oslab.spec import LabSpec, VirtType
+from oslab.spec_file import parse
 from oslab.virt.definitions import pool_dir
 
 QEMU_UID = 64055

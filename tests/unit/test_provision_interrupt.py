@@ -11,7 +11,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.errors import ProvisionError
 from oslab.provisioning.provisioner import Provisioner
@@ -20,7 +20,7 @@ from oslab.spec import Node, VirtType
 
 
 def test_ctrl_c_stops_every_node_wait(tmp_path: Path) -> None:
-    spec = specmod.parse(specmod.default_spec_text())
+    spec = spec_file.parse(spec_file.default_spec_text())
     conn = libvirt.open("test:///default")
     provisioner = Provisioner(spec, conn, LabState(spec.name, tmp_path / "state"),
                               Reporter(io.StringIO()), VirtType.QEMU)

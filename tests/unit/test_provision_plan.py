@@ -14,7 +14,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.distro import NodeOs
 from oslab.errors import OwnershipError
 from oslab.networks import network_def
@@ -34,7 +34,7 @@ from oslab.provisioning.plan import (
 from oslab.virt.definitions import PoolDef, VolumeDef, domain_def, node_volumes
 from oslab.virt.lab_objects import LabObjects
 
-SPEC = specmod.load_default()  # lab "oslab": controller (two disks) and compute1
+SPEC = spec_file.load_default()  # lab "oslab": controller (two disks) and compute1
 DIGEST = SPEC.digest()
 SCENARIO = """<node>
   <cpu><mode>1</mode><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>

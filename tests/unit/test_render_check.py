@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from oslab import spec as specmod
-from oslab.cli import Options, cli
+from oslab import spec_file
+from oslab.cli import cli
+from oslab.cli_options import Options
 from oslab.install.content import Content
 from oslab.install.model import InstallContext, StepDef
 from oslab.install.services import steps_for
@@ -100,10 +101,10 @@ def test_every_nova_conf_sets_the_state_path(home: Path, distro: str) -> None:
     The packages' own configs set /var/lib/nova; oslab writes the whole file, so it must too."""
     import configparser
 
-    spec_file = home / "lab.toml"
-    spec_file.write_text(specmod.default_spec_text(distro))
+    spec_path = home / "lab.toml"
+    spec_path.write_text(spec_file.default_spec_text(distro))
     out = home / "out"
-    result = CliRunner().invoke(cli, ["-f", str(spec_file), "render", "--out", str(out),
+    result = CliRunner().invoke(cli, ["-f", str(spec_path), "render", "--out", str(out),
                                       "--virt-type", "qemu"])
     assert result.exit_code == 0, result.output
     confs = sorted(out.glob("*/etc/nova/nova.conf"))

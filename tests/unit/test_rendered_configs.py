@@ -21,7 +21,7 @@ import pytest
 from oslab.install.confcheck import available_schemas, check_ini, format_problem, load_schema
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef
 from oslab.install.services import steps_for
-from oslab.spec import load_default
+from oslab.spec_file import load_default
 
 PLACEHOLDER = re.compile(r"\{password:([a-z0-9_]+)\}")
 # Every oslo.config file of the default lab: (node, path).

@@ -9,31 +9,32 @@ from dataclasses import replace
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.errors import SpecError
 from oslab.install.verify.checklist import GROUPS, SCOPE_GROUPS, expected_services
 from oslab.install.verify.parsers import parse_catalog
 from oslab.spec import Role, Scope
 from tests.unit.test_services import plan
 
-BASE = specmod.default_spec_text()
+BASE = spec_file.default_spec_text()
 
 
 def identity_lab(distro: str = "centos-stream9") -> specmod.LabSpec:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     return replace(spec, scope=Scope.IDENTITY, distro=distro,
                    nodes=tuple(n for n in spec.nodes if n.role is Role.CONTROLLER))
 
 
 def test_scope_parses_and_defaults_to_all() -> None:
-    assert specmod.load_default().scope is Scope.ALL
-    spec = specmod.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'))
+    assert spec_file.load_default().scope is Scope.ALL
+    spec = spec_file.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'))
     assert spec.scope is Scope.IDENTITY
 
 
 def test_unknown_scope_is_refused_with_the_choices() -> None:
     with pytest.raises(SpecError) as err:
-        specmod.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "nova"'),
-                      source="lab.toml")
+        spec_file.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nscope = "nova"'),
+                        source="lab.toml")
     assert str(err.value).startswith("lab.toml: lab.scope: 'nova' is not a scope")
     assert err.value.hint == "choose one of: all, identity"
 
@@ -45,12 +46,12 @@ def test_identity_scope_stops_after_keystone(distro: str) -> None:
     areas = {n.split(".")[0] for n in names}
     assert areas <= {"env", "mariadb", "rabbitmq", "memcached", "etcd", "keystone"}, names
     assert names[-1].startswith("keystone.")
-    full = [s.name for s in plan(replace(specmod.load_default(), distro=distro))["controller"]]
+    full = [s.name for s in plan(replace(spec_file.load_default(), distro=distro))["controller"]]
     assert names == full[:len(names)]  # the same steps, in the same order, as a full lab's
 
 
 def test_identity_scope_gives_compute_nodes_the_environment_only() -> None:
-    spec = replace(specmod.load_default(), scope=Scope.IDENTITY)
+    spec = replace(spec_file.load_default(), scope=Scope.IDENTITY)
     steps = plan(spec)
     assert {s.name.split(".")[0] for s in steps["compute1"]} == {"env"}
 

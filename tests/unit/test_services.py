@@ -20,7 +20,8 @@ import pytest
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
 from oslab.install.services import steps_for
 from oslab.install.services._base import IDENTITY_TOOL, identity_tool
-from oslab.spec import LabSpec, Role, load_default
+from oslab.spec import LabSpec, Role
+from oslab.spec_file import load_default
 
 PLACEHOLDER = re.compile(r"\{password:([a-z0-9_]+)\}")
 STEP_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")

@@ -7,12 +7,13 @@ import ipaddress
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.errors import SpecError
 from oslab.spec import NetMode, Role
 
 
 def test_default_lab_follows_the_install_guide() -> None:
-    s = specmod.load_default()
+    s = spec_file.load_default()
     assert s.name == "oslab" and s.distro == "centos-stream9" and s.release == "epoxy"
     ctl = s.node("controller")
     cmp1 = s.node("compute1")
@@ -27,25 +28,26 @@ def test_default_lab_follows_the_install_guide() -> None:
 
 
 def test_default_spec_text_parses_to_the_default() -> None:
-    assert specmod.parse(specmod.default_spec_text()) == specmod.load_default()
+    assert spec_file.parse(spec_file.default_spec_text()) == spec_file.load_default()
 
 
 def test_macs_are_fixed_unique_and_local() -> None:
-    s = specmod.load_default()
+    s = spec_file.load_default()
     macs = [s.mac(n, i) for n in s.nodes for i in (0, 1)]
     assert len(set(macs)) == 4
     assert all(m.startswith("52:54:00:") for m in macs)
-    assert macs == [specmod.load_default().mac(n, i) for n in s.nodes for i in (0, 1)]
+    assert macs == [spec_file.load_default().mac(n, i) for n in s.nodes for i in (0, 1)]
 
 
 def test_digest_changes_with_the_spec() -> None:
-    a = specmod.load_default()
-    b = specmod.parse(specmod.default_spec_text().replace("memory_mib = 4096", "memory_mib = 4608"))
-    assert a.digest() == specmod.load_default().digest()
+    a = spec_file.load_default()
+    b = spec_file.parse(spec_file.default_spec_text().replace("memory_mib = 4096",
+                                                              "memory_mib = 4608"))
+    assert a.digest() == spec_file.load_default().digest()
     assert a.digest() != b.digest()
 
 
-BASE = specmod.default_spec_text()
+BASE = spec_file.default_spec_text()
 
 BAD = [
     ("unknown top key", BASE + "\n[extra]\nx = 1\n", "extra: unknown key"),
@@ -96,40 +98,40 @@ BAD = [
 
 
 def test_debian13_lab_with_packages_and_verify_tables() -> None:
-    s = specmod.parse(BASE.replace('distro = "centos-stream9"', 'distro = "debian13"')
-                      + '\n[packages]\nmirror = "http://mirror.example/debian/"\n'
-                        'source = "local"\nbake = false\n\n[verify]\nimage = "/srv/tiny.qcow2"\n')
+    s = spec_file.parse(BASE.replace('distro = "centos-stream9"', 'distro = "debian13"')
+                        + '\n[packages]\nmirror = "http://mirror.example/debian/"\n'
+                          'source = "local"\nbake = false\n\n[verify]\nimage = "/srv/tiny.qcow2"\n')
     assert s.distro == "debian13"
     assert s.packages == specmod.Packages(mirror="http://mirror.example/debian",
                                           source=specmod.PackageSource.LOCAL, bake=False)
     assert s.verify.image == "/srv/tiny.qcow2"
-    default = specmod.load_default()
+    default = spec_file.load_default()
     assert default.packages == specmod.Packages() and default.verify.image == ""
 
 
 @pytest.mark.parametrize(("case", "text", "message"), BAD, ids=[b[0] for b in BAD])
 def test_bad_spec_names_the_field_and_problem(case: str, text: str, message: str) -> None:
     with pytest.raises(SpecError) as err:
-        specmod.parse(text, source="lab.toml")
+        spec_file.parse(text, source="lab.toml")
     assert message in str(err.value)
     assert str(err.value).startswith("lab.toml: ")
 
 
 def test_unknown_key_hint_lists_known_keys() -> None:
     with pytest.raises(SpecError) as err:
-        specmod.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nflavour = 1'))
+        spec_file.parse(BASE.replace('timezone = "UTC"', 'timezone = "UTC"\nflavour = 1'))
     assert err.value.hint is not None and "release" in err.value.hint
 
 
 def test_load_missing_file_hints_init(tmp_path: object) -> None:
     with pytest.raises(SpecError) as err:
-        specmod.load("/nonexistent/lab.toml")
+        spec_file.load("/nonexistent/lab.toml")
     assert "oslab init" in (err.value.hint or "")
 
 
 def test_debian13_built_in_spec_parses_to_the_install_guides_lab_on_debian() -> None:
-    s = specmod.parse(specmod.default_spec_text("debian13"))
-    default = specmod.load_default()
+    s = spec_file.parse(spec_file.default_spec_text("debian13"))
+    default = spec_file.load_default()
     assert s.distro == "debian13" and s.scope is specmod.Scope.ALL
     assert s.packages == specmod.Packages(source=specmod.PackageSource.LOCAL, bake=True)
     assert [(n.name, n.role, n.address, n.memory_mib) for n in s.nodes] == \

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from oslab import spec as specmod
-from oslab import summary
+from oslab import spec_file, summary
 from oslab.access.ssh import Result
 from oslab.access.state import LabState
 from oslab.errors import OslabError
@@ -200,11 +199,11 @@ def test_allocation_pool_avoids_gateway() -> None:
 
 
 def test_self_service_cidr_avoids_lab_networks() -> None:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     assert str(self_service_cidr(spec)) == "172.16.1.0/24"
-    text = specmod.default_spec_text().replace('cidr = "203.0.113.0/24"',
-                                               'cidr = "172.16.0.0/16"')
-    assert str(self_service_cidr(specmod.parse(text))) == "192.168.111.0/24"
+    text = spec_file.default_spec_text().replace('cidr = "203.0.113.0/24"',
+                                                 'cidr = "172.16.0.0/16"')
+    assert str(self_service_cidr(spec_file.parse(text))) == "192.168.111.0/24"
 
 
 def test_osc_command() -> None:
@@ -318,7 +317,7 @@ def make_lab(cloud: FakeCloud, tmp_path: Path, *, http_status: int = 200,
 
     host = FakeCloud()
     return verify.Lab(
-        spec=specmod.load_default(), controller=cloud, computes={"compute1": cloud},
+        spec=spec_file.load_default(), controller=cloud, computes={"compute1": cloud},
         host=host, guest=lambda address, key: FakeGuest(cloud), image=lambda: image,
         public_key="ssh-ed25519 AAAAC3Nza oslab-oslab",
         http=lambda url, t: (http_status, rec("horizon_login.html")),
@@ -457,7 +456,7 @@ def test_render_table() -> None:
 
 
 def test_render_summary(tmp_path: Path) -> None:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     text = summary.render_summary(spec, sample_report(), {"provision": 1312.4, "install": 2400.0,
                                                          "verify": 310.0},
                                  key_path=tmp_path / "id_ed25519")
@@ -491,7 +490,7 @@ def test_openrc_render() -> None:
 
 
 def test_openrc_files(tmp_path: Path) -> None:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     state = LabState("oslab", root=tmp_path)
     with pytest.raises(OslabError, match=r"^lab oslab has no admin password on this host"):
         openrc.openrc_command(spec, state, "admin")
@@ -512,7 +511,7 @@ def test_openrc_files(tmp_path: Path) -> None:
 
 
 def test_openrc_write_all_adds_only_missing_remote_files(tmp_path: Path) -> None:
-    spec = specmod.load_default()
+    spec = spec_file.load_default()
     state = LabState("oslab", root=tmp_path)
 
     class Node(FakeCloud):

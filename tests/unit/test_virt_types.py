@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import pytest
 
-from oslab import spec as specmod
+from oslab import spec_file
 from oslab.access.ssh import Result, Target
 from oslab.install import content, facts
 
@@ -41,7 +41,7 @@ class AnsweringNode:
     ("qemu", "2 dev-kvm\n", "qemu", False),
 ])
 def test_read_virt_types(host: str, answer: str, want: str, asks: bool) -> None:
-    spec = specmod.parse(specmod.default_spec_text())
+    spec = spec_file.parse(spec_file.default_spec_text())
     targets = {n.name: Target(n.name, n.address, "ssh-ed25519 AAAA", Path("/nonexistent"))
                for n in spec.nodes}
     asked: list[str] = []

@@ -14,6 +14,7 @@ import libvirt
 import pytest
 
 from oslab import spec as specmod
+from oslab import spec_file
 from oslab.networks import network_def
 from oslab.virt.definitions import PoolDef, VolumeDef, domain_def, node_volumes
 from oslab.virt.metadata import DomainPhase, LabMeta
@@ -44,7 +45,7 @@ def conn(tmp_path: Path) -> libvirt.virConnect:
     c.close()
 
 
-SPEC = specmod.load_default()
+SPEC = spec_file.load_default()
 
 
 @pytest.mark.parametrize("kind", ["management", "provider"])
@@ -64,7 +65,7 @@ def test_network_xml(conn: libvirt.virConnect, kind: str) -> None:
 
 
 def test_isolated_provider_has_no_forward() -> None:
-    spec = specmod.parse(specmod.default_spec_text().replace(
+    spec = spec_file.parse(spec_file.default_spec_text().replace(
         'mode = "nat"\n\n[[nodes]]', 'mode = "isolated"\n\n[[nodes]]'))
     assert "<forward" not in network_def(spec, spec.provider).xml()
 
