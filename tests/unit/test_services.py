@@ -501,7 +501,7 @@ def test_two_compute_nodes_are_both_discovered_and_awaited() -> None:
     assert "compute1" in discover.commands[0].check
     assert "compute2" in discover.commands[0].check
     agents = next(s for s in steps["controller"] if s.name == "neutron.agents")
-    assert "--host compute2" in agents.commands[0].check
+    assert "-e 'compute2 neutron-openvswitch-agent'" in agents.commands[0].check
     nova2 = file_of(steps, "compute2", "/etc/nova/nova.conf").content
     assert ini_section(nova2, "DEFAULT")["my_ip"] == "10.0.0.32"
 
