@@ -88,8 +88,9 @@ def mariadb(site: Site) -> list[StepDef]:
 # (rabbit_password_hashing_sha256, the default). The password never reaches a command line:
 # the check recomputes the stored hash from `rabbitmqctl export_definitions`, the run gives
 # rabbitmqctl a hash computed from the password (--pre-hashed-password). Both scripts reach
-# python3 as here-documents; rabbitmqctl's stdin is /dev/null (it waited on a stdin that the
-# engine's `sh -s` keeps busy when asked to read the password from it).
+# python3 as here-documents; rabbitmqctl's stdin is /dev/null and it never reads a password
+# (an earlier form that piped the password to rabbitmqctl's stdin hung past the engine's
+# timeout on a real Debian 13 node; why was not found).
 RABBIT_CHECK = """python3 - <<'PY'
 import base64, hashlib, json, subprocess, sys
 done = subprocess.run(["rabbitmqctl", "-q", "export_definitions", "-"],
