@@ -55,11 +55,11 @@ def read_virt_types(spec: LabSpec, targets: Mapping[str, Target], host_virt_type
     qemu without asking it: qemu's emulated CPU may list svm or vmx (TCG's ``max`` model lists
     svm), but a kvm guest nested in an emulated CPU is not what nova should be told to start.
     """
+    if host_virt_type == VirtType.QEMU:
+        return host_virt_types(spec, VirtType.QEMU)
     computes = [n.name for n in spec.nodes if n.is_compute]
 
     def one(node: str) -> str:
-        if host_virt_type == VirtType.QEMU:
-            return VirtType.QEMU
         if node not in targets:
             raise OslabError(f"node {node} is not running", hint="`oslab status`")
         conn = connect(targets[node])
