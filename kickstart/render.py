@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import re
 import secrets
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,7 @@ def _context(inp: KickstartInput) -> dict[str, Any]:
         "marker_path": MARKER_PATH,
         "marker": marker_fields(spec, node),
         "post_log": POST_LOG,
+        "golden": False,
     }
 
 
@@ -194,9 +196,12 @@ def render_validated(inp: KickstartInput) -> str:
 
 def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
     """Each node's kickstart exactly as ``oslab up`` builds it (validated); none for a distro
-    whose nodes boot a base image (Debian: no installer runs inside the node)."""
+    whose nodes boot a base image (Debian: no installer runs inside the node); with
+    ``lab.golden``, only the builder's (``{"golden": text}``)."""
     if distro_for(spec.distro).node_os is not NodeOs.KICKSTART:
         return {}
+    if spec.golden:
+        return {BUILDER: builder_kickstart(spec, replace(spec.nodes[0], name=BUILDER))}
     ssh_pub = state.ssh_key().public
     root_hash = sha512_crypt(state.password("root"))
     out = {}
@@ -207,6 +212,56 @@ def kickstarts(spec: LabSpec, state: LabState) -> dict[str, str]:
             host_private_key_pem=host.private_path.read_text(),
             host_public_key=host.public, root_password_hash=root_hash))
     return out
+
+
+@dataclass(frozen=True)
+class GoldenBuilder:
+    """The machine a golden base is installed on: its NICs and the address it uses while the
+    installer runs (the first node's; no node exists yet). None of it stays in the base."""
+
+    name: str
+    mgmt_mac: str
+    provider_mac: str
+    address: str
+    netmask: str
+    gateway: str
+
+
+# What a golden kickstart is rendered with for its cache key: the builder's network is only
+# the install's, so two labs with other addresses share a base.
+CANONICAL_BUILDER = GoldenBuilder("golden", "52:54:00:00:00:01", "52:54:00:00:00:02",
+                                  "192.0.2.10", "255.255.255.0", "192.0.2.1")
+
+
+BUILDER = "golden"  # the node name of a golden base's builder: its domain is <lab>-golden
+
+
+def builder_kickstart(spec: LabSpec, builder: Node) -> str:
+    """The golden kickstart as the builder of ``spec``'s base gets it: the builder's own MACs
+    and the address of the first node (none exists yet), for the install only."""
+    mgmt = spec.management
+    return golden_kickstart(spec.distro, spec.timezone, GoldenBuilder(
+        builder.name, spec.mac(builder, 0), spec.mac(builder, 1), str(builder.address),
+        str(mgmt.cidr.netmask), str(mgmt.gateway)))
+
+
+def golden_kickstart(distro: str, timezone: str, builder: GoldenBuilder = CANONICAL_BUILDER,
+                     ) -> str:
+    """The kickstart of a golden base of ``distro`` (validated): a generic install that the
+    %post generalises (no machine-id, host keys, root key, network or logs are kept)."""
+    if not _TIMEZONE_RE.fullmatch(timezone):
+        raise ValueError(f"bad timezone {timezone!r}")
+    profile = DISTROS[distro]
+    node = Node(builder.name, Role.COMPUTE, ipaddress.IPv4Address(builder.address), 0, 0, 0)
+    text = _ENV.get_template(profile.kickstart_template).render({
+        "golden": True, "distro": profile, "node": node, "timezone": timezone,
+        "mgmt_mac": builder.mgmt_mac, "provider_mac": builder.provider_mac,
+        "address": builder.address, "netmask": builder.netmask, "gateway": builder.gateway,
+        "nameserver": builder.gateway, "system_disk": SYSTEM_DISK, "extra_disks": [],
+        "marker_path": MARKER_PATH, "post_log": POST_LOG,
+        "marker": {"OSLAB_DISTRO": distro, "OSLAB_GOLDEN": "1"}})
+    validate(text, f"golden-{distro}/ks.cfg")
+    return text
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ path as CentOS (ISO, OEMDRV kickstart, install boot, power-off, boot from disk).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from oslab.spec import LabSpec
 
 
 class Family(StrEnum):
@@ -24,6 +27,14 @@ class NodeOs(StrEnum):
 
     KICKSTART = "kickstart"  # an installer ISO reads a kickstart from the OEMDRV disk
     IMAGE = "image"  # a base image built on the host; a qcow2 overlay per node
+    # ``lab.golden``: the installer installs one generalised base disk (cached); each node
+    # is a qcow2 overlay on it that takes its identity from a NoCloud seed at first boot
+    GOLDEN = "golden"
+
+    @property
+    def overlays(self) -> bool:
+        """Nodes are overlays on a cached base, booted in their final shape from the start."""
+        return self is not NodeOs.KICKSTART
 
 
 class Distro:
@@ -82,6 +93,11 @@ class Debian13(Distro):
     install_timeout_s = 0  # no installer runs inside the node
 
 
+def node_os(spec: LabSpec) -> NodeOs:
+    """How ``spec``'s nodes get their operating system."""
+    return NodeOs.GOLDEN if spec.golden else DISTROS[spec.distro].node_os
+
+
 class Release:
     """An OpenStack release profile: what RDO ships for it on the lab's distro."""
 
@@ -107,4 +123,4 @@ def distro_for(name: str) -> type[Distro]:
     return DISTROS[name]
 
 
-__all__ = ["DISTROS", "RELEASES", "Distro", "Family", "NodeOs", "Release", "distro_for"]
+__all__ = ["DISTROS", "RELEASES", "Distro", "Family", "NodeOs", "Release", "distro_for", "node_os"]

@@ -74,13 +74,13 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
 def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> ProvisionPlan:
     """What `up --stage provision` would do, from libvirt's state (``conn``), or on a blank
     host (``conn`` None); only the shared objects and ``node``'s when a node is given."""
-    from oslab.distro import DISTROS
+    from oslab.distro import node_os
     from oslab.provisioning.plan import ProvisionFacts, decide, read_facts
     from oslab.virt.lab_objects import LabObjects
 
     facts = (ProvisionFacts.blank(spec) if conn is None
              else read_facts(LabObjects(conn, spec.name), spec))
-    plan = decide(spec, facts, DISTROS[spec.distro].node_os)
+    plan = decide(spec, facts, node_os(spec))
     return plan if node is None else plan.only(node)
 
 

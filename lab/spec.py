@@ -126,6 +126,9 @@ class LabSpec:
     install_timeout_s: int = 0
     boot_timeout_s: int = 600
     scope: Scope = Scope.ALL
+    # kickstart distros: install one generalised base disk, cached, and make every node a
+    # qcow2 overlay on it that takes its identity from a NoCloud seed at first boot
+    golden: bool = False
     packages: Packages = Packages()
     verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
@@ -149,6 +152,8 @@ class LabSpec:
         """A short hash of everything that shapes the libvirt objects (stored in their metadata)."""
         data = asdict(self)
         data.pop("source")
+        if not data["golden"]:
+            del data["golden"]  # the digests of labs made before the key existed
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

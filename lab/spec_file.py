@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from oslab.distro import DISTROS, RELEASES
+from oslab.distro import DISTROS, RELEASES, NodeOs
 from oslab.errors import SpecError
 from oslab.spec import (
     LAB_NAME_HINT,
@@ -62,7 +62,7 @@ _TOP_KEYS = {"lab", "iso", "networks", "nodes", "packages", "verify"}
 _PACKAGES_KEYS = {"mirror", "source", "bake"}
 _VERIFY_KEYS = {"image"}
 _LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
-             "boot_timeout_s", "scope"}
+             "boot_timeout_s", "scope", "golden"}
 _ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
 _NET_KEYS = {"cidr", "mode"}
 _NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
@@ -189,6 +189,10 @@ class _Parser:
                             f"{provider.cidr} overlaps the management network {management.cidr}",
                             hint="give the two networks separate ranges")
         nodes = self.nodes(raw.get("nodes"), management)
+        golden: bool = self.get(lab, "golden", "lab", bool, False)
+        if golden and DISTROS[distro].node_os is not NodeOs.KICKSTART:
+            raise self.fail("lab.golden", f"{distro} nodes always boot a cached base image",
+                            hint="drop lab.golden; it is for distros installed by kickstart")
         return LabSpec(
             name=name, distro=distro, release=release, iso=iso,
             management=management, provider=provider, nodes=nodes,
@@ -197,6 +201,7 @@ class _Parser:
             install_timeout_s=self.positive(lab, "install_timeout_s", "lab", 0, 86400, 0),
             boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
             scope=self.scope(lab),
+            golden=golden,
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
                 image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),

@@ -95,12 +95,12 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
 
     spec = lab.spec()
     if options.fresh_image:
-        from oslab.distro import DISTROS, NodeOs
-        if DISTROS[spec.distro].node_os is not NodeOs.IMAGE:
+        from oslab.distro import node_os
+        if not node_os(spec).overlays:
             raise OslabError(f"--fresh-image: lab {spec.name} ({spec.distro}) installs its "
                              "nodes from the installer, not from a cached base image",
-                             hint="drop --fresh-image; only image-based distros (debian13) "
-                                  "have bases to rebuild")
+                             hint="drop --fresh-image, or set `golden = true` under [lab] "
+                                  "so its nodes are overlays on a cached base")
     if options.from_step:  # a typo in --from must not wait for the provisioning
         _check_step(spec, options.from_step, lab.install_content())
     if options.verify:

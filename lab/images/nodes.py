@@ -74,6 +74,32 @@ def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def overlay_volumes(objs: LabObjects, node: Node, base: BaseVolumes) -> list[str]:
+    """The node's system disk, an overlay on ``base``, and its extra disks; what was made."""
+    changed = []
+    overlay = VolumeDef(system_volume(node).name, node.disk_gib * GIB, backing=base.disk)
+    for vol in (overlay, *extra_volumes(node)):
+        if objs.ensure_volume(vol):
+            changed.append(f"volume {vol.name}")
+    return changed
+
+
+def seed_volume(objs: LabObjects, state: LabState, spec: LabSpec, node: Node, suite: str,
+                mirror: str, growpart: bool = False) -> list[str]:
+    """The node's NoCloud seed in the lab's pool, unless there; what was made."""
+    name = seed_volume_name(node)
+    if objs.volume(name) is not None:
+        return []
+    host = state.host_key(node.name)
+    files = seed_files(SeedInput(
+        spec=spec, node=node, authorized_key=state.ssh_key().public,
+        host_private=host.private_path.read_text(), host_public=host.public,
+        mirror=mirror, growpart=growpart), suite)
+    with tempfile.TemporaryDirectory(prefix="oslab-seed-") as tmp:
+        objs.upload(name, write_seed(files, Path(tmp) / name))
+    return [f"volume {name}"]
+
+
 class ImageNodes:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
                  virt_type: str, fresh_image: bool = False) -> None:
@@ -131,25 +157,12 @@ class ImageNodes:
 
     def volumes(self, node: Node, base: BaseVolumes) -> list[str]:
         """The node's overlay, extra disks and seed in the lab's pool; what was created."""
-        changed = []
-        overlay = VolumeDef(system_volume(node).name, node.disk_gib * GIB, backing=base.disk)
-        for vol in (overlay, *extra_volumes(node)):
-            if self.objs.ensure_volume(vol):
-                changed.append(f"volume {vol.name}")
+        changed = overlay_volumes(self.objs, node, base)
         self.waiting.discard(node.name)
         if not self.waiting:
             self.holds.close()  # every overlay exists: libvirt shows the bases in use now
-        name = seed_volume_name(node)
-        if self.objs.volume(name) is None:
-            host = self.state.host_key(node.name)
-            files = seed_files(SeedInput(
-                spec=self.spec, node=node, authorized_key=self.state.ssh_key().public,
-                host_private=host.private_path.read_text(), host_public=host.public,
-                mirror=self.mirror), self.suite)
-            with tempfile.TemporaryDirectory(prefix="oslab-seed-") as tmp:
-                self.objs.upload(name, write_seed(files, Path(tmp) / name))
-            changed.append(f"volume {name}")
-        return changed
+        return changed + seed_volume(self.objs, self.state, self.spec, node, self.suite,
+                                     self.mirror)
 
     def serve(self) -> RepoServer | None:
         """Serve the repository to the nodes when they install from the local source."""

@@ -30,6 +30,9 @@ class SeedInput:
     host_private: str  # the node's ed25519 host key, OpenSSH PEM
     host_public: str
     mirror: str  # the Debian mirror for source = "mirror"
+    # grow the root partition to the disk (a golden base's disk is the smallest node's);
+    # a Debian image's root is the whole disk: its file system alone grows
+    growpart: bool = False
 
 
 def apt_source(spec: LabSpec, mirror: str, suite: str) -> str:
@@ -43,7 +46,8 @@ def apt_source(spec: LabSpec, mirror: str, suite: str) -> str:
 
 
 def seed_files(seed: SeedInput, suite: str) -> dict[str, str]:
-    """The seed's three files, by name."""
+    """The seed's three files, by name; with no ``suite`` (not a Debian node), no apt
+    source."""
     spec, node = seed.spec, seed.node
     gateway = str(spec.management.gateway)
     common = {"node": node.name, "lab": spec.name, "nameservers": [gateway]}
@@ -52,8 +56,9 @@ def seed_files(seed: SeedInput, suite: str) -> dict[str, str]:
             instance_id=f"{spec.name}-{node.name}-{spec.digest()}", **common),
         "user-data": env.get_template("user-data.j2").render(
             authorized_key=seed.authorized_key, host_private=seed.host_private.strip(),
-            host_public=seed.host_public, apt_source=apt_source(spec, seed.mirror, suite),
-            **common),
+            host_public=seed.host_public,
+            apt_source=apt_source(spec, seed.mirror, suite) if suite else "",
+            growpart="auto" if seed.growpart else "off", **common),
         "network-config": env.get_template("network-config.j2").render(
             mac=spec.mac(node, 0),
             address=f"{node.address}/{spec.management.cidr.prefixlen}",

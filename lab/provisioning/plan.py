@@ -226,7 +226,7 @@ def decide(spec: LabSpec, facts: ProvisionFacts, node_os: NodeOs) -> ProvisionPl
         shared.append(Decision(f"pool {spec.name}", (Verb.START,), "inactive"))
     else:
         shared.append(Decision(f"pool {spec.name}", (), "active"))
-    image = node_os is NodeOs.IMAGE
+    image = node_os.overlays
     nodes = []
     for node in spec.nodes:
         fact = facts.domains.get(node.name)
@@ -256,9 +256,11 @@ def decide(spec: LabSpec, facts: ProvisionFacts, node_os: NodeOs) -> ProvisionPl
                                    needs_install, started))
     if image:
         missing = [n.node for n in nodes if not n.has_domain]
+        how = ("installed once by the installer in a builder domain and generalised, or reused "
+               "from the image cache," if node_os is NodeOs.GOLDEN
+               else "built, or reused from the image cache,")
         shared.append(
-            Decision("base images", (Verb.PREPARE,),
-                     f"built, or reused from the image cache, for {', '.join(missing)}")
+            Decision("base images", (Verb.PREPARE,), f"{how} for {', '.join(missing)}")
             if missing else Decision("base images", (), "every node has its domain"))
     else:
         pending = [n.node for n in nodes if n.needs_install]

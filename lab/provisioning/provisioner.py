@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslab.access.ssh import wait_ready
 from oslab.access.state import LabState, cache_root
-from oslab.distro import DISTROS, Distro, NodeOs
+from oslab.distro import DISTROS, Distro, NodeOs, node_os
 from oslab.downloads import download
 from oslab.downloads import iso as isomod
 from oslab.errors import OslabError, ProvisionError
@@ -72,9 +72,9 @@ if TYPE_CHECKING:
 # OpenStack service to start (more than 15 minutes for a controller under TCG); the per-instance
 # semaphore of the last module of the first boot (scripts_user) stays, so a node booted again
 # is ready as soon as SSH answers.
-READY_PROBE = {NodeOs.KICKSTART: "true",
-               NodeOs.IMAGE: "test -e /var/lib/cloud/instance/boot-finished || "
-                             "test -e /var/lib/cloud/instance/sem/config_scripts_user"}
+SEEDED = ("test -e /var/lib/cloud/instance/boot-finished || "
+          "test -e /var/lib/cloud/instance/sem/config_scripts_user")
+READY_PROBE = {NodeOs.KICKSTART: "true", NodeOs.IMAGE: SEEDED, NodeOs.GOLDEN: SEEDED}
 
 
 @dataclass
@@ -124,6 +124,7 @@ class Provisioner:
         self.report = reporter
         self.virt_type = virt_type
         self.distro = DISTROS[spec.distro]
+        self.node_os = node_os(spec)
         self.objs = LabObjects(conn, spec.name)
         self.fresh_image = fresh_image  # `up --fresh-image`: new bases for the new nodes
         self.changed: list[str] = []
@@ -137,8 +138,10 @@ class Provisioner:
     def run(self) -> ProvisionResult:
         start = time.monotonic()
         plan = self.check_existing()
-        if self.distro.node_os is NodeOs.IMAGE:
+        if self.node_os is NodeOs.IMAGE:
             return self.run_image(start, plan)
+        if self.node_os is NodeOs.GOLDEN:
+            return self.run_golden(start, plan)
         ks = kickstarts(self.spec, self.state)  # all validated before any VM starts
         self.ensure_shared()
         pending = [n for n in self.spec.nodes if plan.node(n.name).needs_install]
@@ -176,6 +179,36 @@ class Provisioner:
         self.server = images.serve()
         return self.every_node(lambda n: self.node(n, None, definitions.get(n.name)), start)
 
+    def run_golden(self, start: float, plan: ProvisionPlan) -> ProvisionResult:
+        """Nodes as overlays on a golden base that the installer installed once (cached),
+        each with its NoCloud seed, booting from disk."""
+        from oslab.images.build import images_dir, use_path
+        from oslab.images.common import locked
+        from oslab.images.golden import chosen, golden_base, golden_inputs
+        from oslab.images.nodes import overlay_volumes, seed_volume
+        from oslab.images.pool import ImageCache
+
+        self.ensure_shared()
+        missing = [n for n in self.spec.nodes if not plan.node(n.name).has_domain]
+        definitions = {}
+        if missing:
+            inputs = chosen(golden_inputs(self.spec), self.fresh_image, ImageCache(self.conn))
+            # held until every overlay exists, so no prune removes the base meanwhile
+            with locked(use_path(images_dir(), inputs.key()), shared=True):
+                base = golden_base(self, inputs)
+                for node in missing:
+                    self.changed += overlay_volumes(self.objs, node, base)
+                    self.changed += seed_volume(self.objs, self.state, self.spec, node, "", "",
+                                                growpart=True)
+                    definitions[node.name] = image_domain_def(
+                        self.spec, node, virt_type=self.virt_type,
+                        console_log=self.state.console_log_path(node.name),
+                        kernel="", initrd="", cmdline="")
+        elif self.fresh_image:
+            self.report.lab("--fresh-image: every node exists and keeps its base, so no base "
+                            "is installed again (destroy the lab first)")
+        return self.every_node(lambda n: self.node(n, None, definitions.get(n.name)), start)
+
     def every_node(self, one: Callable[[Node], NodeOutcome], start: float) -> ProvisionResult:
         """``one`` on every node in parallel; every node's error is reported."""
         with ThreadPoolExecutor(max_workers=len(self.spec.nodes)) as pool:
@@ -198,7 +231,7 @@ class Provisioner:
     def check_existing(self) -> ProvisionPlan:
         """Read the lab's objects from libvirt and decide what each needs. Refuse foreign
         objects with the lab's names (while reading), and domains built from another spec."""
-        plan = decide(self.spec, read_facts(self.objs, self.spec), self.distro.node_os)
+        plan = decide(self.spec, read_facts(self.objs, self.spec), self.node_os)
         for node in plan.nodes:
             if Verb.REFUSE in node.domain.verbs:
                 raise self.refused(node.node, node.domain.reason)
@@ -262,8 +295,7 @@ class Provisioner:
         name = domain_name(self.spec.name, node.name)
         say = functools.partial(self.report.node, node.name)
         dom: Any = self.objs.domain(name)  # None until the decision defines it
-        decide_node = (decide_image_domain if self.distro.node_os is NodeOs.IMAGE
-                       else decide_domain)
+        decide_node = decide_image_domain if self.node_os.overlays else decide_domain
         decision = decide_node(f"domain {name}", None if dom is None else domain_fact(dom),
                                self.spec.digest())
         for verb in decision.verbs:
@@ -280,7 +312,7 @@ class Provisioner:
                     f"{node.vcpus} vCPU)")
             elif verb in (Verb.INSTALL, Verb.AWAIT_INSTALL):
                 assert media is not None
-                self.install(node, dom, self.meta(dom).phase, media, out)
+                self.install(node, dom, self.meta(dom).phase, media, out.changed)
             elif verb is Verb.BOOT:
                 dom.create()
                 out.changed.append("started")
@@ -293,7 +325,7 @@ class Provisioner:
         target = self.state.node_target(node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,
                                 on_wait=self.ticker(node.name, "waiting for SSH"),
-                                probe=READY_PROBE[DISTROS[self.spec.distro].node_os])
+                                probe=READY_PROBE[self.node_os])
         if not ok:
             raise ProvisionError(
                 f"{node.name}: no SSH at {node.address} after {self.spec.boot_timeout_s}s "
@@ -305,7 +337,7 @@ class Provisioner:
         return out
 
     def install(self, node: Node, dom: Any, phase: str, media: tuple[str, str, str],
-                out: NodeOutcome) -> None:
+                changed: list[str], then: str = "now boots from disk") -> None:
         say = functools.partial(self.report.node, node.name)
         definition = self.definition(node, media)
         console = self.state.console_log_path(node.name)
@@ -313,7 +345,7 @@ class Provisioner:
             console.parent.mkdir(parents=True, exist_ok=True)
             console.write_bytes(b"")
             dom.create()
-            out.changed.append("install started")
+            changed.append("install started")
             say("install started (unattended kickstart)")
         if phase == DomainPhase.DEFINED:
             # Record that the installer runs, so a rerun waits for it instead of restarting it.
@@ -341,8 +373,8 @@ class Provisioner:
                      f"retries; full console log: {console}")
         final = definition.final().redefinition(dom.UUIDString(), DomainPhase.FINAL)
         self.conn.defineXML(final.xml())
-        out.changed.append("installed")
-        say("install finished and powered off; now boots from disk")
+        changed.append("installed")
+        say(f"install finished and powered off; {then}")
 
     def ticker(self, node: str, what: str) -> Any:
         last = [0.0]

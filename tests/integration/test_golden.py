@@ -1,0 +1,112 @@
+"""Golden bases on a real libvirtd with the test guest (``lab.golden``): the installer runs once
+in a builder domain, its generalised disk goes into the cache pool, and every node is a qcow2
+overlay on it that takes its identity from its NoCloud seed at first boot. Two nodes cloned
+from one base get different machine-ids, host keys and addresses, and their pinned host keys
+verify. A second lab reuses the base without installing; neither lab's destroy, nor a prune
+while a lab uses it, removes the base."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
+import libvirt
+import pytest
+
+from oslab.images.pool import CACHE_POOL
+from tests.conftest import URI
+
+pytestmark = pytest.mark.integration
+
+PROBE = ("hostname; cat /etc/machine-id; cut -d' ' -f1-2 /etc/ssh/ssh_host_ed25519_key.pub; "
+         "ip -4 -o addr show scope global | awk '{print $4}'")
+
+
+@pytest.fixture
+def conn() -> Iterator[Any]:
+    c = libvirt.open(URI)
+    yield c
+    c.close()
+
+
+def cache_volumes(conn: Any) -> dict[str, str]:
+    """The cache pool's volumes: name -> path."""
+    pool = conn.storagePoolLookupByName(CACHE_POOL)
+    pool.refresh(0)
+    return {n: pool.storageVolLookupByName(n).path() for n in pool.listVolumes()}
+
+
+def backing_of(conn: Any, lab: str, volume: str) -> str:
+    vol = conn.storagePoolLookupByName(lab).storageVolLookupByName(volume)
+    return ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path") or ""
+
+
+def pinned(lab: Any, node: str) -> str:
+    pub = lab.home / "state" / "oslab" / lab.name / "hostkeys" / f"{node}_ed25519.pub"
+    return " ".join(pub.read_text().split()[:2])
+
+
+def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
+    lab = make_lab(nodes=2, golden=True)
+    base = ""
+    try:
+        # --fresh-image: a base of its own, so the install path runs even with a warm cache
+        up = lab.run("up", "--stage", "provision", "--fresh-image", timeout=1500)
+        found = re.search(r"golden base (testlinux-golden-[0-9a-f]{16}): installed and cached",
+                          up.stderr)
+        assert found, up.stderr
+        base = found[1]
+        assert "install started (unattended kickstart)" in up.stderr
+        volumes = cache_volumes(conn)
+        assert {f"{base}.qcow2", f"{base}.json"} <= set(volumes)
+
+        # each node an overlay on the base; the builder and its disks are gone
+        for node in lab.nodes:
+            assert backing_of(conn, lab.name, f"{node}-system.qcow2") == volumes[f"{base}.qcow2"]
+        status = lab.status()
+        assert sorted(n["node"] for n in status["nodes"]) == ["cmp1", "ctl"]  # type: ignore[attr-defined]
+        lab_volumes = {v["name"] for v in status["volumes"]}  # type: ignore[attr-defined]
+        assert "golden-system.qcow2" not in lab_volumes
+        assert {"ctl-seed.iso", "cmp1-seed.iso"} <= lab_volumes
+
+        # identity from the seed: `oslab ssh` verifies each node's pinned host key
+        seen = {}
+        for node in lab.nodes:
+            lines = lab.run("ssh", node, "--", PROBE).stdout.split("\n")
+            hostname, machine_id, host_key, address = lines[:4]
+            assert hostname == node
+            assert re.fullmatch(r"[0-9a-f]{32}", machine_id), machine_id
+            assert host_key == pinned(lab, node)
+            assert address == f"{lab.addresses[node]}/24"
+            seen[node] = (machine_id, host_key)
+        assert seen["ctl"][0] != seen["cmp1"][0], "two clones share a machine-id"
+        assert seen["ctl"][1] != seen["cmp1"][1], "two clones share a host key"
+
+        # a prune, even of every unused base, keeps the one the lab uses
+        dry = lab.run("images", "--prune", "--dry-run", "--all").stdout
+        assert f"keep {base}: used by {lab.name}" in dry, dry
+
+        # a second lab with the same inputs (and host cache) reuses the base: no install
+        other = make_lab(nodes=1, golden=True)
+        other.env["XDG_CACHE_HOME"] = lab.env["XDG_CACHE_HOME"]
+        warm = other.run("up", "--stage", "provision", timeout=900)
+        assert f"golden base {base}: cached" in warm.stderr, warm.stderr
+        assert "install started" not in warm.stderr
+        assert other.run("ssh", "ctl", "--", "hostname").stdout.strip() == "ctl"
+
+        # destroy removes the lab's overlays and never the base
+        lab.run("destroy", "--yes")
+        other.run("destroy", "--yes")
+        assert {f"{base}.qcow2", f"{base}.json"} <= set(cache_volumes(conn))
+    finally:
+        if base:  # this test's own base only: the cache pool is shared with other runs
+            pool = conn.storagePoolLookupByName(CACHE_POOL)
+            pool.refresh(0)
+            for name in (f"{base}.json", f"{base}.qcow2"):
+                if name in pool.listVolumes():
+                    # libvirt may refuse while a lab the fixture destroys next still uses it
+                    with contextlib.suppress(libvirt.libvirtError):
+                        pool.storageVolLookupByName(name).delete(0)
