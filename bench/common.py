@@ -18,12 +18,12 @@ from tests.conftest import lab_spec_text  # noqa: E402
 
 
 class BenchLab:
-    def __init__(self, nodes: int, subnet: int) -> None:
+    def __init__(self, nodes: int, subnet: int, **lab_extra: object) -> None:
         self.name = f"bch{secrets.token_hex(3)}"
         self.home = Path(tempfile.mkdtemp(prefix=f"oslab-{self.name}-"))
         self.spec = self.home / "lab.toml"
         iso = os.environ["OSLAB_TEST_ISO"]
-        self.spec.write_text(lab_spec_text(self.name, iso, nodes, subnet))
+        self.spec.write_text(lab_spec_text(self.name, iso, nodes, subnet, **lab_extra))
         self.env = dict(os.environ, XDG_STATE_HOME=str(self.home / "state"),
                         XDG_CACHE_HOME=str(self.home / "cache"))
         self.nodes = ["ctl"] + [f"cmp{i}" for i in range(1, nodes)]
