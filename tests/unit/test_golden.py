@@ -75,6 +75,10 @@ def test_the_golden_kickstart_carries_no_identity(distro: str) -> None:
     assert handler.rootpw.lock
     assert not handler.sshkey.sshUserList
     assert handler.timesource.dataList() == []
+    # root last and growing, no swap after it: cloud-init grows it to each node's disk
+    assert not handler.autopart.autopart
+    assert [p.mountpoint for p in handler.partition.partitions] == ["/boot", "/"]
+    assert handler.partition.partitions[-1].grow
     post = handler.scripts[0].script
     for line in (": > /etc/machine-id", "rm -f /etc/ssh/ssh_host_*",
                  "rm -f /root/.ssh/authorized_keys", "rm -rf /var/lib/cloud"):
