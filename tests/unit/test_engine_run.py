@@ -24,7 +24,7 @@ from oslab.access.ssh import Result, Target, mask
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import ops
-from oslab.install.engine import Engine, StepFailed
+from oslab.install.engine import BOOT_STATE, Engine, StepFailed
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.report import Reporter
 from tests.conftest import lab_spec_text
@@ -103,7 +103,7 @@ class SimNode:
     # the simulation
     def commands(self) -> list[str]:
         """The commands that change something (not the facts' reads)."""
-        reads = ("rpm -q", "if [ -e ", "for u in ", "mkdir -p ", "test -e ")
+        reads = ("rpm -q", "if [ -e ", "for u in ", "mkdir -p ", "test -e ", BOOT_STATE)
         return [c for c, stdin, _ in self.calls
                 if not c.startswith(reads) and not (stdin or "").startswith("SELECT")]
 
@@ -523,3 +523,25 @@ def test_two_checkpoints_due_at_once_are_taken_one_after_the_other(world: World)
                     commands=(Guarded("x", "exit 1", f"touch /x-{n}"),))] for n in world.nodes}
     result = world.engine(steps, checkpoints=Sink()).run()
     assert sorted(taken) == ["cp-cmp1", "cp-ctl"] and sorted(result.checkpoints) == sorted(taken)
+
+
+@pytest.mark.parametrize(("state", "waits"), [("starting", True), ("initializing", True),
+                                              ("running", False), ("degraded", False),
+                                              ("", False)])
+def test_a_node_still_booting_is_waited_for_before_its_first_step(world: World, state: str,
+                                                                  waits: bool) -> None:
+    from oslab.install.engine import BOOT_WAIT
+
+    ctl = world.nodes["ctl"]
+    ctl.handlers[BOOT_STATE] = lambda n: (0, state + "\n", "")
+    ctl.handlers[BOOT_WAIT] = lambda n: (0, "degraded\n", "")
+    world.engine(demo_steps(world)).run()
+    sent = [c for c, _, _ in ctl.calls]
+    assert sent[0] == BOOT_STATE
+    assert (BOOT_WAIT in sent) == waits
+    if waits:
+        assert sent[1] == BOOT_WAIT, "the wait comes before any step's command"
+        screen = world.screen.getvalue()
+        assert f"its boot is still under way (systemd: {state})" in screen
+        assert re.search(r"its boot finished after \d+s \(systemd: degraded\)", screen)
+    assert BOOT_WAIT not in [c for c, _, _ in world.nodes["cmp1"].calls]
