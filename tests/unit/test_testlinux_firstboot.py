@@ -29,13 +29,16 @@ SHELLS = [pytest.param(["busybox", "sh"], id="busybox-sh", marks=NO_BUSYBOX),
           pytest.param(["sh"], id="sh")]
 
 
-def render_seed(spec: LabSpec, state: LabState, node: str, dest: Path) -> dict[str, str]:
+def render_seed(spec: LabSpec, state: LabState, node: str, dest: Path,
+                golden: bool = False) -> dict[str, str]:
+    """A Debian node's seed (with an apt source), or a golden base node's (growpart, no apt)."""
     host = state.host_key(node)
     files = seed_files(SeedInput(spec=spec, node=spec.node(node),
                                  authorized_key=state.ssh_key().public,
                                  host_private=host.private_path.read_text(),
-                                 host_public=host.public, mirror="http://m.example/debian"),
-                       "trixie")
+                                 host_public=host.public, mirror="http://m.example/debian",
+                                 growpart=golden),
+                       "" if golden else "trixie")
     dest.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (dest / name).write_text(text)
@@ -111,7 +114,8 @@ def test_seed_identity_is_applied_once_per_instance(firstboot: Callable[[Path, P
     assert (root / "etc/machine-id").read_text() == machine_id
 
     # A new instance (another seed on the same disk) is applied again; a machine-id stays.
-    render_seed(SPEC, state, "compute1", tmp_path / "seed2")
+    files = render_seed(SPEC, state, "compute1", tmp_path / "seed2", golden=True)
+    assert "/etc/apt" not in files["user-data"] and 'mode: "auto"' in files["user-data"]
     out = firstboot(tmp_path / "seed2", root)
     assert "FAILED" not in out
     compute1 = SPEC.node("compute1")
