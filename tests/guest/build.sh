@@ -248,7 +248,8 @@ copy_modules "$R" $MODULES
 cp -a "$HERE/rootfs/." "$R/"
 chmod 755 "$R/init" "$R"/usr/libexec/testlinux/* "$R"/etc/init.d/* \
     "$R/etc/acpi/PWRF/00000080" "$R/usr/share/udhcpc/default.script"
-chmod 644 "$R/usr/libexec/testlinux/ksparse.awk" "$R/etc/passwd" "$R/etc/group"
+chmod 644 "$R/usr/libexec/testlinux/ksparse.awk" "$R/usr/libexec/testlinux/cidata.awk" \
+    "$R/etc/passwd" "$R/etc/group"
 chmod 600 "$R/etc/shadow"
 
 {
