@@ -159,6 +159,7 @@ def golden_base(prov: Provisioner, inputs: GoldenInputs) -> BaseVolumes:
     found = cached(cache, inputs)
     if found is not None:
         say(f"golden base {inputs.name}: cached")
+        remove_builder(prov, builder_node(prov.spec, inputs))  # a run killed after its copy
         return found
     with locked(lock_path(images_dir(), inputs.key())):  # one builder per base on this host
         found = cached(cache, inputs)
@@ -185,6 +186,10 @@ def install_builder(prov: Provisioner, node: Node) -> Any:
 
     name = domain_name(prov.spec.name, node.name)
     dom = prov.objs.domain(name)
+    if dom is not None and prov.meta(dom).spec != prov.spec.digest():
+        prov.report.node(node.name, f"{name} was defined for another spec: installing again")
+        remove_builder(prov, node)
+        dom = None
     phase = "" if dom is None else prov.meta(dom).phase
     changed: list[str] = []
     if phase != DomainPhase.FINAL:

@@ -2,13 +2,15 @@
 in a builder domain, its generalised disk goes into the cache pool, and every node is a qcow2
 overlay on it that takes its identity from its NoCloud seed at first boot. Two nodes cloned
 from one base get different machine-ids, host keys and addresses, and their pinned host keys
-verify. A second lab reuses the base without installing; neither lab's destroy, nor a prune
+verify; `kill -9` while the base installs, and the rerun waits for that install. A second
+lab reuses the base without installing; neither lab's destroy, nor a prune
 while a lab uses it, removes the base."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -53,13 +55,26 @@ def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
     lab = make_lab(nodes=2, golden=True)
     base = ""
     try:
-        # --fresh-image: a base of its own, so the install path runs even with a warm cache
+        # --fresh-image: a base of its own, so the install path runs even with a warm cache;
+        # kill -9 while the builder installs, and the rerun waits for that install
+        proc = lab.popen("up", "--stage", "provision", "--fresh-image")
+        builder_log = lab.home / "state" / "oslab" / lab.name / "logs" / "golden.log"
+        try:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None and not (
+                    builder_log.is_file() and "install started" in builder_log.read_text()):
+                assert time.monotonic() < deadline, "the builder never started"
+                time.sleep(0.5)
+        finally:
+            proc.kill()
+            proc.communicate()
+        assert proc.returncode == -9, "up was killed while the base installed"
         up = lab.run("up", "--stage", "provision", "--fresh-image", timeout=1500)
+        assert "install already under way; waiting for it" in up.stderr, up.stderr
         found = re.search(r"golden base (testlinux-golden-[0-9a-f]{16}): installed and cached",
                           up.stderr)
         assert found, up.stderr
         base = found[1]
-        assert "install started (unattended kickstart)" in up.stderr
         volumes = cache_volumes(conn)
         assert {f"{base}.qcow2", f"{base}.json"} <= set(volumes)
 
