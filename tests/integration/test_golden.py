@@ -19,6 +19,7 @@ import libvirt
 import pytest
 
 from oslab.images.pool import CACHE_POOL
+from oslab.virt.metadata import DomainPhase, LabMeta
 from tests.conftest import URI
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,16 @@ def backing_of(conn: Any, lab: str, volume: str) -> str:
     return ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path") or ""
 
 
+def installing(conn: Any, name: str) -> bool:
+    """The builder domain runs the installer (its phase in its metadata)."""
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return False
+    meta = LabMeta.from_object_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    return bool(dom.isActive()) and meta is not None and meta.phase == DomainPhase.INSTALLING
+
+
 def pinned(lab: Any, node: str) -> str:
     pub = lab.home / "state" / "oslab" / lab.name / "hostkeys" / f"{node}_ed25519.pub"
     return " ".join(pub.read_text().split()[:2])
@@ -58,11 +69,9 @@ def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
         # --fresh-image: a base of its own, so the install path runs even with a warm cache;
         # kill -9 while the builder installs, and the rerun waits for that install
         proc = lab.popen("up", "--stage", "provision", "--fresh-image")
-        builder_log = lab.home / "state" / "oslab" / lab.name / "logs" / "golden.log"
         try:
             deadline = time.monotonic() + 600
-            while proc.poll() is None and not (
-                    builder_log.is_file() and "install started" in builder_log.read_text()):
+            while proc.poll() is None and not installing(conn, f"{lab.name}-golden"):
                 assert time.monotonic() < deadline, "the builder never started"
                 time.sleep(0.5)
         finally:
