@@ -2,9 +2,9 @@
 in a builder domain, its generalised disk goes into the cache pool, and every node is a qcow2
 overlay on it that takes its identity from its NoCloud seed at first boot. Two nodes cloned
 from one base get different machine-ids, host keys and addresses, and their pinned host keys
-verify; `kill -9` while the base installs, and the rerun waits for that install. A second
-lab reuses the base without installing; neither lab's destroy, nor a prune
-while a lab uses it, removes the base."""
+verify; `kill -9` while the base installs, and the rerun waits for that install; snapshots
+live in the overlays. A second lab reuses the base without installing; neither lab's destroy,
+nor a prune while a lab uses it, removes the base."""
 
 from __future__ import annotations
 
@@ -108,6 +108,14 @@ def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
             seen[node] = (machine_id, host_key)
         assert seen["ctl"][0] != seen["cmp1"][0], "two clones share a machine-id"
         assert seen["ctl"][1] != seen["cmp1"][1], "two clones share a host key"
+
+        # internal snapshots live in the overlays: snapshot, change a file, revert
+        lab.run("snapshot", "clean")
+        lab.run("ssh", "ctl", "--", "touch /root/after-snapshot")
+        lab.run("revert", "clean")
+        gone = lab.run("ssh", "ctl", "--", "test -e /root/after-snapshot", check=False)
+        assert gone.returncode == 1, "the revert kept a file made after the snapshot"
+        lab.run("snapshot", "--delete", "clean")
 
         # a prune, even of every unused base, keeps the one the lab uses
         dry = lab.run("images", "--prune", "--dry-run", "--all").stdout
