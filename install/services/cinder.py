@@ -7,6 +7,9 @@ everything else) to ``/etc/lvm/lvmlocal.conf``, so the volume groups instances c
 their volumes stay invisible to the host either way. The system disk has no LVM (the
 kickstart's ``autopart --type=plain``).
 
+Debian's lvm2 (2.03.31) leaves the devices file off (``use_devicesfile = 0``) and ships no
+``lvmdevices`` command (measured on a Debian 13 node), so there the filter alone restricts LVM.
+
 Debian: cinder-volume depends on ``tgt | open-iscsi`` and ships
 ``/etc/tgt/conf.d/cinder_tgt.conf`` (``include /var/lib/cinder/volumes/*``), so its target is
 tgt (``target_helper = tgtadm``); on EL it is LIO (``lioadm``, targetcli). cinder-api runs
@@ -48,11 +51,13 @@ def lvm(site: Site, device: str) -> StepDef:
         files=(config("/etc/lvm/lvmlocal.conf", "cinder/lvmlocal.conf.j2",
                       site.values(device=device)),),
         commands=(
-            Guarded(
+            # Debian's lvm2 does not use a devices file (use_devicesfile = 0) and ships no
+            # lvmdevices command: the filter in lvmlocal.conf alone decides there
+            *(() if layer.debian else (Guarded(
                 description=f"{device} in the LVM devices file",
                 check=listed,
                 run=unless(listed, f"lvmdevices --adddev {device}"),
-            ),
+            ),)),
             Guarded(
                 description=f"volume group {VOLUME_GROUP} on {device}",
                 check=vg,

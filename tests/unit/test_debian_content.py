@@ -360,3 +360,18 @@ def test_render_writes_every_file_and_no_kickstart(tmp_path: Path,
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     steps = plan(debian_spec())
     assert written == {f"{n}{f.path}" for n, _, f in files(steps)}
+
+
+def test_cinder_lvm_uses_lvmdevices_only_on_el() -> None:
+    """Debian 13's lvm2 ships no lvmdevices command (the devices file is off there): on a real
+    node the step stopped with `lvmdevices: command not found`."""
+    from tests.unit.test_services import plan as el_plan
+
+    def lvm_runs(steps: dict[str, list[StepDef]]) -> list[str]:
+        step = next(s for s in steps["controller"] if s.name == "cinder.lvm")
+        return [c.run for c in step.commands]
+
+    debian_runs = lvm_runs(plan())
+    assert not [r for r in debian_runs if "lvmdevices" in r]
+    assert any("vgcreate cinder-volumes /dev/vdb" in r for r in debian_runs)
+    assert any("lvmdevices --adddev /dev/vdb" in r for r in lvm_runs(el_plan()))
