@@ -43,10 +43,13 @@ class HealthChecks(CheckRunner):
         g = "services"
         if not self.needs("services", g, "identity"):
             return
+        settle = self.t.settle
         self.simple("compute services", g, "compute service list -f json",
-                    parse_compute_services)
-        self.simple("network agents", g, "network agent list -f json", parse_network_agents)
-        self.simple("volume services", g, "volume service list -f json", parse_volume_services)
+                    parse_compute_services, settle)
+        self.simple("network agents", g, "network agent list -f json", parse_network_agents,
+                    settle)
+        self.simple("volume services", g, "volume service list -f json", parse_volume_services,
+                    settle)
         for command in ("nova-status upgrade check", "placement-status upgrade check"):
             with self.row(command, g) as d:
                 result = self.sh(command)
@@ -56,9 +59,16 @@ class HealthChecks(CheckRunner):
                 d.append(verdict.details)
 
     def simple(self, name: str, group: str, args: str,
-               parse: Callable[[str], Verdict]) -> None:
+               parse: Callable[[str], Verdict], settle: float = 0.0) -> None:
+        """One ``openstack`` listing and its verdict; asked again until it passes or
+        ``settle`` seconds have gone (a service that just started reports down)."""
         with self.row(name, group) as d:
-            verdict = parse(self.openstack(args, openrc.ADMIN, name))
-            if not verdict.ok:
-                raise CheckFailed(verdict.details, verdict.hint)
-            d.append(verdict.details)
+            last: list[Verdict] = []
+
+            def passes() -> bool:
+                last[:] = [parse(self.openstack(args, openrc.ADMIN, name))]
+                return last[0].ok
+
+            if not self.wait(name, settle, passes):
+                raise CheckFailed(last[0].details, last[0].hint)
+            d.append(last[0].details)

@@ -37,6 +37,9 @@ class Timeouts:
     reach: float = 180.0  # ping and SSH after the login prompt
     volume: float = 180.0
     delete: float = 300.0
+    # a service or agent that just (re)started reports down until its first heartbeat; under
+    # TCG cinder-volume's LVM driver alone took 2.5 min to initialise on the e2e controller
+    settle: float = 300.0
     poll: float = 5.0
 
 

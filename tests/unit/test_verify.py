@@ -547,3 +547,36 @@ def test_a_local_image_names_the_rows_upload_flavor_and_user(tmp_path: Path) -> 
     assert "flavor delete oslab.128m2g" in deletes(cloud.commands)
     ssh = next(r for r in report.rows if r.name == "instance: floating IP, ping, SSH")
     assert ssh.details.endswith("SSH as tester with the lab key")
+
+
+@dataclass
+class StartingVolume(FakeCloud):
+    """cinder-volume reports down for its first ``down`` listings (it just started)."""
+
+    down: int = 2
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "volume service list" in c and self.down:
+            self.down -= 1
+            return rec("volume_service_list.json").replace(
+                '"Host": "controller@lvm",\n    "Zone": "nova",\n    "Status": "enabled",\n'
+                '    "State": "up"', '"Host": "controller@lvm",\n    "Zone": "nova",\n'
+                '    "Status": "enabled",\n    "State": "down"'), 0, ""
+        return super().answer(c)
+
+
+@pytest.mark.parametrize(("down", "ok"), [(0, True), (2, True), (10_000, False)])
+def test_a_service_that_just_started_is_asked_again_until_settle(tmp_path: Path, down: int,
+                                                                 ok: bool) -> None:
+    cloud = StartingVolume(down=down)
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    row = next(r for r in report.rows if r.name == "volume services")
+    asked = sum("volume service list" in c for c in cloud.commands)
+    if ok:
+        assert row.status is Status.PASS
+        assert asked == down + 1
+    else:
+        assert row.status is Status.FAIL
+        assert "cinder-volume on controller@lvm is down" in row.details
+        # settle 300 s at a 1 s poll (the fake clock): asked about 300 times, then it fails
+        assert 290 <= asked <= 302
