@@ -580,3 +580,26 @@ def test_a_service_that_just_started_is_asked_again_until_settle(tmp_path: Path,
         assert "cinder-volume on controller@lvm is down" in row.details
         # settle 300 s at a 1 s poll (the fake clock): asked about 300 times, then it fails
         assert 290 <= asked <= 302
+
+
+@pytest.mark.parametrize(("silent", "ok"), [(1, True), (10_000, False)])
+def test_the_dashboard_is_asked_again_while_it_starts(tmp_path: Path, silent: int,
+                                                      ok: bool) -> None:
+    """Django loads on the first request; under TCG that outlasted the first 30 s try."""
+    asked: list[float] = []
+
+    def http(url: str, timeout: float) -> tuple[int, str]:
+        asked.append(timeout)
+        if len(asked) <= silent:
+            return 0, "timed out"
+        return 200, rec("horizon_login.html")
+
+    lab = make_lab(FakeCloud(), tmp_path)
+    lab.http = http
+    row = next(r for r in verify.Verifier(lab).run().rows if r.name == "dashboard")
+    if ok:
+        assert row.status is Status.PASS and row.details.endswith(": login page")
+        assert len(asked) == 2
+    else:
+        assert row.status is Status.FAIL and "nothing answers: timed out" in row.details
+        assert 250 <= len(asked) <= 302
