@@ -77,10 +77,14 @@ class CloudChecks(CheckRunner):
                                 openrc.ADMIN, "image delete {id}")
             self.ids["image"] = image
             status = [""]
+            errors: list[CheckFailed] = []
 
             def active() -> bool:
-                status[0] = str(field_of(self.openstack(f"image show {image} -f json"),
-                                         "status", "image show"))
+                out = self.ask(f"image show {image} -f json", openrc.ADMIN, "image show",
+                               errors)
+                if out is None:
+                    return False
+                status[0] = str(field_of(out, "status", "image show"))
                 if status[0] in ("killed", "deleted"):
                     raise CheckFailed(f"the image went {status[0]}",
                                       "/var/log/glance/api.log on the controller "
@@ -88,6 +92,8 @@ class CloudChecks(CheckRunner):
                 return status[0] == "active"
 
             if not self.wait("image", self.t.image_active, active):
+                if not status[0] and errors:
+                    raise errors[0]
                 raise CheckFailed(f"image still {status[0]} after {self.t.image_active:.0f}s",
                                   "/var/log/glance/api.log on the controller")
             self.sh(f"rm -f {remote}")
@@ -176,12 +182,19 @@ class CloudChecks(CheckRunner):
                 f"--key-name {PREFIX}-key {PREFIX}-vm", demo, "server delete --wait {id}")
             self.ids["server"] = server
             state = [ServerState("", "", "", {})]
+            errors: list[CheckFailed] = []
 
             def settled() -> bool:
-                state[0] = parse_server(self.openstack(f"server show {server} -f json"))
+                out = self.ask(f"server show {server} -f json", openrc.ADMIN, "server show",
+                               errors)
+                if out is None:
+                    return False
+                state[0] = parse_server(out)
                 return state[0].status in ("ACTIVE", "ERROR")
 
             done = self.wait("server", self.t.server_active, settled)
+            if not state[0].status and errors:
+                raise errors[0]
             if state[0].status != "ACTIVE":
                 what = (f"server {state[0].status}: {state[0].fault}" if done else
                         f"server still {state[0].status} after {self.t.server_active:.0f}s")
@@ -195,12 +208,16 @@ class CloudChecks(CheckRunner):
             return
         with self.row("instance: console login prompt", g) as d:
             log = [""]
+            errors = []
 
             def prompt() -> bool:
-                log[0] = self.openstack(f"console log show {server}", demo, "console log show")
+                out = self.ask(f"console log show {server}", demo, "console log show", errors)
+                log[0] = log[0] if out is None else out
                 return parse_console(log[0]).ok
 
             if not self.wait("console", self.t.boot, prompt):
+                if not log[0] and errors:
+                    raise errors[0]
                 verdict = parse_console(log[0])
                 raise CheckFailed(verdict.details, verdict.hint)
             keys = console_host_keys(log[0])
@@ -321,16 +338,21 @@ class CloudChecks(CheckRunner):
 
     def wait_volume(self, vol: str, want: str) -> None:
         status = [""]
+        errors: list[CheckFailed] = []
 
         def ready() -> bool:
-            status[0] = str(field_of(self.openstack(f"volume show {vol} -f json",
-                                                    openrc.DEMO), "status", "volume show"))
+            out = self.ask(f"volume show {vol} -f json", openrc.DEMO, "volume show", errors)
+            if out is None:
+                return False
+            status[0] = str(field_of(out, "status", "volume show"))
             if status[0].startswith("error"):
                 raise CheckFailed(f"volume {status[0]}", "/var/log/cinder/volume.log on the "
                                   "controller; vgs cinder-volumes; targetcli ls")
             return status[0] == want
 
         if not self.wait("volume", self.t.volume, ready):
+            if not status[0] and errors:
+                raise errors[0]
             raise CheckFailed(f"volume still {status[0]} (want {want}) after "
                               f"{self.t.volume:.0f}s", "/var/log/cinder/volume.log; "
                               "/var/log/nova/nova-compute.log on the compute node")

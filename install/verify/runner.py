@@ -100,6 +100,16 @@ class CheckRunner:
             raise explain(result, what or f"openstack {args.split(' -f ')[0]}")
         return result.stdout
 
+    def ask(self, args: str, who: str, what: str, errors: list[CheckFailed]) -> str | None:
+        """``openstack ARGS`` inside a poll: a failure (under TCG on a loaded controller one
+        call can outlast its timeout) is kept in ``errors`` and counts as "not yet"; the
+        poll's own deadline decides."""
+        try:
+            return self.openstack(args, who, what)
+        except CheckFailed as exc:
+            errors[:] = [exc]
+            return None
+
     def wait(self, what: str, timeout: float, probe: Callable[[], bool]) -> bool:
         """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll)."""
         deadline = self.lab.clock() + timeout

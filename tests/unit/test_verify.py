@@ -603,3 +603,33 @@ def test_the_dashboard_is_asked_again_while_it_starts(tmp_path: Path, silent: in
     else:
         assert row.status is Status.FAIL and "nothing answers: timed out" in row.details
         assert 250 <= len(asked) <= 302
+
+
+@dataclass
+class SlowShow(FakeCloud):
+    """``server show`` times out on the node for its first ``slow`` calls (the e2e controller
+    under load: one call outlasted 180 s while the instance was still building)."""
+
+    slow: int = 2
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "server show" in c and self.slow:
+            self.slow -= 1
+            return "", -1, "timed out after 180s; stopped it on the node"
+        return super().answer(c)
+
+
+@pytest.mark.parametrize(("slow", "ok"), [(2, True), (10_000, False)])
+def test_a_show_that_times_out_while_the_server_builds_is_asked_again(
+        tmp_path: Path, slow: int, ok: bool) -> None:
+    cloud = SlowShow(slow=slow)
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    row = next(r for r in report.rows if r.name.startswith("instance: boot"))
+    asked = sum("server show" in c for c in cloud.commands)
+    if ok:
+        assert row.status is Status.PASS, row.details
+        assert asked == slow + 1
+    else:
+        # never one answer within server_active: the row says what the last call said
+        assert row.status is Status.FAIL and "timed out after 180s" in row.details
+        assert 500 <= asked <= 602
