@@ -362,16 +362,10 @@ class CloudChecks(CheckRunner):
     def check_dashboard(self) -> None:
         url = dashboard_url(self.lab.spec)
         with self.row("dashboard", "dashboard") as d:
-            last: list[Verdict] = []
-
-            def answers() -> bool:
-                # Django loads on the first request: under TCG that alone can outlast 30 s
-                last[:] = [parse_dashboard(*self.lab.http(url, 60.0))]
-                return last[0].ok
-
-            if not self.wait("dashboard", self.t.settle, answers):
-                raise CheckFailed(f"{url}: {last[0].details}", last[0].hint)
-            d.append(f"{url}: {last[0].details}")
+            # Django loads on the first request: under TCG that alone can outlast 30 s
+            verdict = self.until("dashboard", self.t.settle,
+                                 lambda: parse_dashboard(*self.lab.http(url, 60.0)), f"{url}: ")
+            d.append(f"{url}: {verdict.details}")
 
 
 def dashboard_url(spec: LabSpec) -> str:

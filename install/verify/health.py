@@ -63,12 +63,5 @@ class HealthChecks(CheckRunner):
         """One ``openstack`` listing and its verdict; asked again until it passes or
         ``settle`` seconds have gone (a service that just started reports down)."""
         with self.row(name, group) as d:
-            last: list[Verdict] = []
-
-            def passes() -> bool:
-                last[:] = [parse(self.openstack(args, openrc.ADMIN, name))]
-                return last[0].ok
-
-            if not self.wait(name, settle, passes):
-                raise CheckFailed(last[0].details, last[0].hint)
-            d.append(last[0].details)
+            d.append(self.until(name, settle,
+                                lambda: parse(self.openstack(args, openrc.ADMIN, name))).details)

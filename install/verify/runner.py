@@ -19,7 +19,7 @@ from oslab.install.verify.checklist import EXPECTED_SERVICES
 from oslab.install.verify.connections import GuestConnect, HttpGet, http_get
 from oslab.install.verify.ledger import Created, Ledger
 from oslab.install.verify.parsers import explain, field_of
-from oslab.install.verify.results import CheckFailed, Report, Row, Status
+from oslab.install.verify.results import CheckFailed, Report, Row, Status, Verdict
 from oslab.spec import LabSpec
 
 
@@ -119,6 +119,20 @@ class CheckRunner:
             if self.lab.clock() >= deadline:
                 return False
             self.lab.sleep(self.t.poll)
+
+    def until(self, what: str, timeout: float, verdict: Callable[[], Verdict],
+              prefix: str = "") -> Verdict:
+        """Ask ``verdict`` until it is ok or ``timeout`` passes (a service that just started
+        reports down); the passing verdict, else CheckFailed with the last one."""
+        last = [Verdict(False, "not asked")]
+
+        def ok() -> bool:
+            last[0] = verdict()
+            return last[0].ok
+
+        if not self.wait(what, timeout, ok):
+            raise CheckFailed(prefix + last[0].details, last[0].hint)
+        return last[0]
 
     @contextlib.contextmanager
     def row(self, name: str, group: str) -> Iterator[list[str]]:
