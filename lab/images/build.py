@@ -19,10 +19,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from oslab.errors import OslabError
+from oslab.images import rebuilds
 from oslab.images.common import Say, debian_cache, digest, env, locked, run
 from oslab.images.repo import Repo
 
@@ -147,25 +148,11 @@ def use_path(cache: Path, key: str) -> Path:
     return cache / f"{key}.use"
 
 
-def current_path(cache: Path, inputs: ImageInputs) -> Path:
-    """The file naming the latest ``--fresh-image`` rebuild of ``inputs`` (its stamp)."""
-    return cache / f"{replace(inputs, rebuild='').key()}.current"
-
-
 def chosen_inputs(inputs: ImageInputs, fresh: bool, base: Path | None = None) -> ImageInputs:
-    """What to build or use for ``inputs``: with ``fresh``, a new rebuild stamp (a new key,
-    so the base that existing overlays use stays); else the latest rebuild if it is still
-    cached, else ``inputs`` themselves."""
-    if fresh:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9}"
-        return replace(inputs, rebuild=stamp)
+    """What to build or use for ``inputs`` (see :mod:`.rebuilds`)."""
     cache = images_dir(base)
-    pointer = current_path(cache, inputs)
-    if pointer.is_file():
-        latest = replace(inputs, rebuild=pointer.read_text().strip())
-        if (cache / latest.key() / "manifest.json").is_file():
-            return latest
-    return inputs
+    return rebuilds.choose(inputs, fresh, cache,
+                           lambda latest: (cache / latest.key() / "manifest.json").is_file())
 
 
 def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = None) -> Image:
@@ -173,11 +160,7 @@ def build_image(repo: Repo, inputs: ImageInputs, say: Say, base: Path | None = N
     (``inputs.rebuild`` set) becomes the one later runs choose."""
     cache = images_dir(base)
     image = _build(repo, inputs, say, cache)
-    if inputs.rebuild:
-        pointer = current_path(cache, inputs)
-        tmp = pointer.with_name(pointer.name + ".tmp")
-        tmp.write_text(inputs.rebuild + "\n")
-        tmp.rename(pointer)
+    rebuilds.remember(inputs, cache)
     return image
 
 

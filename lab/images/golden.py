@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oslab.access.state import LabState
+from oslab.images import rebuilds
 from oslab.images.build import images_dir, lock_path
 from oslab.images.common import digest, locked
 from oslab.images.pool import BaseVolumes, ImageCache
@@ -104,29 +105,9 @@ def golden_inputs(spec: LabSpec) -> GoldenInputs:
 
 
 def chosen(inputs: GoldenInputs, fresh: bool, cache: ImageCache) -> GoldenInputs:
-    """What to install or use for ``inputs``: with ``fresh`` (`up --fresh-image`), a new
-    rebuild stamp, so a new base beside the one existing overlays use; else the latest
-    rebuild while it is cached, else ``inputs`` themselves."""
-    pointer = images_dir() / f"{inputs.key()}.current"
-    if fresh:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9}"
-        return replace(inputs, rebuild=stamp)
-    if pointer.is_file():
-        latest = replace(inputs, rebuild=pointer.read_text().strip())
-        if cached(cache, latest) is not None:
-            return latest
-    return inputs
-
-
-def remember_rebuild(inputs: GoldenInputs) -> None:
-    """Make a rebuilt base the one later runs choose."""
-    if not inputs.rebuild:
-        return
-    pointer = images_dir() / f"{replace(inputs, rebuild='').key()}.current"
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(pointer.name + ".tmp")
-    tmp.write_text(inputs.rebuild + "\n")
-    tmp.rename(pointer)
+    """What to install or use for ``inputs`` (see :mod:`.rebuilds`)."""
+    return rebuilds.choose(inputs, fresh, images_dir(),
+                           lambda latest: cached(cache, latest) is not None)
 
 
 def builder_node(spec: LabSpec, inputs: GoldenInputs) -> Node:
@@ -171,7 +152,7 @@ def golden_base(prov: Provisioner, inputs: GoldenInputs) -> BaseVolumes:
         disk = install_builder(prov, node)
         copy_into_cache(prov, cache, inputs, disk, start)
         remove_builder(prov, node)
-        remember_rebuild(inputs)
+        rebuilds.remember(inputs, images_dir())
         base = cached(cache, inputs)
         assert base is not None
         say(f"golden base {inputs.name}: installed and cached in "
