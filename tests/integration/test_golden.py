@@ -36,8 +36,11 @@ def conn() -> Iterator[Any]:
 
 
 def cache_volumes(conn: Any) -> dict[str, str]:
-    """The cache pool's volumes: name -> path."""
-    pool = conn.storagePoolLookupByName(CACHE_POOL)
+    """The cache pool's volumes: name -> path (none before the first base is cached)."""
+    try:
+        pool = conn.storagePoolLookupByName(CACHE_POOL)
+    except libvirt.libvirtError:
+        return {}
     pool.refresh(0)
     return {n: pool.storageVolLookupByName(n).path() for n in pool.listVolumes()}
 
@@ -65,6 +68,7 @@ def pinned(lab: Any, node: str) -> str:
 def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
     lab = make_lab(nodes=2, golden=True)
     base = ""
+    before = set(cache_volumes(conn))
     try:
         # --fresh-image: a base of its own, so the install path runs even with a warm cache;
         # kill -9 while the builder installs, and the rerun waits for that install
@@ -134,11 +138,12 @@ def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
         other.run("destroy", "--yes")
         assert {f"{base}.qcow2", f"{base}.json"} <= set(cache_volumes(conn))
     finally:
-        if base:  # this test's own base only: the cache pool is shared with other runs
+        # this test's own bases only (the cache pool is shared with other runs), also when it
+        # failed before it learned the base's name: every golden volume that appeared since
+        made = {n for n in set(cache_volumes(conn)) - before if n.startswith("testlinux-golden-")}
+        if made:
             pool = conn.storagePoolLookupByName(CACHE_POOL)
-            pool.refresh(0)
-            for name in (f"{base}.json", f"{base}.qcow2"):
-                if name in pool.listVolumes():
-                    # libvirt may refuse while a lab the fixture destroys next still uses it
-                    with contextlib.suppress(libvirt.libvirtError):
-                        pool.storageVolLookupByName(name).delete(0)
+            for name in sorted(made, key=lambda n: not n.endswith(".json")):  # manifest first
+                # libvirt may refuse while a lab the fixture destroys next still uses it
+                with contextlib.suppress(libvirt.libvirtError):
+                    pool.storageVolLookupByName(name).delete(0)
