@@ -42,6 +42,15 @@ class Timeouts:
     settle: float = 300.0
     poll: float = 5.0
 
+    @classmethod
+    def under(cls, virt: str) -> Timeouts:
+        """The timeouts for a controller that ``systemd-detect-virt`` says runs under ``virt``.
+        Under qemu's TCG one CLI call on the busy e2e controller outlasted 180 s (``router add
+        subnet``, nothing else running on the host), and a delete took 90 s."""
+        if virt == "qemu":
+            return cls(command=600.0, delete=600.0)
+        return cls()
+
 
 @dataclass
 class Lab:

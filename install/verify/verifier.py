@@ -80,6 +80,12 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
 
     try:
         controller = connect(spec.controller)
+        if timeouts is None:
+            virt = controller.run("systemd-detect-virt || true", timeout=60.0).stdout.strip()
+            timeouts = Timeouts.under(virt)
+            if timeouts != Timeouts():
+                say(f"verify: the controller runs under {virt}: each command may take up to "
+                    f"{timeouts.command:.0f}s")
         computes = {n.name: connect(n) for n in spec.nodes if n.is_compute}
         openrc.write_all(spec, state, controller)
         images = cache_root() / "images"

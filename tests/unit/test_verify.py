@@ -633,3 +633,11 @@ def test_a_show_that_times_out_while_the_server_builds_is_asked_again(
         # never one answer within server_active: the row says what the last call said
         assert row.status is Status.FAIL and "timed out after 180s" in row.details
         assert 500 <= asked <= 602
+
+
+@pytest.mark.parametrize(("virt", "command"), [("qemu", 600.0), ("kvm", 180.0), ("none", 180.0),
+                                               ("", 180.0)])
+def test_commands_get_longer_under_tcg(virt: str, command: float) -> None:
+    t = verify.Timeouts.under(virt)
+    assert (t.command, t.delete) == (command, 600.0 if virt == "qemu" else 300.0)
+    assert t.server_active == verify.Timeouts().server_active
