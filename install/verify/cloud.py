@@ -142,13 +142,16 @@ class CloudChecks(CheckRunner):
             router = self.create("router", f"router create {PREFIX}-router", demo,
                                  "router delete {id}")
             self.ids["router"] = router
-            self.openstack(f"router set --external-gateway {self.ids['provider']} {router}",
-                           demo, "router set --external-gateway")
+            # recorded before they are made: a call that timed out on the node may still have
+            # made it (router add subnet on the e2e controller), and then the router, subnet
+            # and network could not be deleted; undoing one never made is "not found"
             self.record("router gateway", router, demo, f"router unset --external-gateway "
                                                          f"{router}")
-            self.openstack(f"router add subnet {router} {subnet}", demo, "router add subnet")
+            self.openstack(f"router set --external-gateway {self.ids['provider']} {router}",
+                           demo, "router set --external-gateway")
             self.record("router interface", subnet, demo,
                         f"router remove subnet {router} {subnet}")
+            self.openstack(f"router add subnet {router} {subnet}", demo, "router add subnet")
             sg = self.create("security group", f"security group create {PREFIX}-sg", demo,
                              "security group delete {id}")
             self.ids["sg"] = sg

@@ -641,3 +641,24 @@ def test_commands_get_longer_under_tcg(virt: str, command: float) -> None:
     t = verify.Timeouts.under(virt)
     assert (t.command, t.delete) == (command, 600.0 if virt == "qemu" else 300.0)
     assert t.server_active == verify.Timeouts().server_active
+
+
+@dataclass
+class SlowAddSubnet(FakeCloud):
+    """``router add subnet`` times out on the node, though neutron may have added it."""
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "router add subnet" in c:
+            return "", -1, "timed out after 180s; stopped it on the node"
+        return super().answer(c)
+
+
+def test_a_router_interface_whose_add_timed_out_is_still_removed(tmp_path: Path) -> None:
+    cloud = SlowAddSubnet()
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    row = next(r for r in report.rows if r.name.startswith("network: self-service"))
+    assert row.status is Status.FAIL and "timed out" in row.details
+    done = deletes(cloud.commands)
+    assert done.index("router remove subnet router-1 subnet-self") < \
+        done.index("router delete router-1") < done.index("subnet delete subnet-self")
+    assert "router unset --external-gateway router-1" in done
