@@ -19,6 +19,7 @@ import pytest
 from oslab.install import ops
 from oslab.install.services._base import IDENTITY_TOOL, identity_objects
 from tests.keystone import fixture
+from tests.procfs import process_files
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +27,9 @@ pytestmark = pytest.mark.integration
 def watch_command_lines(needle: bytes, stop: threading.Event, seen: list[str]) -> None:
     """Read every process's command line until ``stop``; note those holding ``needle``."""
     while not stop.is_set():
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                if needle in cmdline.read_bytes():
-                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
-                continue
+        for _, cmdline in process_files("cmdline"):
+            if needle in cmdline:
+                seen.append(cmdline.replace(b"\0", b" ").decode())
 
 
 TOOL = Path(__file__).resolve().parents[2] / "install" / "templates" / "keystone" / \

@@ -7,24 +7,18 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from oslab.access.ssh import RUN_TOKEN_VAR, kill_by_token_script
+from tests.procfs import process_files
 
 SHELLS = [["sh", "-c"]] + ([["busybox", "sh", "-c"]] if shutil.which("busybox") else [])
 
 
 def with_token(token: str) -> set[int]:
-    pids = set()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"{RUN_TOKEN_VAR}={token}".encode() in environ.read_bytes().split(b"\0"):
-                pids.add(int(environ.parent.name))
-        except OSError:
-            continue
-    return pids
+    wanted = f"{RUN_TOKEN_VAR}={token}".encode()
+    return {pid for pid, environ in process_files("environ") if wanted in environ.split(b"\0")}
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])

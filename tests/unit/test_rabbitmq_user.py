@@ -23,6 +23,7 @@ import pytest
 
 from oslab.install import ops
 from oslab.install.services.infra import RABBIT_CHECK, RABBIT_RUN
+from tests.procfs import process_files
 
 PASSWORD = "Zq7rabbitSecret24charsAb"
 
@@ -77,12 +78,9 @@ def run_as_engine(text: str, env: dict[str, str], seen: list[str]) -> int:
 
     def watch() -> None:
         while not stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    if PASSWORD.encode() in cmdline.read_bytes():
-                        seen.append(cmdline.read_bytes().decode(errors="replace"))
-                except OSError:
-                    continue
+            for _, cmdline in process_files("cmdline"):
+                if PASSWORD.encode() in cmdline:
+                    seen.append(cmdline.decode(errors="replace"))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
