@@ -12,7 +12,6 @@ from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.verify.checklist import PHYSNET, PREFIX, REMOTE_TMP, SELF_SERVICE_CANDIDATES, TAG
 from oslab.install.verify.parsers import (
-    ServerState,
     console_host_keys,
     field_of,
     json_rows,
@@ -76,25 +75,20 @@ class CloudChecks(CheckRunner):
             image = self.create("image", instance_image.create_args(spec, remote, glance_name),
                                 openrc.ADMIN, "image delete {id}")
             self.ids["image"] = image
-            status = [""]
-            errors: list[CheckFailed] = []
 
-            def active() -> bool:
-                out = self.ask(f"image show {image} -f json", openrc.ADMIN, "image show",
-                               errors)
-                if out is None:
-                    return False
-                status[0] = str(field_of(out, "status", "image show"))
-                if status[0] in ("killed", "deleted"):
-                    raise CheckFailed(f"the image went {status[0]}",
+            def active(out: str) -> bool:
+                status = str(field_of(out, "status", "image show"))
+                if status in ("killed", "deleted"):
+                    raise CheckFailed(f"the image went {status}",
                                       "/var/log/glance/api.log on the controller "
                                       "(filesystem_store_datadir, disk space)")
-                return status[0] == "active"
+                return status == "active"
 
-            if not self.wait("image", self.t.image_active, active):
-                if not status[0] and errors:
-                    raise errors[0]
-                raise CheckFailed(f"image still {status[0]} after {self.t.image_active:.0f}s",
+            done, out = self.poll("image show", self.t.image_active,
+                                  f"image show {image} -f json", openrc.ADMIN, active)
+            if not done:
+                raise CheckFailed(f"image still {field_of(out, 'status', 'image show')} after "
+                                  f"{self.t.image_active:.0f}s",
                                   "/var/log/glance/api.log on the controller")
             self.sh(f"rm -f {remote}")
             d.append(f"{glance_name} {image} active")
@@ -184,46 +178,29 @@ class CloudChecks(CheckRunner):
                 f"--nic net-id={self.ids['selfservice']} --security-group {self.ids['sg']} "
                 f"--key-name {PREFIX}-key {PREFIX}-vm", demo, "server delete --wait {id}")
             self.ids["server"] = server
-            state = [ServerState("", "", "", {})]
-            errors: list[CheckFailed] = []
-
-            def settled() -> bool:
-                out = self.ask(f"server show {server} -f json", openrc.ADMIN, "server show",
-                               errors)
-                if out is None:
-                    return False
-                state[0] = parse_server(out)
-                return state[0].status in ("ACTIVE", "ERROR")
-
-            done = self.wait("server", self.t.server_active, settled)
-            if not state[0].status and errors:
-                raise errors[0]
-            if state[0].status != "ACTIVE":
-                what = (f"server {state[0].status}: {state[0].fault}" if done else
-                        f"server still {state[0].status} after {self.t.server_active:.0f}s")
-                raise CheckFailed(what + self.compute_log(state[0].host),
+            done, out = self.poll("server show", self.t.server_active,
+                                  f"server show {server} -f json", openrc.ADMIN,
+                                  lambda out: parse_server(out).status in ("ACTIVE", "ERROR"))
+            state = parse_server(out)
+            if state.status != "ACTIVE":
+                what = (f"server {state.status}: {state.fault}" if done else
+                        f"server still {state.status} after {self.t.server_active:.0f}s")
+                raise CheckFailed(what + self.compute_log(state.host),
                                   "the fault above; /var/log/nova/nova-compute.log on the "
                                   "compute node, nova-scheduler.log and nova-conductor.log on "
                                   "the controller")
-            self.ids["fixed_ip"] = state[0].fixed_ips[0] if state[0].fixed_ips else ""
-            d.append(f"ACTIVE on {state[0].host or '?'} at {self.ids['fixed_ip']}")
+            self.ids["fixed_ip"] = state.fixed_ips[0] if state.fixed_ips else ""
+            d.append(f"ACTIVE on {state.host or '?'} at {self.ids['fixed_ip']}")
         if g in self.failed_groups:
             return
         with self.row("instance: console login prompt", g) as d:
-            log = [""]
-            errors = []
-
-            def prompt() -> bool:
-                out = self.ask(f"console log show {server}", demo, "console log show", errors)
-                log[0] = log[0] if out is None else out
-                return parse_console(log[0]).ok
-
-            if not self.wait("console", self.t.boot, prompt):
-                if not log[0] and errors:
-                    raise errors[0]
-                verdict = parse_console(log[0])
+            done, log = self.poll("console log show", self.t.boot,
+                                  f"console log show {server}", demo,
+                                  lambda out: parse_console(out).ok)
+            if not done:
+                verdict = parse_console(log)
                 raise CheckFailed(verdict.details, verdict.hint)
-            keys = console_host_keys(log[0])
+            keys = console_host_keys(log)
             self.ids["host_key"] = keys[0] if keys else ""
             d.append("login prompt" + (f"; host key {keys[0].split()[0]} pinned" if keys
                                        else "; no host keys printed"))
@@ -340,23 +317,18 @@ class CloudChecks(CheckRunner):
             d.append("detached")
 
     def wait_volume(self, vol: str, want: str) -> None:
-        status = [""]
-        errors: list[CheckFailed] = []
-
-        def ready() -> bool:
-            out = self.ask(f"volume show {vol} -f json", openrc.DEMO, "volume show", errors)
-            if out is None:
-                return False
-            status[0] = str(field_of(out, "status", "volume show"))
-            if status[0].startswith("error"):
-                raise CheckFailed(f"volume {status[0]}", "/var/log/cinder/volume.log on the "
+        def ready(out: str) -> bool:
+            status = str(field_of(out, "status", "volume show"))
+            if status.startswith("error"):
+                raise CheckFailed(f"volume {status}", "/var/log/cinder/volume.log on the "
                                   "controller; vgs cinder-volumes; targetcli ls")
-            return status[0] == want
+            return status == want
 
-        if not self.wait("volume", self.t.volume, ready):
-            if not status[0] and errors:
-                raise errors[0]
-            raise CheckFailed(f"volume still {status[0]} (want {want}) after "
+        done, out = self.poll("volume show", self.t.volume, f"volume show {vol} -f json",
+                              openrc.DEMO, ready)
+        if not done:
+            raise CheckFailed(f"volume still {field_of(out, 'status', 'volume show')} "
+                              f"(want {want}) after "
                               f"{self.t.volume:.0f}s", "/var/log/cinder/volume.log; "
                               "/var/log/nova/nova-compute.log on the compute node")
 

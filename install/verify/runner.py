@@ -109,15 +109,29 @@ class CheckRunner:
             raise explain(result, what or f"openstack {args.split(' -f ')[0]}")
         return result.stdout
 
-    def ask(self, args: str, who: str, what: str, errors: list[CheckFailed]) -> str | None:
-        """``openstack ARGS`` inside a poll: a failure (under TCG on a loaded controller one
-        call can outlast its timeout) is kept in ``errors`` and counts as "not yet"; the
-        poll's own deadline decides."""
-        try:
-            return self.openstack(args, who, what)
-        except CheckFailed as exc:
-            errors[:] = [exc]
-            return None
+    def poll(self, what: str, timeout: float, args: str, who: str,
+             done: Callable[[str], bool]) -> tuple[bool, str]:
+        """Ask ``openstack ARGS`` as ``who`` until ``done(answer)`` or ``timeout`` passes;
+        whether it got there, and the last answer. A call that fails counts as "not yet" (under
+        TCG one show on the loaded e2e controller outlasted its 180 s while the server built)
+        and the poll's own deadline decides; if no call ever answered, the last failure is
+        raised. ``done`` may raise CheckFailed (a state that will not change)."""
+        last: list[str | None] = [None]
+        error = [CheckFailed(f"{what}: never asked", "")]
+
+        def probe() -> bool:
+            try:
+                out = self.openstack(args, who, what)
+            except CheckFailed as exc:
+                error[0] = exc
+                return False
+            last[0] = out
+            return done(out)
+
+        ok = self.wait(what, timeout, probe)
+        if last[0] is None:
+            raise error[0]
+        return ok, last[0]
 
     def wait(self, what: str, timeout: float, probe: Callable[[], bool]) -> bool:
         """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll)."""
