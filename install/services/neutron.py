@@ -63,8 +63,11 @@ def provider_bridge(site: Site, node: Node) -> StepDef:
     find = _find_nic(mac)
     bridge = Guarded(
         description=f"{BRIDGE} on the provider NIC ({mac})",
+        # the NIC must also be up: Open vSwitch keeps the port across a reboot but not the
+        # link (the e2e controller came back with it down, and no floating IP answered)
         check=f'{find}; [ -n "$nic" ] && ovs-vsctl br-exists {BRIDGE} && '
-              f'[ "$(ovs-vsctl port-to-br "$nic" 2>/dev/null)" = {BRIDGE} ]',
+              f'[ "$(ovs-vsctl port-to-br "$nic" 2>/dev/null)" = {BRIDGE} ] && '
+              f'ip -o link show dev "$nic" | grep -q "[<,]UP[,>]"',
         run=f'{find}; if [ -z "$nic" ]; then echo "oslab: no NIC with MAC {mac} on '
             f'{node.name}" >&2; false; else ovs-vsctl --may-exist add-br {BRIDGE} && '
             f'ovs-vsctl --may-exist add-port {BRIDGE} "$nic" && ip link set dev "$nic" up && '

@@ -60,7 +60,7 @@ def seed_files(seed: SeedInput, suite: str) -> dict[str, str]:
             apt_source=apt_source(spec, seed.mirror, suite) if suite else "",
             growpart="auto" if seed.growpart else "off", **common),
         "network-config": env.get_template("network-config.j2").render(
-            mac=spec.mac(node, 0),
+            mac=spec.mac(node, 0), provider_mac=spec.mac(node, 1),
             address=f"{node.address}/{spec.management.cidr.prefixlen}",
             gateway=gateway, nameservers=[gateway]),
     }

@@ -64,6 +64,14 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     assert "catalog" in rows and "endpoints" in rows, rows
     assert "time per stage:" in up.stdout
 
+    # both NICs came up at boot from the seed: the provider NIC with no address (a NIC that
+    # stays down drops every floating IP's traffic once Open vSwitch takes it as a port)
+    nics = lab.run("ssh", "ctl", "--", "for d in /sys/class/net/*; do [ -e $d/device ] && "
+                   "echo ${d##*/} $(cat $d/operstate) $(ip -o -4 addr show dev ${d##*/} | "
+                   "wc -l); done; true").stdout.split("\n")
+    states = sorted(line.split()[1:] for line in nics if line.strip())
+    assert states == [["up", "0"], ["up", "1"]], nics
+
     rerun = lab.run("up", "--stage", "install", timeout=1800)
     assert "no changes; every node answers SSH" in rerun.stdout, rerun.stdout
     assert "install: no changes; every step is done" in rerun.stdout, rerun.stdout

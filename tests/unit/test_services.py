@@ -466,6 +466,9 @@ def test_provider_bridge_finds_the_nic_by_mac() -> None:
         mac = spec.mac(node, 1)
         assert mac in bridge[0].check and mac in bridge[0].run
         assert "add-port br-provider" in bridge[0].run
+        # a NIC that is a port but down (after a reboot) is not done: the run brings it up
+        assert bridge[0].check.endswith('ip -o link show dev "$nic" | grep -q "[<,]UP[,>]"')
+        assert 'ip link set dev "$nic" up' in bridge[0].run
     ovs = file_of(steps, "compute1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini").content
     assert ini_section(ovs, "ovs") == {"bridge_mappings": "provider:br-provider",
                                        "local_ip": "10.0.0.31"}
