@@ -30,32 +30,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import Protocol
 
 from oslab.access import ssh
 from oslab.access.ssh import NodeConn, Target
 from oslab.access.state import LabState
 from oslab.distro import distro_for
-from oslab.errors import CommandError, OslabError
+from oslab.errors import OslabError
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
+from oslab.install.boot import await_boot
 from oslab.install.model import StepDef
 from oslab.install.plan import NodePlan, Plan, planned_step
 from oslab.report import Reporter
 from oslab.spec import LabSpec
-
-# A node booted again (after a host reboot, or `oslab up` on a lab that was shut down) starts
-# every OpenStack unit at once; under TCG a controller needs more than 15 minutes for that,
-# and commands run meanwhile time out (rabbitmqctl above all). The install waits for the boot
-# to finish first. A fresh node, or one without systemd, is not waited for.
-BOOT_STATE = "command -v systemctl >/dev/null 2>&1 && systemctl is-system-running || true"
-BOOT_WAIT = "systemctl is-system-running --wait >/dev/null; systemctl is-system-running || true"
-BOOT_WAIT_S = 1800.0
-
-
-def booting(state: str) -> bool:
-    """Whether ``systemctl is-system-running`` says the boot is still under way."""
-    return state in ("initializing", "starting")
 
 __all__ = ["CheckpointSink", "Engine", "NodeRun", "RunResult", "StepFailed", "StepOutcome"]
 
@@ -298,7 +286,7 @@ class Engine:
         try:
             with self.state.log_path(node).open("a") as log:
                 log.write(f"# oslab install run ({time.strftime('%F %T')})\n")
-                self._await_boot(node, conn, log)
+                await_boot(conn, lambda line: self.report.node(node, line), "installing", log)
                 runner = StepRunner(conn, self.secrets, log, stop=sched.stop,
                                     retry_delay=self.retry_delay, family=self.family)
                 for step in self.steps[node]:
@@ -327,22 +315,6 @@ class Engine:
             sched.fail(OslabError(f"{node}: internal error: {exc!r}"))
         finally:
             conn.close()
-
-    def _await_boot(self, node: str, conn: NodeConn, log: IO[str]) -> None:
-        """Wait until the node's boot has finished, when it is still under way."""
-        state = conn.run(BOOT_STATE, timeout=60, log=log).stdout.strip()
-        if not booting(state):
-            return
-        say = self.report.node
-        say(node, f"its boot is still under way (systemd: {state}): waiting for it to finish "
-                  "before installing")
-        start = time.monotonic()
-        try:
-            after = conn.run(BOOT_WAIT, timeout=BOOT_WAIT_S, log=log).stdout.strip()
-        except CommandError:
-            say(node, f"its boot did not finish within {BOOT_WAIT_S:.0f}s; installing anyway")
-            return
-        say(node, f"its boot finished after {time.monotonic() - start:.0f}s (systemd: {after})")
 
     def _checkpoint(self, step: StepDef, sched: _Schedule, taken: list[str]) -> None:
         try:

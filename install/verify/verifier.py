@@ -10,6 +10,7 @@ from oslab.access.ssh import NodeConn
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
+from oslab.install.boot import await_boot
 from oslab.install.instance_image import InstanceImage
 from oslab.install.verify.checklist import GROUPS, PREFIX, SCOPE_GROUPS, expected_services
 from oslab.install.verify.cloud import CloudChecks
@@ -34,6 +35,9 @@ class Verifier(HealthChecks, CloudChecks):
             "network": self.check_network, "instance": self.check_instance,
             "volume": self.check_volume, "dashboard": self.check_dashboard,
         }
+        await_boot(self.lab.controller, lambda line: self.lab.say(f"verify: the controller: "
+                                                                 f"{line}"),
+                   "verifying", clock=self.lab.clock)
         self.sweep()
         try:
             for group in GROUPS:

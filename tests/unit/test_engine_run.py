@@ -24,7 +24,8 @@ from oslab.access.ssh import Result, Target, mask
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import ops
-from oslab.install.engine import BOOT_STATE, Engine, StepFailed
+from oslab.install.boot import BOOT_STATE, BOOT_WAIT
+from oslab.install.engine import Engine, StepFailed
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.report import Reporter
 from tests.conftest import lab_spec_text
@@ -530,7 +531,6 @@ def test_two_checkpoints_due_at_once_are_taken_one_after_the_other(world: World)
                                               ("", False)])
 def test_a_node_still_booting_is_waited_for_before_its_first_step(world: World, state: str,
                                                                   waits: bool) -> None:
-    from oslab.install.engine import BOOT_WAIT
 
     ctl = world.nodes["ctl"]
     ctl.handlers[BOOT_STATE] = lambda n: (0, state + "\n", "")

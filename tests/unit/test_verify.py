@@ -9,7 +9,7 @@ import json
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from oslab.access.ssh import Result
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import openrc, verify
+from oslab.install.boot import BOOT_STATE, BOOT_WAIT
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
 from oslab.install.verify.runner import osc
@@ -245,7 +246,8 @@ class FakeCloud:
     puts: dict[str, bytes] = field(default_factory=dict)
     volume: str = "available"
 
-    def run(self, command: str, *, timeout: float, secrets: object = ()) -> Result:
+    def run(self, command: str, *, timeout: float, secrets: object = (),
+            log: object = None) -> Result:
         self.commands.append(command)
         out, rc, err = self.answer(command)
         return Result(command, rc, out, err)
@@ -671,3 +673,38 @@ def test_a_router_interface_whose_add_timed_out_is_still_removed(tmp_path: Path)
     assert done.index("router remove subnet router-1 subnet-self") < \
         done.index("router delete router-1") < done.index("subnet delete subnet-self")
     assert "router unset --external-gateway router-1" in done
+
+
+@dataclass
+class Booting(FakeCloud):
+    """The controller's systemd says ``state`` (it was just booted again)."""
+
+    state: str = "starting"
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if c == BOOT_STATE:
+            return self.state + "\n", 0, ""
+        if c == BOOT_WAIT:
+            return "running\n", 0, ""
+        return super().answer(c)
+
+
+@pytest.mark.parametrize(("state", "waits"), [("starting", True), ("initializing", True),
+                                              ("running", False), ("degraded", False)])
+def test_a_controller_still_booting_is_waited_for_before_any_check(
+        tmp_path: Path, state: str, waits: bool) -> None:
+    cloud = Booting(state=state)
+    said: list[str] = []
+    lab = replace(make_lab(cloud, tmp_path), say=said.append)
+    report = verify.Verifier(lab).run()
+    assert all(r.status is Status.PASS for r in report.rows), report.rows
+    assert cloud.commands[0] == BOOT_STATE
+    assert (cloud.commands[1] == BOOT_WAIT) == waits
+    assert (BOOT_WAIT in cloud.commands) == waits
+    waited = [line for line in said if "its boot" in line]
+    if waits:
+        assert waited[0] == (f"verify: the controller: its boot is still under way (systemd: "
+                             f"{state}): waiting for it to finish before verifying")
+        assert waited[1].startswith("verify: the controller: its boot finished after")
+    else:
+        assert waited == []
