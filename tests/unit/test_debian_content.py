@@ -185,12 +185,12 @@ def test_every_openstack_unit_gets_a_start_timeout_and_a_reload() -> None:
                        and f.path.endswith("/oslab-tcg.conf")}
             for unit, f in dropins.items():
                 assert unit in step.services, (step.name, unit)
-                assert f.content.endswith("[Service]\nTimeoutStartSec=600\n")
+                assert f.content.endswith("[Service]\nTimeoutStartSec=1800\n")
             if dropins:
                 reload = [c for c in step.commands if c.run == "systemctl daemon-reload"]
                 assert len(reload) == 1 and all(f"{u}.service" in reload[0].check
                                                 for u in dropins), step.name
-                assert "TimeoutStartUSec" in reload[0].check and "10min" in reload[0].check
+                assert "TimeoutStartUSec" in reload[0].check and "30min" in reload[0].check
             covered |= set(dropins)
     assert covered == OPENSTACK_UNITS
 
