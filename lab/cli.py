@@ -23,6 +23,10 @@ from oslab.access.state import LabState
 from oslab.cli_options import Options, global_options, node_target, pass_options
 from oslab.errors import OslabError
 
+# how long `oslab ssh` gives a node to finish the SSH handshake: under TCG in its boot storm a
+# node sends its banner after tens of seconds, and a user would rather wait than retry
+SSH_PATIENCE_S = 60.0
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @global_options
@@ -270,7 +274,8 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:
-        with Session(target) as s:
+        # patient: a TCG node in its boot storm sends its SSH banner after tens of seconds
+        with Session(target, connect_timeout=SSH_PATIENCE_S) as s:
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
                            on_line=click.echo)
             sys.stderr.write(result.stderr)
@@ -278,7 +283,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     known = write_known_hosts(opts.state(), [target])
     os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-o", f"UserKnownHostsFile={known}",
                       "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-                      "-o", "ConnectTimeout=10",
+                      "-o", f"ConnectTimeout={SSH_PATIENCE_S:.0f}",
                       f"root@{target.address}"])
 
 

@@ -152,7 +152,8 @@ class Session:
                                 "check --lab and XDG_STATE_HOME") from exc
         except _CONNECTION_ERRORS as exc:
             client.close()
-            raise SSHError(f"{target.name}: no SSH at {target.address}: {_describe(exc)}",
+            raise SSHError(f"{target.name}: no SSH at {target.address}: "
+                           f"{_describe(exc, connect_timeout)}",
                            hint="check that the node runs (`oslab status`); `oslab up` starts "
                                 "it") from exc
         self.client = client
@@ -311,10 +312,16 @@ def _quiet_paramiko() -> None:
         logger.addHandler(logging.NullHandler())
 
 
-def _describe(exc: BaseException) -> str:
-    """A short reason: 'timed out', the OS error text, or the paramiko message."""
+def _describe(exc: BaseException, handshake: float | None = None) -> str:
+    """A short reason: 'timed out', the OS error text, or the paramiko message. ``handshake``
+    is how long the handshake was given, when it is one that failed."""
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
+    if handshake is not None and str(exc) == "No existing session":
+        # paramiko's words for a peer that accepted the connection and never finished the
+        # handshake: sshd on a TCG node in its boot storm sent no banner for minutes
+        return (f"it accepted the connection but did not finish the SSH handshake within "
+                f"{handshake:g}s (a node that is still booting, or overloaded, answers slowly)")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
         exc = next(iter(exc.errors.values()))  # the reason the one address refused
     if isinstance(exc, OSError) and exc.strerror:
