@@ -211,6 +211,8 @@ class CheckRunner:
         if not old:
             return
         start = self.lab.clock()
+        self.lab.say(f"verify: an earlier run left {len(old)} resources in the cloud: "
+                     "deleting them first")
         left = self.teardown(list(reversed(old)))
         if path is not None:
             path.unlink(missing_ok=True)
@@ -226,7 +228,9 @@ class CheckRunner:
         """Delete ``items`` in the given order; a resource already gone counts as deleted.
         Returns what could not be deleted."""
         left: list[str] = []
-        for item in items:
+        for n, item in enumerate(items, 1):
+            # one delete may take minutes under TCG: say each one
+            self.lab.say(f"verify: deleting {item.kind} {item.ref} ({n} of {len(items)})")
             result = self.sh(osc(item.who, item.delete, self.lab.openrc_dir), self.t.delete)
             gone = result.ok or re.search(r"No \S+ found|not found|could not be found|404|"
                                           r"does not exist|No .* exists", result.stderr, re.I)

@@ -393,10 +393,17 @@ def test_keep_leaves_resources_and_the_next_run_sweeps_them(tmp_path: Path) -> N
     assert ledger[0] == {"kind": "image", "ref": IMAGE, "who": "admin",
                          "delete": f"image delete {IMAGE}"}
     again = FakeCloud()
-    report2 = verify.Verifier(make_lab(again, tmp_path)).run(only=("identity",))
+    said: list[str] = []
+    lab2 = replace(make_lab(again, tmp_path), say=said.append)
+    report2 = verify.Verifier(lab2).run(only=("identity",))
     assert report2.rows[0].name == "cleanup of an earlier run"
     assert report2.rows[0].details == "14 resources removed"
     assert deletes(again.commands) == EXPECTED_TEARDOWN
+    # each delete is said as it starts (under TCG the sweep took 25 min)
+    progress = [line for line in said if line.startswith("verify: deleting ")]
+    assert progress[0] == f"verify: deleting volume {VOLUME} (1 of 14)"
+    assert len(progress) == 14 and progress[-1].endswith("(14 of 14)")
+    assert "verify: an earlier run left 14 resources in the cloud: deleting them first" in said
 
 
 def test_server_error_shows_fault_and_compute_log(tmp_path: Path) -> None:
