@@ -486,6 +486,9 @@ def test_cinder_lvm_on_the_extra_disk() -> None:
                for f in lvm.files)
     cinder = next(s for s in steps["controller"] if s.name == "cinder.controller")
     assert "openstack-cinder-volume" in cinder.services
+    # the LVM statistics every 10 min: at the default minute they ran back to back under TCG
+    conf = next(f for f in cinder.files if f.path == "/etc/cinder/cinder.conf").content
+    assert ini_section(conf, "DEFAULT")["backend_stats_polling_interval"] == "600"
 
 
 def test_without_a_cinder_disk_there_is_no_volume_service() -> None:
