@@ -89,9 +89,11 @@ def test_seed_identity_is_applied_once_per_instance(firstboot: Callable[[Path, P
     auth = root / "root/.ssh/authorized_keys"
     assert auth.read_text() == state.ssh_key().public + "\n"
     assert (mode(auth.parent), mode(auth)) == (0o700, 0o600)
+    # the management NIC with its address; the provider NIC up with none (Open vSwitch's port)
     assert (root / "etc/testlinux/network").read_text() == (
         f"mac={SPEC.mac(node, 0)} mode=static addr={node.address}/24 "
-        f"gw={SPEC.management.gateway}\n")
+        f"gw={SPEC.management.gateway}\n"
+        f"mac={SPEC.mac(node, 1)} mode=none\n")
     assert (root / "etc/resolv.conf").read_text() == f"nameserver {SPEC.management.gateway}\n"
     assert not (root / "etc/apt").exists()  # the seed's apt source does not apply here
     machine_id = (root / "etc/machine-id").read_text()
