@@ -27,6 +27,8 @@ fi
 packages=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
     dnsmasq-base iptables iproute2 openssh-client
+    # oslab verify pings the instance's floating IP from this host
+    iputils-ping
     # Debian node images: repository (apt-ftparchive), mmdebstrap, ext4 and the archive's keys
     mmdebstrap apt-utils e2fsprogs debian-archive-keyring
     # to build libvirt-python in the venv

@@ -25,6 +25,8 @@ from oslab.install.verify.results import CheckFailed, Verdict
 from oslab.install.verify.runner import CheckRunner, osc
 from oslab.spec import LabSpec
 
+NOT_FOUND = 127  # the shell's exit code for a command it cannot find
+
 # -- pure helpers for the network layout ---------------------------------------------------------
 
 
@@ -213,8 +215,18 @@ class CloudChecks(CheckRunner):
             self.ids["fip"] = fip
             self.openstack(f"server add floating ip {server} {fip}", demo,
                            "server add floating ip")
-            if not self.wait("ping", self.t.reach, lambda: self.sh(
-                    f"ping -c 1 -W 2 {fip}", 30, self.lab.host).ok):
+            pinged = [Result("ping", -1, "", "not tried")]
+
+            def answers() -> bool:
+                pinged[0] = self.sh(f"ping -c 1 -W 2 {fip}", 30, self.lab.host)
+                if pinged[0].returncode == NOT_FOUND:
+                    # not "no answer": the e2e host had no ping, and the row said so for 180 s
+                    raise CheckFailed("ping is not installed on this host, so the floating IP "
+                                      "could not be tried", "install iputils-ping "
+                                      "(scripts/setup-host.sh does)")
+                return pinged[0].ok
+
+            if not self.wait("ping", self.t.reach, answers):
                 raise CheckFailed(f"no answer to ping {fip} from the host"
                                   + self.router_ping(), "the provider bridge on the host, the "
                                   "router's gateway (openstack router show), the L3 agent's "
@@ -279,6 +291,8 @@ class CloudChecks(CheckRunner):
         if not (fixed and router):
             return ""
         inside = self.sh(f"ip netns exec qrouter-{router} ping -c 2 -W 2 {fixed}", 30)
+        if inside.returncode == NOT_FOUND:
+            return "; ping is not installed on the controller, so the router's side was not tried"
         return ("; from the router's namespace on the controller the instance answers, so the "
                 "provider side (floating IP, gateway, host bridge) is at fault" if inside.ok
                 else "; it does not answer inside the router's namespace either (DHCP, the "

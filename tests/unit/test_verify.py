@@ -715,3 +715,48 @@ def test_a_controller_still_booting_is_waited_for_before_any_check(
         assert waited[1].startswith("verify: the controller: its boot finished after")
     else:
         assert waited == []
+
+
+@dataclass
+class NoPing(FakeCloud):
+    """A machine without ping (the e2e host and its Debian controller had none)."""
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if c.startswith("ping ") or " ping " in c:
+            return "", 127, "bash: line 1: ping: command not found"
+        return super().answer(c)
+
+
+def test_a_host_without_ping_is_said_at_once_not_as_no_answer(tmp_path: Path) -> None:
+    host = NoPing()
+    lab = replace(make_lab(FakeCloud(), tmp_path), host=host)
+    report = verify.Verifier(lab).run()
+    row = next(r for r in report.rows if r.name == "instance: floating IP, ping, SSH")
+    assert row.status is Status.FAIL
+    assert row.details == "ping is not installed on this host, so the floating IP could not " \
+                          "be tried"
+    assert "iputils-ping" in row.hint
+    assert sum(c.startswith("ping ") for c in host.commands) == 1  # not polled for 180 s
+
+
+@dataclass
+class Silent(FakeCloud):
+    """The floating IP never answers the host's ping."""
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if c.startswith("ping "):
+            return "", 1, ""
+        return super().answer(c)
+
+
+@pytest.mark.parametrize(("controller", "said"), [
+    (FakeCloud(), "from the router's namespace on the controller the instance answers"),
+    (NoPing(), "ping is not installed on the controller, so the router's side was not tried"),
+], ids=["router-answers", "no-ping-on-controller"])
+def test_a_silent_floating_ip_says_what_the_router_saw(tmp_path: Path, controller: FakeCloud,
+                                                       said: str) -> None:
+    lab = replace(make_lab(controller, tmp_path), host=Silent())
+    report = verify.Verifier(lab).run()
+    row = next(r for r in report.rows if r.name == "instance: floating IP, ping, SSH")
+    assert row.status is Status.FAIL and row.details.startswith("no answer to ping ")
+    assert said in row.details
