@@ -274,7 +274,6 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
     if command:
-        # patient: a TCG node in its boot storm sends its SSH banner after tens of seconds
         with Session(target, connect_timeout=SSH_PATIENCE_S) as s:
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
                            on_line=click.echo)

@@ -215,16 +215,14 @@ class CloudChecks(CheckRunner):
             self.ids["fip"] = fip
             self.openstack(f"server add floating ip {server} {fip}", demo,
                            "server add floating ip")
-            pinged = [Result("ping", -1, "", "not tried")]
-
             def answers() -> bool:
-                pinged[0] = self.sh(f"ping -c 1 -W 2 {fip}", 30, self.lab.host)
-                if pinged[0].returncode == NOT_FOUND:
+                pinged = self.sh(f"ping -c 1 -W 2 {fip}", 30, self.lab.host)
+                if pinged.returncode == NOT_FOUND:
                     # not "no answer": the e2e host had no ping, and the row said so for 180 s
                     raise CheckFailed("ping is not installed on this host, so the floating IP "
                                       "could not be tried", "install iputils-ping "
                                       "(scripts/setup-host.sh does)")
-                return pinged[0].ok
+                return pinged.ok
 
             if not self.wait("ping", self.t.reach, answers):
                 raise CheckFailed(f"no answer to ping {fip} from the host"
