@@ -22,6 +22,7 @@ from oslab import up as upflow
 from oslab.access.state import LabState
 from oslab.cli_options import Options, global_options, node_target, pass_options
 from oslab.errors import OslabError
+from oslab.install.verify.checklist import GROUPS as VERIFY_GROUPS
 
 # how long `oslab ssh` gives a node to finish the SSH handshake: under TCG in its boot storm a
 # node sends its banner after tens of seconds, and a user would rather wait than retry
@@ -361,8 +362,12 @@ def revert(opts: Options, name: str) -> None:
 @click.option("--image", "image_path", metavar="PATH",
               help="Boot this local disk image (with its manifest PATH.json) instead of the "
                    "spec's [verify] image or cirros 0.6.3.")
+@click.option("--only", "only", metavar="GROUP", multiple=True,
+              type=click.Choice(VERIFY_GROUPS),
+              help="Run only this check group (repeatable), and the groups it needs: "
+                   + ", ".join(VERIFY_GROUPS) + ".")
 @pass_options
-def verify(opts: Options, keep: bool, image_path: str | None) -> None:
+def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, ...]) -> None:
     """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
     from oslab.install import instance_image
     from oslab.install import verify as verifymod
@@ -372,7 +377,7 @@ def verify(opts: Options, keep: bool, image_path: str | None) -> None:
     spec = opts.spec()
     image = instance_image.choose(image_path, spec)
     report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
-                                  image=image)
+                                  image=image, only=only)
     click.echo(render_table(report))
     if not report.ok:
         raise SystemExit(1)

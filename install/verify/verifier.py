@@ -12,7 +12,7 @@ from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.boot import await_boot
 from oslab.install.instance_image import InstanceImage
-from oslab.install.verify.checklist import GROUPS, PREFIX, SCOPE_GROUPS, expected_services
+from oslab.install.verify.checklist import GROUPS, PREFIX, expected_services, selected_groups
 from oslab.install.verify.cloud import CloudChecks
 from oslab.install.verify.connections import LocalRunner
 from oslab.install.verify.health import HealthChecks
@@ -54,12 +54,15 @@ class Verifier(HealthChecks, CloudChecks):
 def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
                timeouts: Timeouts | None = None,
-               image: InstanceImage | None = None) -> Report:
+               image: InstanceImage | None = None, only: tuple[str, ...] = ()) -> Report:
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
-    cirros)."""
+    cirros). ``only`` names the check groups to run (with the groups they need); by default
+    every group of the lab's scope."""
     from oslab.access.ssh import HostKeyMismatch, Session, Target
+
+    groups = selected_groups(spec.scope, only)
     from oslab.access.state import cache_root
 
     chosen = image if image is not None else instance_image.choose(None, spec)
@@ -100,7 +103,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   ledger_path=state.dir / "verify-resources.json",
                   timeouts=timeouts or Timeouts(), say=say,
                   expected=expected_services(spec.scope))
-        return Verifier(lab, keep=keep).run(only=SCOPE_GROUPS[spec.scope])
+        return Verifier(lab, keep=keep).run(only=groups)
     finally:
         for s in sessions:
             with contextlib.suppress(Exception):

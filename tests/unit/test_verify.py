@@ -21,8 +21,10 @@ from oslab.errors import OslabError
 from oslab.install import openrc, verify
 from oslab.install.boot import BOOT_STATE, BOOT_WAIT
 from oslab.install.verify import Status, connections, parsers
+from oslab.install.verify.checklist import GROUPS, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
 from oslab.install.verify.runner import osc
+from oslab.spec import Scope
 
 REC = Path(__file__).resolve().parent / "recorded"
 
@@ -760,3 +762,35 @@ def test_a_silent_floating_ip_says_what_the_router_saw(tmp_path: Path, controlle
     row = next(r for r in report.rows if r.name == "instance: floating IP, ping, SSH")
     assert row.status is Status.FAIL and row.details.startswith("no answer to ping ")
     assert said in row.details
+
+
+SELECTIONS = [
+    # scope, --only, the groups that run
+    (Scope.ALL, (), GROUPS),
+    (Scope.IDENTITY, (), ("identity", "catalog")),
+    (Scope.ALL, ("services",), ("services",)),
+    (Scope.ALL, ("network",), ("network",)),
+    (Scope.ALL, ("instance",), ("image", "network", "instance")),
+    (Scope.ALL, ("volume", "identity"), ("identity", "image", "network", "instance", "volume")),
+    (Scope.ALL, ("dashboard", "catalog", "dashboard"), ("catalog", "dashboard")),
+    (Scope.IDENTITY, ("catalog",), ("catalog",)),
+]
+
+
+@pytest.mark.parametrize(("scope", "only", "groups"), SELECTIONS)
+def test_only_runs_the_named_groups_and_what_they_need(scope: Scope, only: tuple[str, ...],
+                                                       groups: tuple[str, ...]) -> None:
+    assert selected_groups(scope, only) == groups
+
+
+@pytest.mark.parametrize(("scope", "only", "error"), [
+    (Scope.IDENTITY, ("volume",), "a lab of scope 'identity' has no image, network, instance, "
+                                  "volume to check"),
+    (Scope.ALL, ("nope",), "unknown check group(s): nope"),
+])
+def test_only_refuses_what_the_lab_cannot_check(scope: Scope, only: tuple[str, ...],
+                                                error: str) -> None:
+    with pytest.raises(OslabError) as info:
+        selected_groups(scope, only)
+    assert info.value.message == error
+    assert info.value.hint.startswith("choose from: identity, catalog")
