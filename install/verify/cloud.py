@@ -22,7 +22,7 @@ from oslab.install.verify.parsers import (
     parse_volume_attachment,
 )
 from oslab.install.verify.results import CheckFailed, Verdict
-from oslab.install.verify.runner import CheckRunner, osc
+from oslab.install.verify.runner import CheckRunner
 from oslab.spec import LabSpec
 
 NOT_FOUND = 127  # the shell's exit code for a command it cannot find
@@ -264,8 +264,7 @@ class CloudChecks(CheckRunner):
 
     def ensure_flavor(self) -> str:
         flavor, ram, disk = self.lab.instance.flavor()
-        exists = self.sh(osc(openrc.ADMIN, f"flavor show {flavor} -f json",
-                             self.lab.openrc_dir))
+        exists = self.sh(self.osc(openrc.ADMIN, f"flavor show {flavor} -f json"))
         if not exists.ok:
             self.openstack(f"flavor create --vcpus 1 --ram {ram} --disk {disk} {flavor} -f json",
                            openrc.ADMIN, "flavor create")

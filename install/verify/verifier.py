@@ -17,7 +17,7 @@ from oslab.install.verify.cloud import CloudChecks
 from oslab.install.verify.connections import LocalRunner
 from oslab.install.verify.health import HealthChecks
 from oslab.install.verify.results import Report
-from oslab.install.verify.runner import Lab, Timeouts
+from oslab.install.verify.runner import CLIENT_DIR, Lab, Timeouts
 from oslab.spec import LabSpec, Node
 
 
@@ -38,13 +38,17 @@ class Verifier(HealthChecks, CloudChecks):
         await_boot(self.lab.controller, lambda line: self.lab.say(f"verify: the controller: "
                                                                  f"{line}"),
                    "verifying", clock=self.lab.clock)
-        self.sweep()
+        self.start_client()
         try:
+            self.sweep()
             for group in GROUPS:
                 if group in only:
                     checks[group]()
         finally:
-            self.finish()
+            try:
+                self.finish()
+            finally:
+                self.stop_client()
         return self.report
 
 
@@ -102,7 +106,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   secrets=tuple(state.known_passwords()),
                   ledger_path=state.dir / "verify-resources.json",
                   timeouts=timeouts or Timeouts(), say=say,
-                  expected=expected_services(spec.scope))
+                  expected=expected_services(spec.scope), client_dir=CLIENT_DIR)
         return Verifier(lab, keep=keep).run(only=groups)
     finally:
         for s in sessions:

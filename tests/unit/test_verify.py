@@ -23,7 +23,7 @@ from oslab.install.boot import BOOT_STATE, BOOT_WAIT
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.checklist import GROUPS, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
-from oslab.install.verify.runner import osc
+from oslab.install.verify.runner import client_script, osc
 from oslab.spec import Scope
 
 REC = Path(__file__).resolve().parent / "recorded"
@@ -794,3 +794,21 @@ def test_only_refuses_what_the_lab_cannot_check(scope: Scope, only: tuple[str, .
         selected_groups(scope, only)
     assert info.value.message == error
     assert info.value.hint.startswith("choose from: identity, catalog")
+
+
+def test_a_real_labs_calls_go_through_the_client_server_and_it_is_stopped(
+        tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    lab = replace(make_lab(cloud, tmp_path), client_dir="/run/oslab-verify")
+    report = verify.Verifier(lab).run()
+    assert report.ok
+    first, start = cloud.commands[1:3]
+    assert first == "rm -rf /run/oslab-verify && mkdir -m 0700 /run/oslab-verify " \
+                    "/run/oslab-verify/bin"
+    assert cloud.puts["/run/oslab-verify/oslab-osc.py"] == client_script()
+    assert "ln -s ../oslab-osc.py /run/oslab-verify/bin/openstack" in start
+    assert "(setsid python3 /run/oslab-verify/oslab-osc.py serve /run/oslab-verify " in start
+    calls = [c for c in cloud.commands if "openstack " in c and "ln -s" not in c]
+    assert calls and all(" && PATH=/run/oslab-verify/bin:$PATH openstack " in c for c in calls)
+    assert cloud.commands[-1].startswith("test ! -f /run/oslab-verify/osc.pid || kill ")
+    assert cloud.commands[-1].endswith("; rm -rf /run/oslab-verify")
