@@ -151,6 +151,19 @@ def wait_until(check: str, seconds: int, interval: int = 5) -> str:
     return f"timeout {seconds} bash -c {q(loop)}"
 
 
+def restart_for(unit: str, path: str) -> Guarded:
+    """Restart a running ``unit`` that started before ``path`` last changed: for a config file
+    written by an earlier step than the one that runs the unit (a step restarts its services
+    only for its own files). An inactive unit is left to its step's services."""
+    started = f"systemctl show -p ActiveEnterTimestamp --value {q(unit)}"
+    return Guarded(
+        description=f"{unit} runs with the current {path}",
+        check=f'! systemctl is-active --quiet {q(unit)} || '
+              f'[ "$(stat -c %Y {q(path)})" -lt "$(date -d "$({started})" +%s)" ]',
+        run=f"systemctl restart {q(unit)}",
+    )
+
+
 def symlink(link: str, target: str, description: str) -> Guarded:
     return Guarded(
         description=description,

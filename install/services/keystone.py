@@ -16,6 +16,7 @@ from oslab.install.services._base import (
     config,
     identity_objects,
     identity_tool,
+    restart_for,
     symlink,
     wait_until,
 )
@@ -25,6 +26,7 @@ ADMIN = rc.credentials(rc.ADMIN)
 DEMO = rc.credentials(rc.DEMO)
 DEMO_PROJECT = DEMO.project
 DEMO_USER = DEMO.user
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"  # written by keystone.install, read by the server
 DEMO_ROLE = "member"  # created by keystone-manage bootstrap (admin, member, reader)
 
 
@@ -41,7 +43,7 @@ def install(site: Site) -> StepDef:
         title="Keystone: database, keystone.conf, db sync, Fernet keys, bootstrap",
         packages=site.layer.pkgs("keystone"),
         files=(
-            config("/etc/keystone/keystone.conf", "keystone/keystone.conf.j2",
+            config(KEYSTONE_CONF, "keystone/keystone.conf.j2",
                    site.values(database=site.db_url("keystone", "keystone", "db_keystone")),
                    owner="root", group="keystone", mode=0o640, secret=True),
         ),
@@ -89,7 +91,8 @@ def httpd(site: Site) -> StepDef:
                       site.values()),),
         commands=(symlink("/etc/httpd/conf.d/wsgi-keystone.conf",
                           "/usr/share/keystone/wsgi-keystone.conf",
-                          "httpd serves Keystone (wsgi-keystone.conf)"),),
+                          "httpd serves Keystone (wsgi-keystone.conf)"),
+                  restart_for("httpd", KEYSTONE_CONF)),
         services=("httpd",),
     )
 
@@ -105,7 +108,8 @@ def uwsgi(site: Site) -> StepDef:
         title="keystone under uwsgi on port 5000 (one process)",
         files=(_debian.uwsgi_ini(app, site.values()),
                *_debian.start_timeouts(units, site.values())),
-        commands=(_debian.reload_for(units),),
+        commands=(_debian.reload_for(units),
+                  *(restart_for(unit, KEYSTONE_CONF) for unit in units)),
         services=units,
     )
 

@@ -24,6 +24,7 @@ from oslab.install.services._base import (
     config,
     q,
     registration,
+    restart_for,
     unless,
     wait_until,
 )
@@ -69,7 +70,8 @@ def controller_steps(site: Site) -> list[StepDef]:
         files += [_debian.uwsgi_ini(_debian.APPS[u], site.values())
                   for u in ("nova-api", "nova-api-metadata")]
         files += _debian.start_timeouts(units, site.values())
-        commands.append(_debian.reload_for(units))
+        commands += [_debian.reload_for(units),
+                     restart_for("nova-novncproxy", CONSOLE_PROXY_DEFAULT)]
     install = StepDef(
         name="nova.controller",
         where=Where.CONTROLLER,

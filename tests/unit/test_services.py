@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
 from oslab.install.services import steps_for
-from oslab.install.services._base import IDENTITY_TOOL, identity_tool
+from oslab.install.services._base import IDENTITY_TOOL, identity_tool, restart_for
 from oslab.spec import LabSpec, Role
 from oslab.spec_file import load_default
 
@@ -613,3 +616,50 @@ def test_el9_compute_nodes_use_the_modular_libvirt_daemons(
             assert started < names.index("nova.compute") or (
                 steps[node.name][started].name == "nova.compute"
                 and steps[node.name][started].services[-1] == "openstack-nova-compute")
+
+
+# files a step writes that no service of a later step reads at start-up
+NOT_READ_BY_A_SERVICE = {"/etc/hosts", "/var/lib/oslab/debconf-selections", IDENTITY_TOOL,
+                         "/root/admin-openrc", "/root/demo-openrc"}
+
+
+@pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
+def test_a_config_written_before_its_service_step_restarts_it(distro: str) -> None:
+    """A step restarts its services only for its own files: a config file that an earlier
+    step writes (keystone.conf, before db_sync) needs a restart_for guard in the step that
+    runs its reader, or a changed config never reaches the running service."""
+    spec = replace(load_default(), distro=distro)
+    for node, steps in plan(spec).items():
+        for i, step in enumerate(steps):
+            if step.services:
+                continue
+            for f in step.files:
+                if f.path in NOT_READ_BY_A_SERVICE:
+                    continue
+                guards = [g.description for later in steps[i + 1:] for g in later.commands
+                          if g.description.endswith(f" runs with the current {f.path}")]
+                assert guards, f"{node}: {step.name} writes {f.path}; nothing restarts its reader"
+
+
+@pytest.mark.parametrize(("active", "started", "changed", "restarts"), [
+    (False, "", 100, False),  # not running: the step's services start it
+    (True, "@200", 100, False),  # started after the change
+    (True, "@100", 200, True),  # started before it
+])
+def test_restart_for_restarts_a_unit_that_started_before_the_change(
+        tmp_path: Path, active: bool, started: str, changed: int, restarts: bool) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    systemctl = bin_dir / "systemctl"
+    # a stand-in systemctl: is-active, and show -p ActiveEnterTimestamp --value
+    systemctl.write_text(f'#!/bin/sh\ncase "$1" in is-active) exit {0 if active else 3};; '
+                         f'show) echo "{started}";; esac\n')
+    systemctl.chmod(0o755)
+    conf = tmp_path / "keystone.conf"
+    conf.write_text("[cache]\n")
+    os.utime(conf, (changed, changed))
+    guard = restart_for("keystone", str(conf))
+    done = subprocess.run(["bash", "-c", guard.check], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=10)
+    assert (done.returncode != 0) == restarts, done.stderr
+    assert guard.run == "systemctl restart keystone"
