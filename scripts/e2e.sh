@@ -37,6 +37,8 @@ if [ -z "${OSLAB_E2E_INSIDE:-}" ]; then
     echo "e2e: building (or reusing) the test instance image" >&2
     image=$(tests/instance/build.sh | tail -n 1)
     sed "s|@IMAGE@|$image|" tests/e2e/debian13-lab.toml > "$work/lab.toml"
+    # the lab's package repository, by the host's apt (the namespace reaches no archive)
+    .venv/bin/python -m tests.debian_specs "$work/lab.toml"
     echo "$started" > "$work/started"
     # its own namespace and test libvirtd, whose objects outlive a run (so a rerun continues)
     export OSLAB_E2E_INSIDE=1 E2E_DIR="$work" OSLAB_TEST_NETNS=oslab-e2e OSLAB_TEST_KEEP_STATE=1

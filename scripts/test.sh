@@ -24,6 +24,10 @@ log "building (or reusing) the test instance image"
 OSLAB_TEST_INSTANCE_IMAGE=$(tests/instance/build.sh | tail -n 1)
 export OSLAB_TEST_INSTANCE_IMAGE
 
+# Only the host's apt reaches Debian's archive; inside the test namespace nothing does.
+log "building (or reusing) the Debian labs' package repositories (the host's apt)"
+"$bin/python" -m tests.debian_specs
+
 log "preparing (or reusing) the Keystone venv for the verification tests"
 OSLAB_KEYSTONE_VENV=$(tests/keystone/setup.sh | tail -n 1)
 export OSLAB_KEYSTONE_VENV

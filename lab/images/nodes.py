@@ -58,6 +58,27 @@ def baked_packages(spec: LabSpec, state: LabState, role: Role,
     return tuple(sorted(packages))
 
 
+def lab_packages(spec: LabSpec, state: LabState, virt_type: str) -> dict[Role, tuple[str, ...]]:
+    """Each role's packages (its install steps'), for the lab's roles."""
+    return {r: baked_packages(spec, state, r, virt_type)
+            for r in sorted({n.role for n in spec.nodes})}
+
+
+def repository_inputs(spec: LabSpec, packages: dict[Role, tuple[str, ...]]) -> RepoInputs:
+    """The lab's package repository: the base image's packages and every role's."""
+    every = set(BASE_PACKAGES).union(*packages.values())
+    suite: str = getattr(DISTROS[spec.distro], "suite", "")
+    return RepoInputs.of(suite, spec.packages.mirror or host_mirror(), sorted(every))
+
+
+def lab_repository(spec: LabSpec, state: LabState, virt_type: str, say: Say) -> Repo | None:
+    """Build (or find cached) the package repository a Debian lab's nodes need, as `oslab up`
+    would; None for a lab of another family. Needs the archive only when not cached."""
+    if DISTROS[spec.distro].family is not Family.DEBIAN:
+        return None
+    return build_repo(repository_inputs(spec, lab_packages(spec, state, virt_type)), say)
+
+
 def debconf_preseed(spec: LabSpec) -> str:
     """The debconf answers to preseed before the role packages install: the install
     content's, so that the packages configure no database, endpoint or vhost themselves."""
@@ -119,14 +140,12 @@ class ImageNodes:
         self.waiting: set[str] = set()  # the nodes whose overlay is not made yet
 
     def repository(self, packages: dict[Role, tuple[str, ...]]) -> Repo:
-        every = set(BASE_PACKAGES).union(*packages.values())
-        self.repo = build_repo(RepoInputs.of(self.suite, self.mirror, sorted(every)), self.say)
+        self.repo = build_repo(repository_inputs(self.spec, packages), self.say)
         return self.repo
 
     def bases(self, nodes: list[Node]) -> dict[str, BaseVolumes]:
         """The base volumes of each of ``nodes``, built and uploaded when missing."""
-        roles = sorted({n.role for n in self.spec.nodes})
-        packages = {r: baked_packages(self.spec, self.state, r, self.virt_type) for r in roles}
+        packages = lab_packages(self.spec, self.state, self.virt_type)
         repo = self.repository(packages)
         if not nodes:
             if self.fresh_image:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.debian_specs import identity_spec
 from tests.integration.test_provision import assert_nothing_left
 
 pytestmark = pytest.mark.integration
@@ -25,14 +26,7 @@ pytestmark = pytest.mark.integration
 
 def identity_lab(make_lab: Any) -> Any:
     lab = make_lab(nodes=1)
-    text = lab.spec_path.read_text()
-    text = text.replace('distro = "testlinux"', 'distro = "debian13"\nscope = "identity"')
-    text = text.replace("memory_mib = 384", "memory_mib = 3072")
-    text = text.replace("vcpus = 1", "vcpus = 2")
-    text = text.replace("disk_gib = 2", "disk_gib = 8")
-    text = text.replace("boot_timeout_s = 300", "boot_timeout_s = 900")
-    text += '\n[packages]\nsource = "local"\nbake = true\n'
-    lab.spec_path.write_text(text)
+    lab.spec_path.write_text(identity_spec(lab.spec_path.read_text()))
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     lab.env["XDG_CACHE_HOME"] = cache
     return lab

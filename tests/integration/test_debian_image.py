@@ -21,6 +21,7 @@ from oslab.images.pool import CACHE_POOL
 from oslab.images.seed import LOCAL_REPO_PORT
 from oslab.images.serve import RepoServer
 from tests.conftest import URI
+from tests.debian_specs import image_spec
 from tests.integration.test_provision import assert_nothing_left
 
 pytestmark = pytest.mark.integration
@@ -28,12 +29,7 @@ pytestmark = pytest.mark.integration
 
 def debian_lab(make_lab: Any, nodes: int) -> Any:
     lab = make_lab(nodes=nodes)
-    text = lab.spec_path.read_text()
-    text = text.replace('distro = "testlinux"', 'distro = "debian13"')
-    text = text.replace("memory_mib = 384", "memory_mib = 768")
-    text = text.replace("boot_timeout_s = 300", "boot_timeout_s = 900")
-    text += '\n[packages]\nsource = "local"\nbake = false\n'
-    lab.spec_path.write_text(text)
+    lab.spec_path.write_text(image_spec(lab.spec_path.read_text()))
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     lab.env["XDG_CACHE_HOME"] = cache
     return lab
