@@ -29,8 +29,10 @@ from oslab.images.repo import Repo
 
 FORMAT = 1  # bump when the image layout or the customize hook changes
 ROOT_LABEL = "oslab-root"
+# iputils-ping: the install guide's own checks ping from the nodes, and `oslab verify` pings
+# the instance from inside the router's namespace when its floating IP does not answer.
 BASE_PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "udev", "openssh-server",
-                 "cloud-init", "chrony", "e2fsprogs", "iproute2", "debconf")
+                 "cloud-init", "chrony", "e2fsprogs", "iproute2", "iputils-ping", "debconf")
 MMDEBSTRAP_AUTOMOUNT = Path("/usr/share/mmdebstrap/hooks/file-mirror-automount")
 MIB = 1 << 20
 

@@ -66,13 +66,15 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     states = sorted(line.split()[1:] for line in nics if line.strip())
     assert states == [["up", "0"], ["up", "1"]], nics
 
-    # Keystone caches in memcached (in an identity lab nothing else uses it)
+    # Keystone caches in memcached (in an identity lab nothing else uses it), and the node has
+    # ping for the install guide's checks
     probe = ("import socket; s = socket.create_connection(('127.0.0.1', 11211)); "
              "s.sendall(b'stats\\r\\n'); f = s.makefile(); "
              "print(''.join(iter(f.readline, 'END\\n')))")
-    stats = lab.run("ssh", "ctl", "--", f"python3 -c \"{probe}\"").stdout
+    stats = lab.run("ssh", "ctl", "--", f"python3 -c \"{probe}\"; command -v ping").stdout
     items = re.search(r"STAT curr_items (\d+)", stats)
     assert items and int(items.group(1)) > 0, stats
+    assert stats.rstrip().endswith("/ping"), stats
 
     rerun = lab.run("up", "--stage", "install", timeout=1800)
     assert "no changes; every node answers SSH" in rerun.stdout, rerun.stdout
