@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import time
@@ -37,7 +38,9 @@ def osc(who: str, args: str, openrc_dir: str = openrc.REMOTE_DIR,
 # The client server on the controller (package data): one import of the client for the whole
 # run instead of one per call. Under TCG that is 40-50 s of every `openstack` call.
 CLIENT_SCRIPT = "oslab-osc.py"
-CLIENT_DIR = "/run/oslab-verify"  # root's alone (the calls' environment holds the password)
+# root's alone (the calls' environment holds the password); not under /run, which Debian and
+# EL mount noexec, so a shim there is skipped by PATH lookup
+CLIENT_DIR = "/var/lib/oslab/verify"
 
 
 def client_script() -> bytes:
@@ -131,16 +134,20 @@ class CheckRunner:
             return
         script = f"{where}/{CLIENT_SCRIPT}"
         q = shlex.quote
-        made = self.sh(f"rm -rf {q(where)} && mkdir -m 0700 {q(where)} {q(where + '/bin')}")
+        made = self.sh(f"rm -rf {q(where)} && mkdir -p {q(os.path.dirname(where))} && "
+                       f"mkdir -m 0700 {q(where)} {q(where + '/bin')}")
         if made.ok:
             try:
                 self.lab.controller.put(script, client_script(), timeout=self.t.command)
             except OslabError as exc:
                 made = Result("put", 1, "", exc.message)
         if made.ok:
-            made = self.sh(f"chmod 0755 {q(script)} && ln -s ../{CLIENT_SCRIPT} "
-                           f"{q(where + '/bin/openstack')} && (setsid python3 {q(script)} "
-                           f"serve {q(where)} </dev/null >{q(where + '/serve.log')} 2>&1 &)")
+            shim = f"{where}/bin/openstack"
+            # the shim must be what `openstack` finds (a noexec mount would skip it silently)
+            made = self.sh(f"chmod 0755 {q(script)} && ln -s ../{CLIENT_SCRIPT} {q(shim)} && "
+                           f'test "$(PATH={q(where + "/bin")}:$PATH command -v openstack)" = '
+                           f"{q(shim)} && (setsid python3 {q(script)} serve {q(where)} "
+                           f"</dev/null >{q(where + '/serve.log')} 2>&1 &)")
         if not made.ok:
             self.lab.say(f"verify: no client server on the controller ({made.stderr.strip()}"
                          "): each `openstack` call loads the client itself")

@@ -23,7 +23,7 @@ from oslab.install.boot import BOOT_STATE, BOOT_WAIT
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.checklist import GROUPS, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
-from oslab.install.verify.runner import client_script, osc
+from oslab.install.verify.runner import CLIENT_DIR, client_script, osc
 from oslab.spec import Scope
 
 REC = Path(__file__).resolve().parent / "recorded"
@@ -799,16 +799,43 @@ def test_only_refuses_what_the_lab_cannot_check(scope: Scope, only: tuple[str, .
 def test_a_real_labs_calls_go_through_the_client_server_and_it_is_stopped(
         tmp_path: Path) -> None:
     cloud = FakeCloud()
-    lab = replace(make_lab(cloud, tmp_path), client_dir="/run/oslab-verify")
+    lab = replace(make_lab(cloud, tmp_path), client_dir=CLIENT_DIR)
     report = verify.Verifier(lab).run()
     assert report.ok
     first, start = cloud.commands[1:3]
-    assert first == "rm -rf /run/oslab-verify && mkdir -m 0700 /run/oslab-verify " \
-                    "/run/oslab-verify/bin"
-    assert cloud.puts["/run/oslab-verify/oslab-osc.py"] == client_script()
-    assert "ln -s ../oslab-osc.py /run/oslab-verify/bin/openstack" in start
-    assert "(setsid python3 /run/oslab-verify/oslab-osc.py serve /run/oslab-verify " in start
+    assert first == "rm -rf /var/lib/oslab/verify && mkdir -p /var/lib/oslab && " \
+                    "mkdir -m 0700 /var/lib/oslab/verify /var/lib/oslab/verify/bin"
+    assert cloud.puts["/var/lib/oslab/verify/oslab-osc.py"] == client_script()
+    assert "ln -s ../oslab-osc.py /var/lib/oslab/verify/bin/openstack" in start
+    # on Debian and EL /run is noexec: a shim there was skipped, so the run checks the lookup
+    assert 'test "$(PATH=/var/lib/oslab/verify/bin:$PATH command -v openstack)" = ' \
+           "/var/lib/oslab/verify/bin/openstack && (setsid python3 " in start
+    assert "(setsid python3 /var/lib/oslab/verify/oslab-osc.py serve /var/lib/oslab/verify " \
+           in start
     calls = [c for c in cloud.commands if "openstack " in c and "ln -s" not in c]
-    assert calls and all(" && PATH=/run/oslab-verify/bin:$PATH openstack " in c for c in calls)
-    assert cloud.commands[-1].startswith("test ! -f /run/oslab-verify/osc.pid || kill ")
-    assert cloud.commands[-1].endswith("; rm -rf /run/oslab-verify")
+    assert calls and all(" && PATH=/var/lib/oslab/verify/bin:$PATH openstack " in c
+                         for c in calls)
+    assert cloud.commands[-1].startswith("test ! -f /var/lib/oslab/verify/osc.pid || kill ")
+    assert cloud.commands[-1].endswith("; rm -rf /var/lib/oslab/verify")
+
+
+@dataclass
+class NoExecCloud(FakeCloud):
+    """A controller where the shim is not what `openstack` finds (a noexec mount)."""
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "command -v openstack" in c:
+            return "", 1, ""
+        return super().answer(c)
+
+
+def test_a_client_server_that_cannot_start_is_said_and_the_calls_go_on(tmp_path: Path) -> None:
+    cloud = NoExecCloud()
+    said: list[str] = []
+    lab = replace(make_lab(cloud, tmp_path), client_dir=CLIENT_DIR, say=said.append)
+    report = verify.Verifier(lab).run()
+    assert report.ok
+    assert any(line.startswith("verify: no client server on the controller") and
+               line.endswith("each `openstack` call loads the client itself") for line in said)
+    assert not any("setsid python3" in c and "serve" in c and "command -v" not in c
+                   for c in cloud.commands)
