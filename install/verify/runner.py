@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from shlex import quote
 
 from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
@@ -38,6 +38,8 @@ def osc(who: str, args: str, openrc_dir: str = openrc.REMOTE_DIR,
 # The client server on the controller (package data): one import of the client for the whole
 # run instead of one per call. Under TCG that is 40-50 s of every `openstack` call.
 CLIENT_SCRIPT = "oslab-osc.py"
+CLIENT_SOCKET = "osc.sock"  # the server binds it once the client is loaded
+CLIENT_SERVED = "osc.served"  # how many calls it took, rewritten after each
 # root's alone (the calls' environment holds the password); not under /run, which Debian and
 # EL mount noexec, so a shim there is skipped by PATH lookup
 CLIENT_DIR = "/var/lib/oslab/verify"
@@ -46,6 +48,9 @@ CLIENT_DIR = "/var/lib/oslab/verify"
 def client_script() -> bytes:
     return (resources.files("oslab.install") / "templates" / "verify" / CLIENT_SCRIPT
             ).read_bytes()
+
+
+PROGRESS = 60.0  # a wait longer than this says what it waits for, this often
 
 
 @dataclass(frozen=True)
@@ -126,38 +131,58 @@ class CheckRunner:
         return osc(who, args, self.lab.openrc_dir, self.lab.client_dir)
 
     def start_client(self) -> None:
-        """Start the client server on the controller, in the background (it loads the client
-        for a minute under TCG; the calls before it answers run ``openstack`` themselves).
-        If it cannot start, every call does that."""
+        """Start the client server on the controller and wait (bounded) until it answers: it
+        loads the client once, a minute or more under TCG, about what one call costs. If it
+        cannot start, or does not answer in time, the calls run ``openstack`` themselves."""
         where = self.lab.client_dir
         if where is None:
             return
-        script = f"{where}/{CLIENT_SCRIPT}"
-        q = shlex.quote
-        made = self.sh(f"rm -rf {q(where)} && mkdir -p {q(os.path.dirname(where))} && "
-                       f"mkdir -m 0700 {q(where)} {q(where + '/bin')}")
-        if made.ok:
-            try:
-                self.lab.controller.put(script, client_script(), timeout=self.t.command)
-            except OslabError as exc:
-                made = Result("put", 1, "", exc.message)
-        if made.ok:
-            shim = f"{where}/bin/openstack"
-            # the shim must be what `openstack` finds (a noexec mount would skip it silently)
-            made = self.sh(f"chmod 0755 {q(script)} && ln -s ../{CLIENT_SCRIPT} {q(shim)} && "
-                           f'test "$(PATH={q(where + "/bin")}:$PATH command -v openstack)" = '
-                           f"{q(shim)} && (setsid python3 {q(script)} serve {q(where)} "
-                           f"</dev/null >{q(where + '/serve.log')} 2>&1 &)")
+        made = self.launch_client(where)
         if not made.ok:
             self.lab.say(f"verify: no client server on the controller ({made.stderr.strip()}"
                          "): each `openstack` call loads the client itself")
+            return
+        self.lab.say("verify: loading the client on the controller once (a minute or more "
+                     "under TCG)")
+        start = self.lab.clock()
+        if self.wait("the client server", self.t.command,
+                     lambda: self.sh(f"test -S {quote(f'{where}/{CLIENT_SOCKET}')}").ok):
+            self.lab.say(f"verify: the client server answers after "
+                         f"{self.lab.clock() - start:.0f}s")
+        else:
+            self.lab.say(f"verify: the client server did not answer in {self.t.command:.0f}s "
+                         f"(see {where}/serve.log): calls load the client themselves until "
+                         "it does")
+
+    def launch_client(self, where: str) -> Result:
+        """Put the server and its ``openstack`` shim in ``where`` and start it in the
+        background; the first command that failed, if one did."""
+        script, shim = f"{where}/{CLIENT_SCRIPT}", f"{where}/bin/openstack"
+        made = self.sh(f"rm -rf {quote(where)} && mkdir -p {quote(os.path.dirname(where))} && "
+                       f"mkdir -m 0700 {quote(where)} {quote(where + '/bin')}")
+        if not made.ok:
+            return made
+        try:
+            self.lab.controller.put(script, client_script(), timeout=self.t.command)
+        except OslabError as exc:
+            return Result("put", 1, "", exc.message)
+        # the shim must be what `openstack` finds (a noexec mount would skip it silently)
+        return self.sh(f"chmod 0755 {quote(script)} && ln -s ../{CLIENT_SCRIPT} {quote(shim)} "
+                       f'&& test "$(PATH={quote(where + "/bin")}:$PATH command -v openstack)" '
+                       f"= {quote(shim)} && (setsid python3 {quote(script)} serve {quote(where)} "
+                       f"</dev/null >{quote(where + '/serve.log')} 2>&1 &)")
 
     def stop_client(self) -> None:
+        """Stop the client server, say how many calls it served, and remove its directory."""
         where = self.lab.client_dir
-        if where is not None:
-            pidfile = shlex.quote(f"{where}/osc.pid")
-            self.sh(f"test ! -f {pidfile} || kill $(cat {pidfile}) 2>/dev/null; "
-                    f"rm -rf {shlex.quote(where)}")
+        if where is None:
+            return
+        served = self.sh(f"cat {quote(f'{where}/{CLIENT_SERVED}')}")
+        if served.ok and served.stdout.strip().isdigit():
+            self.lab.say(f"verify: {served.stdout.strip()} `openstack` calls went through the "
+                         "client server")
+        pidfile = quote(f"{where}/osc.pid")
+        self.sh(f"test ! -f {pidfile} || kill $(cat {pidfile}) 2>/dev/null; rm -rf {quote(where)}")
 
     def openstack(self, args: str, who: str = openrc.ADMIN, what: str = "",
                   timeout: float | None = None) -> str:
@@ -192,13 +217,20 @@ class CheckRunner:
         return ok, last[0]
 
     def wait(self, what: str, timeout: float, probe: Callable[[], bool]) -> bool:
-        """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll)."""
-        deadline = self.lab.clock() + timeout
+        """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll). A wait
+        that lasts says so every :data:`PROGRESS` seconds, naming ``what`` it waits for."""
+        start = self.lab.clock()
+        said = 0
         while True:
             if probe():
                 return True
-            if self.lab.clock() >= deadline:
+            waited = self.lab.clock() - start
+            if waited >= timeout:
                 return False
+            if waited >= (said + 1) * PROGRESS:
+                said = int(waited // PROGRESS)
+                self.lab.say(f"verify: still waiting for {what} ({waited:.0f}s of "
+                             f"{timeout:.0f}s)")
             self.lab.sleep(self.t.poll)
 
     def until(self, what: str, timeout: float, verdict: Callable[[], Verdict],

@@ -35,13 +35,14 @@ from oslab.virt.definitions import GIB, VolumeDef, extra_volumes, seed_volume_na
 from oslab.virt.lab_objects import LabObjects
 
 
-def baked_packages(spec: LabSpec, state: LabState, role: Role,
-                   virt_type: str) -> tuple[str, ...]:
-    """The packages of ``role``'s install steps, when the install content yields Debian steps
-    for this lab; () otherwise (a CentOS lab, or content without a Debian layer yet)."""
-    distro = DISTROS[spec.distro]
-    if distro.family is not Family.DEBIAN:
-        return ()
+def lab_packages(spec: LabSpec, state: LabState, virt_type: str) -> dict[Role, tuple[str, ...]]:
+    """Each of the lab's roles with the packages of its nodes' install steps; () for every
+    role when the install content yields no Debian steps for this lab (a CentOS lab, or
+    content without a Debian layer yet). The lab's steps are built once."""
+    roles = sorted({n.role for n in spec.nodes})
+    nothing: dict[Role, tuple[str, ...]] = {r: () for r in roles}
+    if DISTROS[spec.distro].family is not Family.DEBIAN:
+        return nothing
     from oslab.install import content
     from oslab.install.services import steps_for
 
@@ -49,26 +50,28 @@ def baked_packages(spec: LabSpec, state: LabState, role: Role,
         steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type),
                                   steps_for)
     except OslabError:
-        return ()
-    names = {n.name for n in spec.nodes if n.role is role}
-    packages = {p for node, node_steps in steps.items() if node in names
-                for step in node_steps for p in step.packages}
-    if RELEASES[spec.release].rdo_release_package in packages:
-        return ()  # RDO's packages: the content has no Debian layer yet
-    return tuple(sorted(packages))
+        return nothing
+    role_of = {n.name: n.role for n in spec.nodes}
+    packages: dict[Role, set[str]] = {r: set() for r in roles}
+    for node, node_steps in steps.items():
+        for step in node_steps:
+            packages[role_of[node]].update(step.packages)
+    if any(RELEASES[spec.release].rdo_release_package in p for p in packages.values()):
+        return nothing  # RDO's packages: the content has no Debian layer yet
+    return {r: tuple(sorted(p)) for r, p in packages.items()}
 
 
-def lab_packages(spec: LabSpec, state: LabState, virt_type: str) -> dict[Role, tuple[str, ...]]:
-    """Each role's packages (its install steps'), for the lab's roles."""
-    return {r: baked_packages(spec, state, r, virt_type)
-            for r in sorted({n.role for n in spec.nodes})}
+def suite_and_mirror(spec: LabSpec) -> tuple[str, str]:
+    """The Debian suite of the lab's distro ("" for another family) and the mirror its
+    packages come from (the spec's, else the host's own)."""
+    return getattr(DISTROS[spec.distro], "suite", ""), spec.packages.mirror or host_mirror()
 
 
 def repository_inputs(spec: LabSpec, packages: dict[Role, tuple[str, ...]]) -> RepoInputs:
     """The lab's package repository: the base image's packages and every role's."""
     every = set(BASE_PACKAGES).union(*packages.values())
-    suite: str = getattr(DISTROS[spec.distro], "suite", "")
-    return RepoInputs.of(suite, spec.packages.mirror or host_mirror(), sorted(every))
+    suite, mirror = suite_and_mirror(spec)
+    return RepoInputs.of(suite, mirror, sorted(every))
 
 
 def lab_repository(spec: LabSpec, state: LabState, virt_type: str, say: Say) -> Repo | None:
@@ -130,9 +133,7 @@ class ImageNodes:
         self.objs = objs
         self.say = say
         self.virt_type = virt_type
-        self.distro = DISTROS[spec.distro]
-        self.suite: str = getattr(self.distro, "suite", "")
-        self.mirror = spec.packages.mirror or host_mirror()
+        self.suite, self.mirror = suite_and_mirror(spec)
         self.repo: Repo | None = None
         self.fresh_image = fresh_image  # build new bases instead of the cached ones
         # the bases' use locks, held from choosing them until every overlay on them exists

@@ -57,6 +57,12 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     assert any(name.startswith("identity: demo") for name in rows), rows
     assert "catalog" in rows and "endpoints" in rows, rows
     assert "time per stage:" in up.stdout
+    # verify's calls went through the client server on the node (one load of the client for
+    # the run), not each through a client of its own
+    served = re.search(r"verify: (\d+) `openstack` calls went through the client server",
+                       up.stdout)
+    assert served and int(served.group(1)) > 0, up.stdout
+    assert "no client server" not in up.stdout and "did not answer" not in up.stdout, up.stdout
 
     # both NICs came up at boot from the seed: the provider NIC with no address (a NIC that
     # stays down drops every floating IP's traffic once Open vSwitch takes it as a port)

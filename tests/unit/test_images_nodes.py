@@ -17,7 +17,7 @@ from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.distro import NodeOs
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
-from oslab.images.nodes import baked_packages
+from oslab.images.nodes import lab_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
 from oslab.provisioning.provisioner import READY_PROBE
 from oslab.spec import Role, VirtType
@@ -161,7 +161,7 @@ def test_fs_size_leaves_room() -> None:
 def test_centos_labs_bake_nothing(tmp_path: Path) -> None:
     spec = spec_file.load_default()
     state = LabState(spec.name, root=tmp_path)
-    assert baked_packages(spec, state, Role.CONTROLLER, "qemu") == ()
+    assert lab_packages(spec, state, "qemu") == {Role.CONTROLLER: (), Role.COMPUTE: ()}
 
 
 @pytest.mark.parametrize(("files", "ready"), [
@@ -177,3 +177,12 @@ def test_ready_probe_of_a_node_booted_from_an_image(tmp_path: Path, files: tuple
         (tmp_path / name).touch()
     probe = READY_PROBE[NodeOs.IMAGE].replace("/var/lib/cloud/instance", str(tmp_path))
     assert subprocess.run(["sh", "-c", probe], check=False).returncode == (0 if ready else 1)
+
+
+def test_a_debian_labs_packages_are_its_roles_install_steps(tmp_path: Path) -> None:
+    packages = lab_packages(DEBIAN, LabState(DEBIAN.name, root=tmp_path), "qemu")
+    assert set(packages) == {Role.CONTROLLER, Role.COMPUTE}
+    controller, compute = packages[Role.CONTROLLER], packages[Role.COMPUTE]
+    assert "keystone" in controller and "keystone" not in compute
+    assert "nova-compute" in compute and "nova-compute" not in controller
+    assert list(controller) == sorted(set(controller))  # sorted, once each: the image key's

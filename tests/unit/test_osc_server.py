@@ -113,6 +113,7 @@ def test_a_call_gets_the_callers_arguments_environment_directory_and_exit_code(
     assert json.loads(again.stdout)["password"] is None  # and from its caller's environment
     read = call(tmp_path, client, "read", stdin="from the caller's stdin")
     assert read.stdout == "FROM THE CALLER'S STDIN\n"
+    assert (client / "osc.served").read_text() == "3\n"  # what verify reports at its end
 
 
 def test_a_caller_that_dies_ends_its_call(tmp_path: Path, client: Path,
@@ -135,4 +136,5 @@ def test_a_caller_that_dies_ends_its_call(tmp_path: Path, client: Path,
 
 def test_the_server_says_where_it_is(client: Path, server: subprocess.Popen[str]) -> None:
     assert int((client / "osc.pid").read_text()) == server.pid  # what the runner kills
-    assert (client / "osc.sock").is_socket()
+    assert (client / "osc.sock").is_socket()  # what the runner waits for
+    assert not (client / "osc.served").exists()  # no call yet

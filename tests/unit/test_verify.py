@@ -796,13 +796,37 @@ def test_only_refuses_what_the_lab_cannot_check(scope: Scope, only: tuple[str, .
     assert info.value.hint.startswith("choose from: identity, catalog")
 
 
+@dataclass
+class ServerCloud(FakeCloud):
+    """A controller whose client server binds its socket on the third look, and served 41
+    calls; or never binds."""
+
+    binds: bool = True
+    looks: int = 0
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if c == "test -S /var/lib/oslab/verify/osc.sock":
+            self.looks += 1
+            return "", 0 if self.binds and self.looks >= 3 else 1, ""
+        if c == "cat /var/lib/oslab/verify/osc.served":
+            return "41\n", 0, ""
+        return super().answer(c)
+
+
 def test_a_real_labs_calls_go_through_the_client_server_and_it_is_stopped(
         tmp_path: Path) -> None:
-    cloud = FakeCloud()
-    lab = replace(make_lab(cloud, tmp_path), client_dir=CLIENT_DIR)
+    cloud = ServerCloud()
+    said: list[str] = []
+    lab = replace(make_lab(cloud, tmp_path), client_dir=CLIENT_DIR, say=said.append)
     report = verify.Verifier(lab).run()
     assert report.ok
     first, start = cloud.commands[1:3]
+    # the checks begin once the server answers, so every call can go through it
+    first_call = next(i for i, c in enumerate(cloud.commands) if "openstack " in c and
+                      "ln -s" not in c)
+    assert cloud.commands[3:first_call] == ["test -S /var/lib/oslab/verify/osc.sock"] * 3
+    assert "verify: the client server answers after 2s" in said
+    assert said[-1] == "verify: 41 `openstack` calls went through the client server"
     assert first == "rm -rf /var/lib/oslab/verify && mkdir -p /var/lib/oslab && " \
                     "mkdir -m 0700 /var/lib/oslab/verify /var/lib/oslab/verify/bin"
     assert cloud.puts["/var/lib/oslab/verify/oslab-osc.py"] == client_script()
@@ -817,6 +841,22 @@ def test_a_real_labs_calls_go_through_the_client_server_and_it_is_stopped(
                          for c in calls)
     assert cloud.commands[-1].startswith("test ! -f /var/lib/oslab/verify/osc.pid || kill ")
     assert cloud.commands[-1].endswith("; rm -rf /var/lib/oslab/verify")
+
+
+def test_a_client_server_that_does_not_answer_in_time_is_said_and_the_calls_go_on(
+        tmp_path: Path) -> None:
+    cloud = ServerCloud(binds=False)
+    said: list[str] = []
+    lab = replace(make_lab(cloud, tmp_path), client_dir=CLIENT_DIR, say=said.append)
+    report = verify.Verifier(lab).run()
+    assert report.ok
+    assert cloud.looks == 181  # every second for the command timeout (180 s), then on
+    # a long wait says what it waits for, once a minute
+    assert [line for line in said if "still waiting" in line] == [
+        "verify: still waiting for the client server (60s of 180s)",
+        "verify: still waiting for the client server (120s of 180s)"]
+    assert "verify: the client server did not answer in 180s (see /var/lib/oslab/verify/" \
+           "serve.log): calls load the client themselves until it does" in said
 
 
 @dataclass

@@ -5,9 +5,10 @@ Under TCG one `openstack` process spends 40-50 s importing the client and loadin
 commands before it sends a request, and `oslab verify` makes about fifty calls.
 
 ``oslab-osc.py serve DIR`` imports the client and loads every command once, then listens on
-``DIR/osc.sock`` and forks a child per call. The child takes the caller's stdin, stdout and
-stderr (passed over the socket), its environment (the openrc's OS_* variables) and its
-working directory, runs the client's ``main(ARGS)`` and sends back the exit code.
+``DIR/osc.sock`` and forks a child per call (``DIR/osc.served`` counts them). The child takes
+the caller's stdin, stdout and stderr (passed over the socket), its environment (the openrc's
+OS_* variables) and its working directory, runs the client's ``main(ARGS)`` and sends back
+the exit code.
 
 ``DIR/bin/openstack`` (a link to this file) is the caller: it behaves as ``openstack ARGS``
 (same output, same exit code). When no server answers (not started, or still loading) it runs
@@ -26,6 +27,7 @@ import threading
 
 SOCKET = "osc.sock"
 PIDFILE = "osc.pid"
+SERVED = "osc.served"  # how many calls it took, rewritten after each
 FDS = 3  # stdin, stdout, stderr
 
 
@@ -58,8 +60,12 @@ def serve(directory: str) -> int:
     with open(os.path.join(directory, PIDFILE), "w") as pid:
         pid.write(f"{os.getpid()}\n")
     print(f"oslab-osc: serving on {path}", flush=True)
+    served = 0
     while True:
         conn, _ = listener.accept()
+        served += 1
+        with open(os.path.join(directory, SERVED), "w") as count:
+            count.write(f"{served}\n")
         sys.stdout.flush()
         sys.stderr.flush()
         if os.fork() == 0:
