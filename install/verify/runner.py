@@ -71,9 +71,11 @@ class Timeouts:
     def under(cls, virt: str) -> Timeouts:
         """The timeouts for a controller that ``systemd-detect-virt`` says runs under ``virt``.
         Under qemu's TCG one CLI call on the busy e2e controller outlasted 180 s (``router add
-        subnet``, nothing else running on the host), and a delete took 90 s."""
+        subnet``, nothing else running on the host), and a delete took 90 s. A volume attach
+        took about 4 min there: cinder-volume exports the iSCSI target through its rootwrap,
+        and nova's first attachment update timed out (cinder-api's RPC call, 60 s)."""
         if virt == "qemu":
-            return cls(command=600.0, delete=600.0)
+            return cls(command=600.0, delete=600.0, volume=600.0)
         return cls()
 
 
