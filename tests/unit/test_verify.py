@@ -290,6 +290,8 @@ class FakeCloud:
         ]
         if "flavor show" in c:
             return "", 1, "No Flavor found for m1.nano"
+        if "volume show" in c and c.endswith("-f value -c status"):
+            return f"{self.volume}\n", 0, ""
         if "server add volume" in c:
             self.volume = "in-use"
         if "server remove volume" in c:
@@ -406,6 +408,62 @@ def test_keep_leaves_resources_and_the_next_run_sweeps_them(tmp_path: Path) -> N
     assert progress[0] == f"verify: deleting volume {VOLUME} (1 of 14)"
     assert len(progress) == 14 and progress[-1].endswith("(14 of 14)")
     assert "verify: an earlier run left 14 resources in the cloud: deleting them first" in said
+
+
+@dataclass
+class DetachingCloud(FakeCloud):
+    """A volume that detaches slowly (``detaching`` for ``polls`` looks after the detach), or
+    never (``stuck``: its server was deleted while it detached), and that cinder will not
+    delete while it is attaching, detaching or in use."""
+
+    volume: str = "in-use"
+    polls: int = 3
+    stuck: bool = False
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "server remove volume" in c:
+            self.volume = "detaching"
+            return "", 0, ""
+        if "volume show" in c and c.endswith("-c status") and self.volume == "detaching":
+            if self.polls == 0 and not self.stuck:
+                self.volume = "available"
+            self.polls -= 1
+        if "volume delete" in c and self.volume in ("in-use", "detaching"):
+            return "", 1, ("Invalid volume: Volume status must be available or error or "
+                           "error_restoring or error_extending or error_managing and must not "
+                           "be migrating, attached, belong to a group, have snapshots, awaiting "
+                           "a transfer, or be disassociated from snapshots after volume "
+                           "transfer. (HTTP 400)")
+        if "volume set --state available --detached" in c:
+            self.volume = "available"
+        return super().answer(c)
+
+
+def left_attached(tmp_path: Path) -> None:
+    """The ledger of a run that stopped with its volume attached (creation order)."""
+    (tmp_path / "verify-resources.json").write_text(json.dumps([
+        {"kind": "volume", "ref": VOLUME, "who": "demo", "delete": f"volume delete {VOLUME}"},
+        {"kind": "attachment", "ref": VOLUME, "who": "demo",
+         "delete": f"server remove volume {SERVER} {VOLUME}"}]))
+
+
+@pytest.mark.parametrize(("stuck", "reset"), [(False, False), (True, True)])
+def test_a_volume_is_deleted_after_its_detach_or_reset_when_it_stays_detaching(
+        tmp_path: Path, stuck: bool, reset: bool) -> None:
+    left_attached(tmp_path)
+    cloud = DetachingCloud(stuck=stuck)
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run(only=("identity",))
+    assert report.rows[0].name == "cleanup of an earlier run"
+    assert report.rows[0].status is Status.PASS, report.rows[0].details
+    done = [c.split("openstack ")[1] for c in cloud.commands if "openstack volume " in c or
+            "openstack server remove" in c]
+    # the delete waits for the detach, instead of failing on a detaching volume
+    waited = [f"volume show {VOLUME} -f value -c status"] * (4 if not stuck else 181)
+    resetting = [f"volume set --state available --detached {VOLUME}",
+                 f"volume delete {VOLUME}"] if reset else []
+    assert done == [f"server remove volume {SERVER} {VOLUME}", *waited,
+                    f"volume delete {VOLUME}", *resetting]
+    assert all(". /root/admin-openrc" in c for c in cloud.commands if "--detached" in c)
 
 
 def test_server_error_shows_fault_and_compute_log(tmp_path: Path) -> None:
