@@ -719,6 +719,7 @@ def test_commands_get_longer_under_tcg(virt: str, command: float) -> None:
     t = verify.Timeouts.under(virt)
     assert (t.command, t.delete) == (command, 600.0 if virt == "qemu" else 300.0)
     assert t.volume == (600.0 if virt == "qemu" else 180.0)
+    assert t.settle == (600.0 if virt == "qemu" else 300.0)
     assert t.server_active == verify.Timeouts().server_active
 
 
