@@ -30,6 +30,8 @@ MASK = "***"
 # processes that carry the token in their environment are then killed on the node, the command's
 # children included and services it started through systemd (clean environment) spared.
 RUN_TOKEN_VAR = "OSLAB_RUN"
+# after the exit status, how long to wait for the end of the output (see Session._run)
+EOF_GRACE = 5.0
 
 
 def kill_by_token_script(token: str) -> str:
@@ -203,6 +205,7 @@ class Session:
         out: list[bytes] = []
         err: list[bytes] = []
         pending = b""
+        exited = 0.0  # when the exit status was first seen
         deadline = time.monotonic() + timeout
         while True:
             got = False
@@ -217,7 +220,12 @@ class Session:
                 self._emit(data, secrets, log, None, prefix="! ")
                 got = True
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                break
+                # the exit status may arrive before the last output: read on until the node's
+                # end of output (EOF), for at most EOF_GRACE seconds (a background process may
+                # hold it open). Under load CI lost the second line of a two-line answer so.
+                exited = exited or time.monotonic()
+                if chan.eof_received or chan.closed or time.monotonic() - exited > EOF_GRACE:
+                    break
             if time.monotonic() > deadline:
                 chan.close()
                 stopped = stop_on_timeout and self._kill_on_node(token)
