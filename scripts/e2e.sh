@@ -49,6 +49,7 @@ fi
 oslab=("$repo/.venv/bin/oslab" -f "$work/lab.toml")
 rows="$work/rows.txt"       # "name|pass or FAIL|details", one line per e2e row
 : > "$rows"
+: > "$work/memory.txt"      # this run's samples only (its peaks are what the summary prints)
 row() { printf '%s|%s|%s\n' "$1" "$2" "${3:-}" >> "$rows"; echo "e2e: $1: $2 ${3:-}" >&2; }
 stamp() { date +%s; }
 

@@ -40,6 +40,8 @@ def osc(who: str, args: str, openrc_dir: str = openrc.REMOTE_DIR,
 CLIENT_SCRIPT = "oslab-osc.py"
 CLIENT_SOCKET = "osc.sock"  # the server binds it once the client is loaded
 CLIENT_SERVED = "osc.served"  # how many calls it took, rewritten after each
+CLIENT_PIDFILE = "osc.pid"  # the server's pid, for stop_client
+CLIENT_LOG = "serve.log"  # the server's own output
 # root's alone (the calls' environment holds the password); not under /run, which Debian and
 # EL mount noexec, so a shim there is skipped by PATH lookup
 CLIENT_DIR = "/var/lib/oslab/verify"
@@ -160,7 +162,7 @@ class CheckRunner:
                          f"{self.lab.clock() - start:.0f}s")
         else:
             self.lab.say(f"verify: the client server did not answer in {self.t.command:.0f}s "
-                         f"(see {where}/serve.log): calls load the client themselves until "
+                         f"(see {where}/{CLIENT_LOG}): calls load the client themselves until "
                          "it does")
 
     def launch_client(self, where: str) -> Result:
@@ -179,7 +181,7 @@ class CheckRunner:
         return self.sh(f"chmod 0755 {quote(script)} && ln -s ../{CLIENT_SCRIPT} {quote(shim)} "
                        f'&& test "$(PATH={quote(where + "/bin")}:$PATH command -v openstack)" '
                        f"= {quote(shim)} && (setsid python3 {quote(script)} serve {quote(where)} "
-                       f"</dev/null >{quote(where + '/serve.log')} 2>&1 &)")
+                       f"</dev/null >{quote(f'{where}/{CLIENT_LOG}')} 2>&1 &)")
 
     def stop_client(self) -> None:
         """Stop the client server, say how many calls it served, and remove its directory."""
@@ -190,7 +192,7 @@ class CheckRunner:
         if served.ok and served.stdout.strip().isdigit():
             self.lab.say(f"verify: {served.stdout.strip()} `openstack` calls went through the "
                          "client server")
-        pidfile = quote(f"{where}/osc.pid")
+        pidfile = quote(f"{where}/{CLIENT_PIDFILE}")
         self.sh(f"test ! -f {pidfile} || kill $(cat {pidfile}) 2>/dev/null; rm -rf {quote(where)}")
 
     def openstack(self, args: str, who: str = openrc.ADMIN, what: str = "",

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from oslab.install.verify.runner import CLIENT_SCRIPT, client_script
+from oslab.install.verify.runner import (
+    CLIENT_PIDFILE,
+    CLIENT_SCRIPT,
+    CLIENT_SERVED,
+    CLIENT_SOCKET,
+    client_script,
+)
 
 STANDIN = '''
 import json, logging, os, sys, time
@@ -113,7 +119,7 @@ def test_a_call_gets_the_callers_arguments_environment_directory_and_exit_code(
     assert json.loads(again.stdout)["password"] is None  # and from its caller's environment
     read = call(tmp_path, client, "read", stdin="from the caller's stdin")
     assert read.stdout == "FROM THE CALLER'S STDIN\n"
-    assert (client / "osc.served").read_text() == "3\n"  # what verify reports at its end
+    assert (client / CLIENT_SERVED).read_text() == "3\n"  # what verify reports at its end
 
 
 def test_a_caller_that_dies_ends_its_call(tmp_path: Path, client: Path,
@@ -135,6 +141,6 @@ def test_a_caller_that_dies_ends_its_call(tmp_path: Path, client: Path,
 
 
 def test_the_server_says_where_it_is(client: Path, server: subprocess.Popen[str]) -> None:
-    assert int((client / "osc.pid").read_text()) == server.pid  # what the runner kills
-    assert (client / "osc.sock").is_socket()  # what the runner waits for
-    assert not (client / "osc.served").exists()  # no call yet
+    assert int((client / CLIENT_PIDFILE).read_text()) == server.pid  # what the runner kills
+    assert (client / CLIENT_SOCKET).is_socket()  # what the runner waits for
+    assert not (client / CLIENT_SERVED).exists()  # no call yet
