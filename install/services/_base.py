@@ -219,15 +219,18 @@ def identity_objects(description: str, *, projects: tuple[tuple[str, str], ...] 
 
 
 def registration(area: str, *, user: str, password_key: str, service: str, kind: str,
-                 description: str, url: str) -> StepDef:
-    """The ``<area>.keystone`` step: service user, service entity and its three endpoints."""
+                 description: str, url: str, roles: tuple[str, ...] = ("admin",)) -> StepDef:
+    """The ``<area>.keystone`` step: service user with ``roles`` on the service project,
+    service entity and its three endpoints."""
+    extra = tuple(r for r in roles if r != "admin")  # admin is keystone-manage bootstrap's
     return StepDef(
         name=f"{area}.keystone",
         where=Where.CONTROLLER,
         title=f"{area}: keystone user {user}, service {service} and endpoints {url}",
         commands=(identity_objects(
-            f"keystone user {user} (admin on service), service {service} ({kind}) and its "
-            f"public, internal and admin endpoints at {url}",
-            users=((user, password_key, "service", "admin"),),
+            f"keystone user {user} ({' and '.join(roles)} on service), service {service} "
+            f"({kind}) and its public, internal and admin endpoints at {url}",
+            roles=extra,
+            users=tuple((user, password_key, "service", r) for r in roles),
             services=((service, kind, description, url),)),),
     )

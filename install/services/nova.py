@@ -58,9 +58,13 @@ def _manage(command: str) -> str:
 
 
 def controller_steps(site: Site) -> list[StepDef]:
+    # nova's service token must carry the service role: cinder deletes the attachment of an
+    # in-use volume (nova's detach) only for a service token with a role in its
+    # [keystone_authtoken] service_token_roles (default service; OSSA-2023-003, bug 2004555).
+    # With admin alone every detach failed on the e2e lab: ConflictNovaUsingAttachment (409).
     register = registration("nova", user="nova", password_key="svc_nova", service="nova",
                             kind="compute", description="OpenStack Compute",
-                            url=f"http://{site.host}:8774/v2.1")
+                            url=f"http://{site.host}:8774/v2.1", roles=("admin", "service"))
     cells = _manage("cell_v2 list_cells")
     layer = site.layer
     units = layer.unit("nova-controller")

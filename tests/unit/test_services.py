@@ -459,6 +459,22 @@ def test_endpoints_on_the_guides_ports() -> None:
     assert "35357" not in created
 
 
+@pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
+def test_service_users_roles_and_nova_carries_the_service_role(distro: str) -> None:
+    """cinder deletes the attachment of an in-use volume (nova's detach) only for a service
+    token with the ``service`` role (OSSA-2023-003); with admin alone every detach of the e2e
+    lab failed with ConflictNovaUsingAttachment (HTTP 409)."""
+    docs = identity_documents(plan(replace(load_default(), distro=distro)), "ensure")
+    grants = {(u["name"], u["project"], u["role"]) for d in docs for u in d.get("users", [])}
+    services = {"glance", "placement", "nova", "neutron", "cinder"}
+    assert grants == ({(user, "service", "admin") for user in services}
+                      | {("nova", "service", "service"), ("demo", "demo", "member")})
+    # the role is ensured by the document that grants it, not assumed from bootstrap
+    assert any("service" in d.get("roles", []) and any(u["role"] == "service"
+                                                       for u in d.get("users", []))
+               for d in docs)
+
+
 def test_provider_bridge_finds_the_nic_by_mac() -> None:
     spec = load_default()
     steps = plan(spec)
