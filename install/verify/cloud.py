@@ -192,6 +192,7 @@ class CloudChecks(CheckRunner):
                                   "compute node, nova-scheduler.log and nova-conductor.log on "
                                   "the controller")
             self.ids["fixed_ip"] = state.fixed_ips[0] if state.fixed_ips else ""
+            self.ids["host"] = state.host
             d.append(f"ACTIVE on {state.host or '?'} at {self.ids['fixed_ip']}")
         if g in self.failed_groups:
             return
@@ -271,14 +272,21 @@ class CloudChecks(CheckRunner):
             self.record("flavor", flavor, openrc.ADMIN, f"flavor delete {flavor}")
         return flavor
 
-    def compute_log(self, host: str) -> str:
+    def compute_log(self, host: str, errors: bool = False) -> str:
+        """The end of nova-compute.log on ``host`` (every compute node if unknown); with
+        ``errors``, only its last error lines (a detach that failed logs an ERROR among a
+        warning a minute), not the tracebacks under them."""
         nodes = {host: self.lab.computes[host]} if host in self.lab.computes else \
             dict(self.lab.computes)
+        log = "/var/log/nova/nova-compute.log"
+        command = (f"grep -E ' (ERROR|CRITICAL) [A-Za-z0-9_.]+ \\[' {log} | tail -n 3 | "
+                   "cut -c1-400" if errors else f"tail -n 15 {log}")
         parts = []
         for name, runner in nodes.items():
-            out = self.sh("tail -n 15 /var/log/nova/nova-compute.log", 30, runner)
+            out = self.sh(command, 30, runner)
             text = out.stdout.strip() or out.stderr.strip()
-            parts.append(f"\nnova-compute.log on {name}:\n" + "\n".join(
+            title = "errors in nova-compute.log" if errors else "nova-compute.log"
+            parts.append(f"\n{title} on {name}:\n" + "\n".join(
                 "  | " + line for line in text.splitlines()))
         return "".join(parts)
 
@@ -339,9 +347,10 @@ class CloudChecks(CheckRunner):
                               openrc.DEMO, ready)
         if not done:
             raise CheckFailed(f"volume still {field_of(out, 'status', 'volume show')} "
-                              f"(want {want}) after "
-                              f"{self.t.volume:.0f}s", "/var/log/cinder/volume.log; "
-                              "/var/log/nova/nova-compute.log on the compute node")
+                              f"(want {want}) after {self.t.volume:.0f}s"
+                              + self.compute_log(self.ids.get("host", ""), errors=True),
+                              "nova-compute's errors above; /var/log/cinder/volume.log and "
+                              "api.log on the controller")
 
     # -- 6. dashboard --
 

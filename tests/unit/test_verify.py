@@ -475,6 +475,33 @@ def test_a_volume_is_deleted_after_its_detach_or_reset_when_it_stays_busy(
     assert all(". /root/admin-openrc" in c for c in cloud.commands if "--detached" in c)
 
 
+@dataclass
+class UndetachedCloud(FakeCloud):
+    """nova's detach fails (the e2e lab: cinder refused nova's token, HTTP 409): the volume
+    stays in use and nova-compute logs the error among its minutely warnings."""
+
+    def answer(self, c: str) -> tuple[str, int, str]:
+        if "server remove volume" in c:
+            return "", 0, ""
+        if c.startswith("grep -E ' (ERROR|CRITICAL) "):
+            return ("2026-12-02 14:37:53.535 711 ERROR nova.volume.cinder [None req-1] Delete "
+                    "attachment failed: ConflictNovaUsingAttachment (HTTP 409)\n"), 0, ""
+        return super().answer(c)
+
+
+def test_a_volume_that_does_not_detach_shows_nova_computes_errors(tmp_path: Path) -> None:
+    cloud = UndetachedCloud()
+    report = verify.Verifier(make_lab(cloud, tmp_path)).run()
+    row = next(r for r in report.rows if r.name == "volume: attach, see, detach")
+    assert row.status is Status.FAIL
+    assert row.details.startswith("volume still in-use (want available) after ")
+    # from the server's own host, not every compute node's whole log tail
+    assert row.details.endswith("\nerrors in nova-compute.log on compute1:\n  | 2026-12-02 "
+                                "14:37:53.535 711 ERROR nova.volume.cinder [None req-1] Delete "
+                                "attachment failed: ConflictNovaUsingAttachment (HTTP 409)")
+    assert "nova-compute's errors above" in row.hint
+
+
 def test_server_error_shows_fault_and_compute_log(tmp_path: Path) -> None:
     cloud = FakeCloud(server_file="server_show_error.json")
     report = verify.Verifier(make_lab(cloud, tmp_path)).run()
