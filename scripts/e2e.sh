@@ -99,7 +99,8 @@ awk '/^verification:/ {on=1; next} on && /^  [0-9]+ passed/ {on=0} on && NF>1' "
     | sed -n '2,$p' > "$work/verify-table.txt" || true
 while read -r line; do
     name=$(echo "$line" | sed -E 's/ {2,}(pass|FAIL|fail|skip) .*//')
-    result=$(echo "$line" | grep -oE ' (pass|FAIL|fail|skip) ' | head -n 1 | tr -d ' ')
+    # a "look at:" line under a failed row has no result (and grep fails: pipefail)
+    result=$(echo "$line" | grep -oE ' (pass|FAIL|fail|skip) ' | head -n 1 | tr -d ' ' || true)
     [ -n "$result" ] || continue
     if [ "$result" = pass ]; then row "verify: $name" pass; else row "verify: $name" FAIL "$line"; fi
 done < "$work/verify-table.txt"
