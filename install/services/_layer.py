@@ -59,6 +59,16 @@ class Layer:
     def path(self, role: str) -> str:
         return self.paths[role]
 
+    def unit_of(self, binary: str) -> str:
+        """The systemd unit that runs a service ``binary`` (nova-compute, cinder-volume), for
+        a hint: ``openstack-nova-compute`` on EL, ``nova-compute`` on Debian; the binary's own
+        name where no unit of this layer runs it."""
+        for units in self.units.values():
+            for unit in units:
+                if unit == binary or unit.endswith(f"-{binary}"):
+                    return unit
+        return binary
+
 
 V = TypeVar("V")
 

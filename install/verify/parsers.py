@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +32,19 @@ def json_rows(text: str, what: str) -> list[dict[str, Any]]:
     return data
 
 
-def parse_compute_services(text: str) -> Verdict:
+def _same(binary: str) -> str:
+    return binary
+
+
+def _journal(binaries: list[str], unit: Callable[[str], str]) -> str:
+    """``journalctl -u UNIT ...`` for the units that run ``binaries``."""
+    return "journalctl " + " ".join(f"-u {unit(b)}" for b in dict.fromkeys(binaries))
+
+
+def parse_compute_services(text: str, unit: Callable[[str], str] = _same) -> Verdict:
     """``openstack compute service list -f json``: every service enabled and up, and at least
-    a conductor, a scheduler and one nova-compute."""
+    a conductor, a scheduler and one nova-compute. ``unit`` names the systemd unit of a
+    binary on the lab's distro (:meth:`Layer.unit_of`), for the hint."""
     rows = json_rows(text, "compute service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
@@ -43,10 +53,10 @@ def parse_compute_services(text: str) -> Verdict:
     if down or missing:
         parts = down + [f"no {b} registered" for b in missing]
         hosts = sorted({str(r.get("Host")) for r in rows if r.get("State") != "up"})
+        binaries = [str(r.get("Binary")) for r in rows if r.get("State") != "up"] + missing
         return Verdict(False, "; ".join(parts),
-                       "journalctl -u openstack-nova-compute (or -conductor, -scheduler) on "
-                       f"{', '.join(hosts) or 'the node'}; /var/log/nova/*.log; is RabbitMQ up "
-                       "and are the clocks in step?")
+                       f"{_journal(binaries, unit)} on {', '.join(hosts) or 'the node'}; "
+                       "/var/log/nova/*.log; is RabbitMQ up and are the clocks in step?")
     computes = sorted(str(r.get("Host")) for r in rows if r.get("Binary") == "nova-compute")
     return Verdict(True, f"{len(rows)} up; nova-compute on {', '.join(computes)}")
 
@@ -73,8 +83,9 @@ def parse_network_agents(text: str) -> Verdict:
     return Verdict(True, f"{len(rows)} agents alive")
 
 
-def parse_volume_services(text: str) -> Verdict:
-    """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up."""
+def parse_volume_services(text: str, unit: Callable[[str], str] = _same) -> Verdict:
+    """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up
+    (``unit`` as for :func:`parse_compute_services`)."""
     rows = json_rows(text, "volume service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
@@ -82,7 +93,7 @@ def parse_volume_services(text: str) -> Verdict:
     missing = [b for b in ("cinder-scheduler", "cinder-volume") if b not in have]
     if down or missing:
         return Verdict(False, "; ".join(down + [f"no {b} registered" for b in missing]),
-                       "journalctl -u openstack-cinder-volume -u openstack-cinder-scheduler; "
+                       f"{_journal(['cinder-volume', 'cinder-scheduler'], unit)}; "
                        "/var/log/cinder/volume.log; does the LVM volume group cinder-volumes "
                        "exist (vgs)?")
     return Verdict(True, f"{len(rows)} up")

@@ -20,6 +20,7 @@ from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import openrc, verify
 from oslab.install.boot import BOOT_STATE, BOOT_WAIT
+from oslab.install.services._layer import DEBIAN, EL, Layer
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.checklist import GROUPS, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
@@ -43,6 +44,33 @@ def test_compute_services() -> None:
     assert not bad.ok
     assert bad.details == "nova-compute on compute1 is down"
     assert "compute1" in bad.hint and "nova" in bad.hint
+
+
+@pytest.mark.parametrize(("layer", "compute", "volume"), [
+    (EL, "journalctl -u openstack-nova-compute on compute1",
+     "journalctl -u openstack-cinder-volume -u openstack-cinder-scheduler"),
+    # the e2e lab's broken nova-compute was hinted as openstack-nova-compute on Debian
+    (DEBIAN, "journalctl -u nova-compute on compute1",
+     "journalctl -u cinder-volume -u cinder-scheduler"),
+])
+def test_service_hints_name_the_distro_units(layer: Layer, compute: str, volume: str) -> None:
+    down = parsers.parse_compute_services(rec("compute_service_list_down.json"), layer.unit_of)
+    assert down.hint.startswith(compute + ";")
+    gone = parsers.parse_volume_services(rec("volume_service_list_down.json"), layer.unit_of)
+    assert gone.hint.startswith(volume + ";")
+
+
+@pytest.mark.parametrize(("layer", "binary", "unit"), [
+    (EL, "nova-conductor", "openstack-nova-conductor"),
+    (EL, "nova-scheduler", "openstack-nova-scheduler"),
+    (EL, "neutron-server", "neutron-server"),
+    (DEBIAN, "nova-conductor", "nova-conductor"),
+    (DEBIAN, "cinder-scheduler", "cinder-scheduler"),
+    (DEBIAN, "nova-api", "nova-api"),  # not nova-api-metadata, which only ends like it
+    (EL, "no-such-binary", "no-such-binary"),
+])
+def test_unit_of(layer: Layer, binary: str, unit: str) -> None:
+    assert layer.unit_of(binary) == unit
 
 
 def test_compute_services_missing_binary() -> None:
