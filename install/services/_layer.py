@@ -127,6 +127,7 @@ EL = Layer(
         "horizon-settings": "/etc/openstack-dashboard/local_settings",
         "horizon-web": "/etc/httpd/conf.d/openstack-dashboard.conf",
         "horizon-policy": "/etc/openstack-dashboard",
+        "web-log": "/var/log/httpd/error_log",
     }),
     web_group="apache",
     memcached_template="infra/memcached.j2",
@@ -200,6 +201,7 @@ DEBIAN = Layer(
         "horizon-web": "/etc/apache2/conf-available/oslab-dashboard.conf",
         # openstack_dashboard/conf links here (the package's postinst)
         "horizon-policy": "/etc/openstack-dashboard/policy",
+        "web-log": "/var/log/apache2/error.log",
     }),
     web_group="www-data",
     memcached_template="infra/memcached.conf.j2",

@@ -359,7 +359,8 @@ class CloudChecks(CheckRunner):
         with self.row("dashboard", "dashboard") as d:
             # Django loads on the first request: under TCG that alone can outlast 30 s
             verdict = self.until("dashboard", self.t.settle,
-                                 lambda: parse_dashboard(*self.lab.http(url, 60.0)), f"{url}: ")
+                                 lambda: parse_dashboard(*self.lab.http(url, 60.0), self.layer),
+                                 f"{url}: ")
             d.append(f"{url}: {verdict.details}")
 
 

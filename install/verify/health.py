@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from oslab.distro import distro_for
 from oslab.install import openrc
-from oslab.install.services._layer import LAYERS
 from oslab.install.verify.parsers import (
     parse_catalog,
     parse_compute_services,
@@ -46,13 +44,12 @@ class HealthChecks(CheckRunner):
         if not self.needs("services", g, "identity"):
             return
         settle = self.t.settle
-        unit = LAYERS[distro_for(self.lab.spec.distro).family].unit_of
         self.simple("compute services", g, "compute service list -f json",
-                    lambda t: parse_compute_services(t, unit), settle)
+                    lambda t: parse_compute_services(t, self.layer), settle)
         self.simple("network agents", g, "network agent list -f json", parse_network_agents,
                     settle)
         self.simple("volume services", g, "volume service list -f json",
-                    lambda t: parse_volume_services(t, unit), settle)
+                    lambda t: parse_volume_services(t, self.layer), settle)
         for command in ("nova-status upgrade check", "placement-status upgrade check"):
             with self.row(command, g) as d:
                 result = self.sh(command)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from oslab.access.ssh import Result
+from oslab.install.services._layer import EL, Layer
 from oslab.install.verify.checklist import EXPECTED_SERVICES, INTERFACES
 from oslab.install.verify.results import CheckFailed, Verdict
 
@@ -32,19 +33,15 @@ def json_rows(text: str, what: str) -> list[dict[str, Any]]:
     return data
 
 
-def _same(binary: str) -> str:
-    return binary
+def _journal(binaries: list[str], layer: Layer) -> str:
+    """``journalctl -u UNIT ...`` for the units that run ``binaries`` on ``layer``'s distros."""
+    return "journalctl " + " ".join(f"-u {layer.unit_of(b)}" for b in dict.fromkeys(binaries))
 
 
-def _journal(binaries: list[str], unit: Callable[[str], str]) -> str:
-    """``journalctl -u UNIT ...`` for the units that run ``binaries``."""
-    return "journalctl " + " ".join(f"-u {unit(b)}" for b in dict.fromkeys(binaries))
-
-
-def parse_compute_services(text: str, unit: Callable[[str], str] = _same) -> Verdict:
+def parse_compute_services(text: str, layer: Layer = EL) -> Verdict:
     """``openstack compute service list -f json``: every service enabled and up, and at least
-    a conductor, a scheduler and one nova-compute. ``unit`` names the systemd unit of a
-    binary on the lab's distro (:meth:`Layer.unit_of`), for the hint."""
+    a conductor, a scheduler and one nova-compute. ``layer``, the lab's distro family, names
+    the units in the hint (as do the other parsers' ``layer``)."""
     rows = json_rows(text, "compute service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
@@ -55,7 +52,7 @@ def parse_compute_services(text: str, unit: Callable[[str], str] = _same) -> Ver
         hosts = sorted({str(r.get("Host")) for r in rows if r.get("State") != "up"})
         binaries = [str(r.get("Binary")) for r in rows if r.get("State") != "up"] + missing
         return Verdict(False, "; ".join(parts),
-                       f"{_journal(binaries, unit)} on {', '.join(hosts) or 'the node'}; "
+                       f"{_journal(binaries, layer)} on {', '.join(hosts) or 'the node'}; "
                        "/var/log/nova/*.log; is RabbitMQ up and are the clocks in step?")
     computes = sorted(str(r.get("Host")) for r in rows if r.get("Binary") == "nova-compute")
     return Verdict(True, f"{len(rows)} up; nova-compute on {', '.join(computes)}")
@@ -83,9 +80,8 @@ def parse_network_agents(text: str) -> Verdict:
     return Verdict(True, f"{len(rows)} agents alive")
 
 
-def parse_volume_services(text: str, unit: Callable[[str], str] = _same) -> Verdict:
-    """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up
-    (``unit`` as for :func:`parse_compute_services`)."""
+def parse_volume_services(text: str, layer: Layer = EL) -> Verdict:
+    """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up."""
     rows = json_rows(text, "volume service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
             for r in rows if r.get("State") != "up" and r.get("Status") == "enabled"]
@@ -93,7 +89,7 @@ def parse_volume_services(text: str, unit: Callable[[str], str] = _same) -> Verd
     missing = [b for b in ("cinder-scheduler", "cinder-volume") if b not in have]
     if down or missing:
         return Verdict(False, "; ".join(down + [f"no {b} registered" for b in missing]),
-                       f"{_journal(['cinder-volume', 'cinder-scheduler'], unit)}; "
+                       f"{_journal(['cinder-volume', 'cinder-scheduler'], layer)}; "
                        "/var/log/cinder/volume.log; does the LVM volume group cinder-volumes "
                        "exist (vgs)?")
     return Verdict(True, f"{len(rows)} up")
@@ -259,22 +255,23 @@ def parse_partitions(text: str, device: str) -> Verdict:
                    "/var/log/cinder/volume.log (iSCSI target, LVM) on the controller")
 
 
-def parse_dashboard(status: int, body: str) -> Verdict:
+def parse_dashboard(status: int, body: str, layer: Layer = EL) -> Verdict:
     """The dashboard's answer: Horizon's login page (a form posting username and password)."""
     if status == 0:
         return Verdict(False, f"nothing answers: {body}",
-                       "systemctl status httpd on the controller; is port 80 open?")
+                       f"systemctl status {layer.unit('web')[0]} on the controller; is port 80 "
+                       "open?")
     if status != 200:
         return Verdict(False, f"HTTP {status}",
-                       "/var/log/httpd/error_log on the controller (Horizon's WSGIApplication"
+                       f"{layer.path('web-log')} on the controller (Horizon's WSGIApplication"
                        "Group, ALLOWED_HOSTS, WEBROOT)")
     if 'name="username"' in body and 'name="password"' in body:
         return Verdict(True, "login page")
     return Verdict(False, "HTTP 200 but no login form in the page",
-                   "/etc/openstack-dashboard/local_settings (WEBROOT, OPENSTACK_HOST)")
+                   f"{layer.path('horizon-settings')} (WEBROOT, OPENSTACK_HOST)")
 
 
-def explain(result: Result, what: str) -> CheckFailed:
+def explain(result: Result, what: str, layer: Layer = EL) -> CheckFailed:
     """Turn a failed ``openstack`` command into a failure that says what to look at."""
     err = (result.stderr or result.stdout).strip()
     last = err.splitlines()[-1] if err else f"exit code {result.returncode}"
@@ -290,8 +287,9 @@ def explain(result: Result, what: str) -> CheckFailed:
                            "log under /var/log/), and is its catalog endpoint right?")
     if m or "Failed to discover" in err:
         return CheckFailed(f"{what}: cannot reach keystone: {last}",
-                           "is httpd running on the controller (systemctl status httpd), and "
-                           "is OS_AUTH_URL in the openrc right?")
+                           f"is keystone running on the controller (systemctl status "
+                           f"{layer.unit('keystone')[0]}), and is OS_AUTH_URL in the openrc "
+                           "right?")
     m = re.search(r"(public|internal|admin) endpoint for (\S+) service(?: in \S+ region)? "
                   r"not found", err)
     if m:

@@ -15,9 +15,11 @@ from pathlib import Path
 from shlex import quote
 
 from oslab.access.ssh import NodeConn, Result
+from oslab.distro import distro_for
 from oslab.errors import OslabError
 from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
+from oslab.install.services._layer import LAYERS, Layer
 from oslab.install.verify.checklist import EXPECTED_SERVICES
 from oslab.install.verify.connections import GuestConnect, HttpGet, http_get
 from oslab.install.verify.ledger import Created, Ledger
@@ -131,6 +133,11 @@ class CheckRunner:
 
     # -- plumbing --
 
+    @property
+    def layer(self) -> Layer:
+        """The unit and path names of the lab's distro family (for the hints)."""
+        return LAYERS[distro_for(self.lab.spec.distro).family]
+
     def sh(self, command: str, timeout: float | None = None,
            node: NodeConn | None = None) -> Result:
         runner = node if node is not None else self.lab.controller
@@ -202,7 +209,7 @@ class CheckRunner:
         """Run ``openstack ARGS`` as ``who``; its stdout, or CheckFailed explaining why not."""
         result = self.sh(self.osc(who, args), timeout)
         if not result.ok:
-            raise explain(result, what or f"openstack {args.split(' -f ')[0]}")
+            raise explain(result, what or f"openstack {args.split(' -f ')[0]}", self.layer)
         return result.stdout
 
     def poll(self, what: str, timeout: float, args: str, who: str,

@@ -46,18 +46,29 @@ def test_compute_services() -> None:
     assert "compute1" in bad.hint and "nova" in bad.hint
 
 
-@pytest.mark.parametrize(("layer", "compute", "volume"), [
-    (EL, "journalctl -u openstack-nova-compute on compute1",
-     "journalctl -u openstack-cinder-volume -u openstack-cinder-scheduler"),
+@pytest.mark.parametrize(("layer", "hints"), [
+    (EL, ("journalctl -u openstack-nova-compute on compute1;",
+          "journalctl -u openstack-cinder-volume -u openstack-cinder-scheduler;",
+          "systemctl status httpd on", "/var/log/httpd/error_log on",
+          "/etc/openstack-dashboard/local_settings (", "(systemctl status httpd)")),
     # the e2e lab's broken nova-compute was hinted as openstack-nova-compute on Debian
-    (DEBIAN, "journalctl -u nova-compute on compute1",
-     "journalctl -u cinder-volume -u cinder-scheduler"),
+    (DEBIAN, ("journalctl -u nova-compute on compute1;",
+              "journalctl -u cinder-volume -u cinder-scheduler;",
+              "systemctl status apache2 on", "/var/log/apache2/error.log on",
+              "/etc/openstack-dashboard/local_settings.d/_9990_oslab.py (",
+              "(systemctl status keystone)")),
 ])
-def test_service_hints_name_the_distro_units(layer: Layer, compute: str, volume: str) -> None:
-    down = parsers.parse_compute_services(rec("compute_service_list_down.json"), layer.unit_of)
-    assert down.hint.startswith(compute + ";")
-    gone = parsers.parse_volume_services(rec("volume_service_list_down.json"), layer.unit_of)
-    assert gone.hint.startswith(volume + ";")
+def test_hints_name_the_distros_units_and_paths(layer: Layer, hints: tuple[str, ...]) -> None:
+    no_keystone = Result("openstack token issue", 1, "", "Failed to discover available "
+                         "identity versions when contacting http://controller:5000/v3.")
+    got = [parsers.parse_compute_services(rec("compute_service_list_down.json"), layer).hint,
+           parsers.parse_volume_services(rec("volume_service_list_down.json"), layer).hint,
+           parsers.parse_dashboard(0, "Connection refused", layer).hint,
+           parsers.parse_dashboard(500, "", layer).hint,
+           parsers.parse_dashboard(200, "<html>It works!</html>", layer).hint,
+           parsers.explain(no_keystone, "token issue", layer).hint]
+    for hint, want in zip(got, hints, strict=True):
+        assert want in hint
 
 
 @pytest.mark.parametrize(("layer", "binary", "unit"), [
