@@ -16,9 +16,9 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from oslab.distro import RELEASES, distro_for
+from oslab.distro import RELEASES
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
-from oslab.install.services._layer import LAYERS, Layer
+from oslab.install.services._layer import Layer, layer_for
 from oslab.spec import LabSpec, Node, VirtType
 
 REGION = "RegionOne"
@@ -65,7 +65,7 @@ class Site:
     @property
     def layer(self) -> Layer:
         """Package, unit and path names of the lab's distro family."""
-        return LAYERS[distro_for(self.spec.distro).family]
+        return layer_for(self.spec.distro)
 
     @property
     def controller(self) -> Node:

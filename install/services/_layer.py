@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
-from oslab.distro import Family
+from oslab.distro import Family, distro_for
 from oslab.kickstart.render import NTP_POOL
 
 # EL9 libvirt is built with modular daemons (libvirt.spec: with_modular_daemons when
@@ -210,3 +210,8 @@ DEBIAN = Layer(
 )
 
 LAYERS: Mapping[Family, Layer] = MappingProxyType({Family.EL: EL, Family.DEBIAN: DEBIAN})
+
+
+def layer_for(distro: str) -> Layer:
+    """The layer of a lab spec's ``distro`` (its family's)."""
+    return LAYERS[distro_for(distro).family]

@@ -49,8 +49,9 @@ def parse_compute_services(text: str, layer: Layer = EL) -> Verdict:
     missing = [b for b in ("nova-conductor", "nova-scheduler", "nova-compute") if b not in have]
     if down or missing:
         parts = down + [f"no {b} registered" for b in missing]
-        hosts = sorted({str(r.get("Host")) for r in rows if r.get("State") != "up"})
-        binaries = [str(r.get("Binary")) for r in rows if r.get("State") != "up"] + missing
+        not_up = [r for r in rows if r.get("State") != "up"]
+        hosts = sorted({str(r.get("Host")) for r in not_up})
+        binaries = [str(r.get("Binary")) for r in not_up] + missing
         return Verdict(False, "; ".join(parts),
                        f"{_journal(binaries, layer)} on {', '.join(hosts) or 'the node'}; "
                        "/var/log/nova/*.log; is RabbitMQ up and are the clocks in step?")

@@ -15,11 +15,10 @@ from pathlib import Path
 from shlex import quote
 
 from oslab.access.ssh import NodeConn, Result
-from oslab.distro import distro_for
 from oslab.errors import OslabError
 from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
-from oslab.install.services._layer import LAYERS, Layer
+from oslab.install.services._layer import Layer, layer_for
 from oslab.install.verify.checklist import EXPECTED_SERVICES
 from oslab.install.verify.connections import GuestConnect, HttpGet, http_get
 from oslab.install.verify.ledger import Created, Ledger
@@ -136,7 +135,7 @@ class CheckRunner:
     @property
     def layer(self) -> Layer:
         """The unit and path names of the lab's distro family (for the hints)."""
-        return LAYERS[distro_for(self.lab.spec.distro).family]
+        return layer_for(self.lab.spec.distro)
 
     def sh(self, command: str, timeout: float | None = None,
            node: NodeConn | None = None) -> Result:
