@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from oslab import cli_boundary, cli_print, spec_file
+from oslab import cli_boundary, cli_power, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
@@ -273,7 +273,8 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     status_, target = node_target(opts, node)
     if status_.state != DomainState.RUNNING:
         raise OslabError(f"node {node} is not running ({status_.state})",
-                         hint="`oslab up` starts the lab's nodes; `oslab status` shows them")
+                         hint=f"`oslab --lab {opts.lab_name()} start {node}` boots it; "
+                                 "`oslab status` shows the nodes")
     if command:
         with Session(target, connect_timeout=SSH_PATIENCE_S) as s:
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
@@ -395,6 +396,10 @@ def openrc(opts: Options, who: str, show: bool) -> None:
 
     spec = opts.spec()
     click.echo(openrcmod.openrc_command(spec, LabState(spec.name), who, show=show).rstrip())
+
+
+for _command in cli_power.COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ class DomainState(StrEnum):
     SHUTTING_DOWN = "shutting down"
     SHUT_OFF = "shut off"
     CRASHED = "crashed"
-    SUSPENDED = "suspended"
+    PM_SUSPENDED = "pm-suspended"  # the guest suspended itself (ACPI S3)
+    SAVED = "suspended"  # shut off with its memory saved to disk (`oslab suspend`)
 
 
 STATE_NAMES = {
@@ -49,7 +50,7 @@ STATE_NAMES = {
     libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTTING_DOWN,
     libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUT_OFF,
     libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.SUSPENDED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.PM_SUSPENDED,
 }
 
 # Hints for the libvirt errors a user or the host can cause; the rest get the generic one.
@@ -367,6 +368,8 @@ def _lookup_volume(pool: Any, name: str) -> Any | None:
 @libvirt_calls("reading a domain's state")
 def state_name(dom: Any) -> DomainState:
     state, _reason = dom.state()
+    if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
+        return DomainState.SAVED  # the next start restores its memory
     return STATE_NAMES.get(state, DomainState.NO_STATE)  # a state newer than this libvirt
 
 

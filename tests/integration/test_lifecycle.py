@@ -1,0 +1,141 @@
+"""A lab's life after its build on a real 2-node lab of the test guest: `oslab suspend` and
+`resume` (memory kept, clocks set), `stop` and `start` (disks kept, compute nodes stopped first),
+one node at a time, a power loss (every node's qemu killed with -9), `up` on a suspended lab,
+and the refusals of a lab in the wrong state."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from typing import Any
+
+import libvirt
+import pytest
+
+from tests.conftest import URI, Lab
+from tests.procfs import process_files
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(make_module_lab: Any) -> Lab:
+    lab: Lab = make_module_lab(nodes=2)
+    lab.run("up", "--stage", "provision")
+    return lab
+
+
+def sh(lab: Lab, node: str, command: str) -> str:
+    return lab.run("ssh", node, "--", command).stdout.strip()
+
+
+def states(lab: Lab) -> dict[str, str]:
+    nodes: list[dict[str, str]] = lab.status()["nodes"]  # type: ignore[assignment]
+    return {n["node"]: n["state"] for n in nodes}
+
+
+def test_suspend_and_resume_keep_memory_and_set_the_clocks(lab: Lab) -> None:
+    pids = {}
+    for node in lab.nodes:
+        sh(lab, node, f"echo mem-{node} > /dev/shm/value")
+        pids[node] = sh(lab, node, "sleep 100000 >/dev/null 2>&1 </dev/null & echo $!")
+    out = lab.run("suspend")
+    assert re.search(r"^lab \S+ suspended in \d+s$", out.stdout, re.M), out.stdout
+    assert "every node paused" in out.stderr
+    assert states(lab) == {"ctl": "suspended", "cmp1": "suspended"}
+    for node in lab.nodes:  # libvirt keeps their memory on disk; the qemu processes are gone
+        assert not libvirt.open(URI).lookupByName(f"{lab.name}-{node}").isActive()
+
+    refused = lab.run("snapshot", "while-suspended", check=False)
+    assert refused.returncode != 0
+    assert "is suspended (its memory is saved to disk)" in refused.stderr
+    assert "oslab resume" in refused.stderr
+
+    time.sleep(5)  # the saved clocks fall behind
+    out = lab.run("resume", timeout=600)
+    assert states(lab) == {"ctl": "running", "cmp1": "running"}
+    for node in lab.nodes:
+        # the same memory: the tmpfs file and the very same process
+        assert sh(lab, node, "cat /dev/shm/value") == f"mem-{node}"
+        assert sh(lab, node, f"kill -0 {pids[node]} && echo alive") == "alive"
+        assert abs(int(sh(lab, node, "date -u +%s")) - time.time()) < 10, node
+        assert re.search(rf"^  {node} +restore .*clock was \d+s off, now set", out.stdout,
+                         re.M), out.stdout
+    assert "OpenStack services: not waited for: OpenStack is not installed" in out.stdout
+
+    again = lab.run("resume")
+    assert "nothing to resume" in again.stdout
+
+
+def test_stop_then_start_keeps_the_disks_and_stops_compute_nodes_first(lab: Lab) -> None:
+    for node in lab.nodes:
+        sh(lab, node, f"echo disk-{node} > /root/marker; sync; echo mem > /dev/shm/value")
+    out = lab.run("stop", timeout=900)
+    lines = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert lines == ["cmp1", "ctl"], out.stdout  # the compute node's wave, then the controller's
+    assert "shutting down (poweroff over SSH)" in out.stderr
+    assert states(lab) == {"ctl": "shut off", "cmp1": "shut off"}
+
+    refused = lab.run("resume", check=False)
+    assert refused.returncode == 2
+    assert "is stopped, not suspended" in refused.stderr
+    assert "start` boots it" in refused.stderr
+    assert "nothing to stop" in lab.run("stop").stdout
+
+    out = lab.run("start", timeout=900)
+    assert re.search(r"^  ctl +boot .*SSH after \d+s, ready after \d+s", out.stdout, re.M)
+    assert out.stdout.index("  ctl ") < out.stdout.index("  cmp1 ")  # controllers first
+    for node in lab.nodes:
+        assert sh(lab, node, "cat /root/marker") == f"disk-{node}"
+        assert sh(lab, node, "cat /dev/shm/value 2>/dev/null || echo gone") == "gone"
+
+
+def test_one_node_stops_and_starts_alone(lab: Lab) -> None:
+    lab.run("stop", "cmp1", timeout=900)
+    assert states(lab) == {"ctl": "running", "cmp1": "shut off"}
+    refused = lab.run("ssh", "cmp1", "--", "true", check=False)
+    assert "node cmp1 is not running" in refused.stderr
+    assert "start cmp1` boots it" in refused.stderr
+    unknown = lab.run("start", "cmp9", check=False)
+    assert unknown.returncode == 2
+    assert "has no node 'cmp9'" in unknown.stderr and "its nodes: cmp1, ctl" in unknown.stderr
+    lab.run("start", "cmp1", timeout=900)
+    assert states(lab) == {"ctl": "running", "cmp1": "running"}
+
+
+def test_power_loss_then_start(lab: Lab) -> None:
+    conn = libvirt.open(URI)
+    for node in lab.nodes:
+        sh(lab, node, f"echo after-loss-{node} > /root/kept; sync")
+        os.kill(_qemu_pid(f"{lab.name}-{node}"), signal.SIGKILL)
+    for node in lab.nodes:
+        dom = conn.lookupByName(f"{lab.name}-{node}")
+        deadline = time.monotonic() + 60
+        while dom.isActive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not dom.isActive()
+    assert set(states(lab).values()) == {"shut off"}
+    lab.run("start", timeout=900)
+    for node in lab.nodes:
+        assert sh(lab, node, "cat /root/kept") == f"after-loss-{node}"
+
+
+def test_up_on_a_suspended_lab_restores_it_and_sets_the_clocks(lab: Lab) -> None:
+    lab.run("suspend")
+    time.sleep(3)
+    out = lab.run("up", "--stage", "provision", timeout=900)
+    assert "restored from its saved memory" in out.stderr
+    assert re.search(r"clock was \d+s off, now set", out.stderr)
+    for node in lab.nodes:
+        assert abs(int(sh(lab, node, "date -u +%s")) - time.time()) < 10, node
+
+
+def _qemu_pid(domain: str) -> int:
+    """The pid of the domain's qemu (its command line names the guest)."""
+    for pid, cmdline in process_files("cmdline"):
+        args = cmdline.split(b"\0")
+        if b"qemu-system" in args[0] and f"guest={domain},".encode() in cmdline:
+            return pid
+    raise AssertionError(f"no qemu process for {domain}")
