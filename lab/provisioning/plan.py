@@ -112,6 +112,7 @@ class Verb(StrEnum):
     AWAIT_INSTALL = "wait for the install"
     BOOT = "boot"
     RESUME = "resume"
+    RESTORE = "restore"  # from its saved memory (`oslab suspend`), then its clock put right
     REFUSE = "refuse"
 
 
@@ -183,6 +184,8 @@ def decide_domain(subject: str, fact: DomainFact | None, digest: str) -> Decisio
         return Decision(subject, (Verb.INSTALL, Verb.BOOT), why)
     if fact.phase in (DomainPhase.DEFINED, DomainPhase.INSTALLING):
         return Decision(subject, (Verb.AWAIT_INSTALL, Verb.BOOT), why)
+    if fact.state == DomainState.SAVED:
+        return Decision(subject, (Verb.RESTORE,), why)
     if not fact.active:
         return Decision(subject, (Verb.BOOT,), why)
     if fact.state == DomainState.PAUSED:

@@ -321,6 +321,10 @@ class Provisioner:
                 dom.resume()
                 out.changed.append("resumed")
                 say("resumed")
+            elif verb is Verb.RESTORE:
+                dom.create()  # libvirt restores its saved memory
+                out.changed.append("restored")
+                say("restored from its saved memory (`oslab suspend`)")
         say(f"waiting for SSH at {node.address}")
         target = self.state.node_target(node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,
@@ -332,6 +336,10 @@ class Provisioner:
                 f"({reason}); the serial console ends with:\n"
                 + tail(self.state.console_log_path(node.name)),
                 hint=f"look at `oslab console {node.name}`; rerun `oslab up` to continue")
+        if Verb.RESTORE in decision.verbs:  # its memory brought its old clock back
+            from oslab.snapshots.checkpoint import settle
+            skew = settle({node.name: target})[0].skew
+            say(f"clock was {skew:.0f}s off, now set")
         out.seconds = time.monotonic() - start
         say(f"ready: ssh root@{node.address} (oslab ssh {node.name})")
         return out

@@ -139,6 +139,10 @@ class LabSnapshots:
                     f"node {info.meta.node} boots with UEFI/pflash firmware; internal "
                     "snapshots need BIOS guests on this libvirt",
                     hint="rebuild the node as a BIOS guest (oslab's default)")
+            if dom.hasManagedSaveImage(0):
+                raise SnapshotError(f"node {info.meta.node} is suspended (its memory is saved "
+                                    "to disk)", hint="`oslab resume` brings the lab back; "
+                                                     "then take the snapshot")
             for snap in dom.listAllSnapshots(0):
                 sx = ET.fromstring(snap.getXMLDesc(0))
                 external = sx.find("memory[@snapshot='external']") is not None or \
@@ -272,6 +276,8 @@ class LabSnapshots:
 
         def revert_one(item: tuple[DomainInfo, Any, Any, bool]) -> None:
             _info, dom, snap, running = item
+            if dom.hasManagedSaveImage(0):  # saved memory of a later moment: obsolete now
+                dom.managedSaveRemove(0)
             flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if running else 0
             dom.revertToSnapshot(snap, flags | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
 

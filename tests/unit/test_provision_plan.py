@@ -63,6 +63,8 @@ DOMAIN_CASES = [
      "domain d: wait for the install, boot (phase installing, shut off)"),
     (final("shut off", False), "domain d: boot (phase final, shut off)"),
     (final("paused"), "domain d: resume (phase final, paused)"),
+    # `oslab suspend` saved its memory: restored, then its clock put right
+    (final("suspended", False), "domain d: restore (phase final, suspended)"),
     (final("running"), "domain d: none (phase final, running)"),
     (DomainFact("final", "0123456789abcdef", True, "running"),
      f"domain d: refuse (built from a different spec (0123456789abcdef, now {DIGEST}))"),
