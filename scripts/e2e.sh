@@ -9,6 +9,11 @@
 #   4. takes `oslab snapshot before-risk`, breaks nova on the compute node, shows `oslab verify
 #      --only services` failing on compute services, runs `oslab revert before-risk` and shows
 #      `oslab verify` passing again;
+#   4b. checks the nodes' identities are their own, then lives the lab's life, each with its
+#      time: `oslab suspend`, `resume` and `verify --only services`; `stop`, `start` and a full
+#      verify; compute1 rebooted from inside and `verify --only services`; a power loss (every
+#      node's qemu killed with -9), `start` and a full verify; then no node's console shows a
+#      kernel panic;
 #   5. destroys the lab and checks that nothing of it is left.
 # It exits 0 only when every row passes; its last line is `N passed, N failed`.
 #
@@ -87,6 +92,24 @@ finish() {
 }
 trap finish EXIT
 
+# A row for one command: pass or FAIL with its time; its output in $work/NAME.log.
+timed() {
+    local name=$1 log=$2 t
+    shift 2
+    t=$(stamp)
+    if "$@" > "$work/$log.log" 2>&1; then row "$name" pass "$(( $(stamp) - t ))s"
+    else row "$name" FAIL "exit after $(( $(stamp) - t ))s; see $work/$log.log"; fi
+}
+# A kernel panic on any node's serial console fails the run with its lines (under TCG a first
+# iSCSI login has panicked a compute node: issue 21).
+panics() {
+    local logs=${XDG_STATE_HOME:-$HOME/.local/state}/oslab/e2e/logs found=""
+    found=$(grep -H -E -A3 'Kernel panic|Oops:|BUG: ' "$logs"/*.console.log 2>/dev/null \
+            | head -n 40 || true)
+    if [ -z "$found" ]; then row "no node's kernel panicked (serial console logs)" pass
+    else row "no node's kernel panicked (serial console logs)" FAIL "$(echo "$found" | tr '\n' ' ')"; fi
+}
+
 # 2. the whole build, verification included
 t0=$(stamp)
 set +e
@@ -139,6 +162,35 @@ if [ "$up_rc" = 0 ]; then
         row "verify passes after oslab revert before-risk" FAIL "see $work/verify-reverted.log"
     fi
 
+    # 4b. the lab's life: identities, suspend/resume, stop/start, a reboot, a power loss
+    ids=$(for node in controller compute1; do
+              "${oslab[@]}" ssh "$node" -- 'cat /etc/machine-id; sed -n "s/^InitiatorName=//p" \
+                  /etc/iscsi/initiatorname.iscsi 2>/dev/null' || echo "unreadable-$node"
+          done)
+    if [ "$(echo "$ids" | sort | uniq -d)" = "" ] && [ "$(echo "$ids" | wc -l)" -ge 4 ]; then
+        row "nodes have distinct machine-ids and iSCSI initiator names" pass
+    else
+        row "nodes have distinct machine-ids and iSCSI initiator names" FAIL "$(echo "$ids" | tr '\n' ' ')"
+    fi
+    timed "suspend" suspend "${oslab[@]}" suspend
+    timed "resume, until every service is up" resume "${oslab[@]}" resume
+    timed "verify --only services after resume" verify-resumed "${oslab[@]}" verify --only services
+    timed "stop" stop "${oslab[@]}" stop
+    timed "start, until every service is up" start "${oslab[@]}" start
+    timed "full verify after stop and start" verify-started "${oslab[@]}" verify
+    "${oslab[@]}" ssh compute1 -- 'systemctl reboot' >/dev/null 2>&1 || true
+    sleep 20
+    timed "compute1 rebooted from inside: verify --only services" verify-rebooted \
+        "${oslab[@]}" verify --only services
+    for dom in e2e-controller e2e-compute1; do
+        pid=$(pgrep -f -- "guest=$dom," | head -n 1 || true)
+        if [ -n "$pid" ]; then kill -9 "$pid"; fi
+    done
+    sleep 5
+    timed "power loss (kill -9 of every node's qemu), then start" start-after-loss \
+        "${oslab[@]}" start
+    timed "full verify after the power loss" verify-after-loss "${oslab[@]}" verify
+
     if [ -n "${E2E_REBUILD:-}" ]; then
         "${oslab[@]}" destroy --yes
         t1=$(stamp)
@@ -149,6 +201,8 @@ if [ "$up_rc" = 0 ]; then
         fi
     fi
 fi
+
+panics
 
 # 5. nothing left behind (after a failed build the lab stays, so a rerun continues from it)
 if [ "$keep" = 0 ] && [ "$up_rc" = 0 ]; then
