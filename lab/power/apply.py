@@ -18,13 +18,14 @@ import libvirt
 
 from oslab.access.ssh import Session, SSHError
 from oslab.access.state import LabState
-from oslab.errors import OslabError
+from oslab.errors import CommandError, OslabError
 from oslab.power.decide import Act, Move, PowerError, PowerPlan
 from oslab.virt.lab_objects import LabObjects, libvirt_calls, virt_error, wait_for
 
 T = TypeVar("T")
-# `poweroff` returns at once; the session may drop as the node goes down, which is fine
-POWEROFF = "nohup sh -c 'sleep 1; poweroff' >/dev/null 2>&1 &"
+# systemd's and busybox's `poweroff` return once the shutdown is under way (a job queued, a
+# signal to init); the session may drop meanwhile, and then ACPI's button is pressed too
+POWEROFF = "poweroff"
 STOP_TIMEOUT_S = 600.0  # a TCG node stopping its OpenStack units can take minutes
 
 
@@ -100,9 +101,9 @@ class Power:
         if target is not None:
             try:
                 with Session(target, connect_timeout=20.0) as s:
-                    s.run(POWEROFF, timeout=20.0, check=True)
+                    s.run(POWEROFF, timeout=30.0, check=True)
                 return "poweroff over SSH"
-            except SSHError as exc:
+            except (SSHError, CommandError) as exc:
                 self.say(move.node.node, f"SSH did not take `poweroff` ({exc.message}); "
                                          "pressing its ACPI power button")
         dom.shutdown()
