@@ -1,5 +1,5 @@
 """The install guide's environment, on every node: hosts, time, the RDO repositories (EL)
-or debconf answers and package lists (Debian)."""
+or debconf answers, package lists and log rotation (Debian)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,25 @@ def client(site: Site) -> StepDef:
     )
 
 
+LOGROTATE_TIMER = "logrotate.timer"
+
+
+def logrotate() -> StepDef:
+    """Debian: every service's log rotated daily. Nothing on the controller pulls logrotate in
+    (the packages that recommend it install without recommends), and on compute nodes, where
+    libvirt-daemon depends on it, a baked base image has its timer disabled with every unit
+    the role's packages enabled. EL has no such step: logrotate is in the minimal install
+    (@core) and its timer is enabled by the distribution's presets there."""
+    return StepDef(
+        name="env.logrotate",
+        where=Where.ALL,
+        title="logrotate: every log rotated daily",
+        packages=("logrotate",),
+        services=(LOGROTATE_TIMER,),
+    )
+
+
 def steps(site: Site, node: Node) -> list[StepDef]:
     if site.layer.debian:
-        return [hosts(site), apt(site), chrony(site, node), client(site)]
+        return [hosts(site), apt(site), chrony(site, node), client(site), logrotate()]
     return [hosts(site), chrony(site, node), *repositories(site)]
