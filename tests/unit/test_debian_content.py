@@ -255,8 +255,9 @@ def test_horizon_settings_come_last_and_static_files_follow_the_webroot() -> Non
     runs = [c.run for c in step.commands]
     assert runs[0] == "a2dissite -q openstack-dashboard-alias-only"
     assert runs[1] == "a2dissite -q default-ssl"
-    assert runs[2] == "a2enconf -q oslab-dashboard"
-    assert "manage.py compress --force" in runs[3]
+    assert runs[2].startswith("sed -i -e '1i <IfModule mod_ssl.c>'")  # test_node_lifetime
+    assert runs[3] == "a2enconf -q oslab-dashboard"
+    assert "manage.py compress --force" in runs[4]
     assert step.services == ("apache2", "memcached")
 
 

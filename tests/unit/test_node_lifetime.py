@@ -171,3 +171,41 @@ def test_el_nodes_leave_both_identities_to_their_packages() -> None:
     steps = el_plan()
     text = " ".join(c.check + c.run for lst in steps.values() for s in lst for c in s.commands)
     assert "initiatorname" not in text and "erlang.cookie" not in text
+
+
+# -- Apache after an upgrade of openstack-dashboard-apache -------------------------------------
+
+# The shape of trixie's default-ssl.conf: a vhost whose SSL directives need mod_ssl, with no
+# <IfModule> around it (older releases had one).
+SSL_SITE_TEXT = """<VirtualHost *:443>
+\tDocumentRoot /var/www/html
+\tSSLEngine on
+\t<Directory /usr/lib/cgi-bin>
+\t\tSSLOptions +StdEnvVars
+\t</Directory>
+</VirtualHost>
+"""
+
+
+def test_a_reenabled_default_ssl_site_is_harmless_without_mod_ssl(tmp_path: Path) -> None:
+    """The package's postinst enables default-ssl on every upgrade; the site is disabled, and
+    its file wrapped in <IfModule mod_ssl.c>, so apache2 still starts when it comes back."""
+    step = next(s for s in plan()["controller"] if s.name == "horizon.dashboard")
+    guard = next(c for c in step.commands if "sites-available/default-ssl.conf" in c.check)
+    assert any(c.run == "a2dissite -q default-ssl" for c in step.commands)
+    site = tmp_path / "etc/apache2/sites-available/default-ssl.conf"
+    site.parent.mkdir(parents=True)
+    site.write_text(SSL_SITE_TEXT)
+    assert run_sh(guard.check, tmp_path) != 0
+    assert run_sh(guard.run, tmp_path) == 0
+    assert run_sh(guard.check, tmp_path) == 0  # so it runs once
+    lines = site.read_text().splitlines()
+    assert lines[0] == "<IfModule mod_ssl.c>" and lines[-1] == "</IfModule>"
+    assert "\n".join(lines[2:-1]) + "\n" == SSL_SITE_TEXT  # a comment, then the site as it was
+    site.unlink()
+    assert run_sh(guard.check, tmp_path) == 0  # no file: a2ensite fails, nothing to guard
+
+
+def test_el_dashboards_have_no_debian_apache_sites() -> None:
+    step = next(s for s in el_plan()["controller"] if s.name == "horizon.dashboard")
+    assert not step.commands
