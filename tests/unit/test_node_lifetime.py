@@ -9,19 +9,22 @@ for the Debian 13 lab of ``test_debian_content`` and, where EL differs, the defa
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.images.build import ImageInputs, customize_script
 from oslab.images.nodes import lab_packages
+from oslab.images.seed import SeedInput, seed_files
 from oslab.install import ops
 from oslab.install.facts import ServiceState
 from oslab.install.model import Guarded, StepDef
-from tests.unit.test_debian_content import debian_spec, plan
+from tests.unit.test_debian_content import debian_spec, plan, spec_text
 from tests.unit.test_services import plan as el_plan
 
 # -- log rotation ------------------------------------------------------------------------------
@@ -209,3 +212,24 @@ def test_a_reenabled_default_ssl_site_is_harmless_without_mod_ssl(tmp_path: Path
 def test_el_dashboards_have_no_debian_apache_sites() -> None:
     step = next(s for s in el_plan()["controller"] if s.name == "horizon.dashboard")
     assert not step.commands
+
+
+# -- the lab's time zone -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires",
+                                "Etc/GMT+3"])
+def test_the_seed_gives_a_node_the_labs_time_zone(tmp_path: Path, tz: str) -> None:
+    """EL nodes get it from the kickstart's timezone command; image-booted nodes (Debian, and
+    golden clones) from cloud-init's timezone module, which Debian's cloud.cfg runs in its
+    config stage, before the node counts as ready."""
+    spec = spec_file.parse(spec_text().replace('timezone = "UTC"', f'timezone = "{tz}"'))
+    assert spec.timezone == tz
+    state = LabState(spec.name, root=tmp_path)
+    host = state.host_key("compute1")
+    user = seed_files(SeedInput(spec=spec, node=spec.node("compute1"),
+                                authorized_key=state.ssh_key().public,
+                                host_private=host.private_path.read_text(),
+                                host_public=host.public, mirror=""), "trixie")["user-data"]
+    (line,) = [x for x in user.splitlines() if x.startswith("timezone:")]
+    assert json.loads(line.removeprefix("timezone:")) == tz  # a JSON string is YAML too
