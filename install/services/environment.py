@@ -1,5 +1,6 @@
 """The install guide's environment, on every node: hosts, time, the RDO repositories (EL)
-or debconf answers and package lists (Debian)."""
+or debconf answers, package lists, log rotation and the node's own iSCSI initiator name
+(Debian)."""
 
 from __future__ import annotations
 
@@ -117,7 +118,55 @@ def client(site: Site) -> StepDef:
     )
 
 
+LOGROTATE_TIMER = "logrotate.timer"
+
+
+def logrotate() -> StepDef:
+    """Debian: every service's log rotated daily. Nothing on the controller pulls logrotate in
+    (the packages that recommend it install without recommends), and on compute nodes, where
+    libvirt-daemon depends on it, a baked base image has its timer disabled with every unit
+    the role's packages enabled. EL has no such step: logrotate is in the minimal install
+    (@core) and its timer is enabled by the distribution's presets there."""
+    return StepDef(
+        name="env.logrotate",
+        where=Where.ALL,
+        title="logrotate: every log rotated daily",
+        packages=("logrotate",),
+        services=(LOGROTATE_TIMER,),
+    )
+
+
+INITIATOR_NAME = "/etc/iscsi/initiatorname.iscsi"
+ISCSI_STARTUP_CHECKS = "/usr/lib/open-iscsi/startup-checks.sh"  # open-iscsi's, Debian
+
+
+def initiator_name() -> StepDef:
+    """Debian: the node's own iSCSI initiator name, before iscsid or os-brick first reads it.
+
+    A baked base image holds ``GenerateName=yes`` instead of the name open-iscsi's postinst
+    made at its build (the image clean-up), so that no two nodes share one. Debian's iscsid
+    runs ``startup-checks.sh`` before it starts, which writes a new name in place of that line
+    and refuses to start without the file; os-brick reads the name from the file itself. The
+    step runs the package's own check once, on every node that has open-iscsi (python3-os-brick
+    depends on it, so the controller has it too). Where open-iscsi is not installed yet, its
+    postinst makes the name when it installs. EL needs nothing: iscsi-initiator-utils ships no
+    name and iscsid's iscsi-init.service makes one when the file is missing."""
+    named = f"grep -q '^InitiatorName=[^[:space:]]' {INITIATOR_NAME}"
+    return StepDef(
+        name="env.initiator-name",
+        where=Where.ALL,
+        title="this node's own iSCSI initiator name",
+        commands=(Guarded(
+            description="this node's own iSCSI initiator name (where open-iscsi is installed)",
+            check=f"! test -e {ISCSI_STARTUP_CHECKS} || {named}",
+            run=f"{{ test -e {INITIATOR_NAME} || echo GenerateName=yes > {INITIATOR_NAME}; }} "
+                f"&& {ISCSI_STARTUP_CHECKS}",
+        ),),
+    )
+
+
 def steps(site: Site, node: Node) -> list[StepDef]:
     if site.layer.debian:
-        return [hosts(site), apt(site), chrony(site, node), client(site)]
+        return [hosts(site), apt(site), chrony(site, node), client(site), logrotate(),
+                initiator_name()]
     return [hosts(site), chrony(site, node), *repositories(site)]

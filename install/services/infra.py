@@ -124,6 +124,23 @@ fi
 rabbitmqctl -q add_user openstack "$hash" --pre-hashed-password </dev/null"""
 
 
+ERLANG_COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
+
+
+def erlang_cookie() -> Guarded:
+    """Debian: the controller's own Erlang cookie, which RabbitMQ and rabbitmqctl share. A
+    baked base image holds none (the image clean-up removes the one rabbitmq-server's postinst
+    made at its build, which every lab would share). Made as that postinst makes it (42 random
+    bytes, base64, 0400 rabbitmq): a cookie Erlang makes itself (20 capital letters) has less
+    entropy, and the postinst replaces such a cookie on an upgrade and restarts RabbitMQ."""
+    return Guarded(
+        description=f"this node's own Erlang cookie in {ERLANG_COOKIE}",
+        check=f"test -s {ERLANG_COOKIE}",
+        run=f"(umask 077 && openssl rand -base64 -out {ERLANG_COOKIE} 42) && "
+            f"chown rabbitmq:rabbitmq {ERLANG_COOKIE} && chmod 0400 {ERLANG_COOKIE}",
+    )
+
+
 def rabbitmq(site: Site) -> list[StepDef]:
     user = Guarded(
         description="RabbitMQ user openstack",
@@ -142,6 +159,8 @@ def rabbitmq(site: Site) -> list[StepDef]:
             where=Where.CONTROLLER,
             title="RabbitMQ",
             packages=site.layer.pkgs("rabbitmq"),
+            # before RabbitMQ first starts (the engine runs commands before services)
+            commands=(erlang_cookie(),) if site.layer.debian else (),
             services=("rabbitmq-server",),
         ),
         StepDef(

@@ -3,10 +3,11 @@
 From the local flat repository: the required set, a kernel with virtio
 (``linux-image-cloud-amd64``), systemd, openssh-server, cloud-init and chrony, and, when the lab
 bakes them, the role's packages with the debconf answers preseeded before they install. The
-image is generalised (empty machine-id, no SSH host keys) and every unit the role's packages
-enabled is disabled again. The root directory becomes an ext4 file system with ``mke2fs -d``
-(label ``oslab-root``), converted to qcow2; the kernel and initrd are kept beside it for direct
-kernel boot. cloud-init grows the file system to the node's disk at first boot.
+image is generalised (empty machine-id, no SSH host keys, no iSCSI initiator name or Erlang
+cookie of the build's) and every unit the role's packages enabled is disabled again. The root
+directory becomes an ext4 file system with ``mke2fs -d`` (label ``oslab-root``), converted to
+qcow2; the kernel and initrd are kept beside it for direct kernel boot. cloud-init grows the
+file system to the node's disk at first boot.
 
 Images are cached by the hash of their inputs, under ``<cache>/debian/images/<hash>/``.
 """
@@ -27,7 +28,7 @@ from oslab.images import rebuilds
 from oslab.images.common import Say, debian_cache, digest, env, locked, run
 from oslab.images.repo import Repo
 
-FORMAT = 1  # bump when the image layout or the customize hook changes
+FORMAT = 2  # bump when the image layout or the customize hook changes
 ROOT_LABEL = "oslab-root"
 # iputils-ping: the install guide's own checks ping from the nodes, and `oslab verify` pings
 # the instance from inside the router's namespace when its floating IP does not answer.

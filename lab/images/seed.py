@@ -1,6 +1,8 @@
 """A node's identity at first boot: a cloud-init NoCloud seed, a ``cidata`` ISO.
 
-The seed gives the hostname, the static address of the management NIC (matched by its MAC)
+The seed gives the hostname, the lab's time zone (``lab.timezone``, which a kickstarted node
+gets from the kickstart's ``timezone`` command; cloud-init's timezone module applies it before
+the node counts as ready), the static address of the management NIC (matched by its MAC)
 with the gateway and DNS, root's authorized key (the lab's key), and the node's host key that
 oslab generated and pins, so there is no trust on first use. The provider NIC is left
 unconfigured for Open vSwitch; ``/etc/hosts`` is the install content's. The node's apt source
@@ -58,7 +60,7 @@ def seed_files(seed: SeedInput, suite: str) -> dict[str, str]:
             authorized_key=seed.authorized_key, host_private=seed.host_private.strip(),
             host_public=seed.host_public,
             apt_source=apt_source(spec, seed.mirror, suite) if suite else "",
-            growpart="auto" if seed.growpart else "off", **common),
+            growpart="auto" if seed.growpart else "off", timezone=spec.timezone, **common),
         "network-config": env.get_template("network-config.j2").render(
             mac=spec.mac(node, 0), provider_mac=spec.mac(node, 1),
             address=f"{node.address}/{spec.management.cidr.prefixlen}",

@@ -173,6 +173,8 @@ def test_the_post_generalises_a_scratch_root(tmp_path: Path, distro: str, shell:
         "etc/testlinux/network": "mac=x mode=static",
         "var/lib/cloud/instance/boot-finished": "x", "var/log/messages": "secret log",
         "etc/hostname": "golden",
+        "etc/iscsi/initiatorname.iscsi": "InitiatorName=iqn.1994-05.com.redhat:golden\n",
+        "var/lib/rabbitmq/.erlang.cookie": "GOLDENCOOKIE",
     }
     for rel, text in seeded.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +202,8 @@ def test_the_post_generalises_a_scratch_root(tmp_path: Path, distro: str, shell:
     for gone in ("etc/ssh/ssh_host_ed25519_key", "etc/ssh/ssh_host_rsa_key.pub",
                  "root/.ssh/authorized_keys",
                  "etc/NetworkManager/system-connections/eth0.nmconnection",
-                 "var/lib/cloud"):
+                 "var/lib/cloud", "etc/iscsi/initiatorname.iscsi",
+                 "var/lib/rabbitmq/.erlang.cookie"):
         assert not (root / gone).exists(), gone
     assert (root / "etc/testlinux/network").exists() == (distro != "testlinux")
     assert (root / "var/log/messages").read_text() == ""
