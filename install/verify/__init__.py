@@ -10,8 +10,9 @@ ping and SSH with its console log, a volume seen inside the instance, and the da
 check becomes a :class:`Row` (name, result, seconds, details, and on failure what to look at).
 
 Every resource a check creates is written to a ledger (also kept in the lab's state dir, so a
-run that died is cleaned up by the next one); without ``keep`` the ledger is torn down at the
-end, newest first, so dependants go before what they depend on.
+run that died is cleaned up by the next one, and a ledger that cannot be read stops the next
+run with what it may name); without ``keep`` the ledger is torn down at the end, newest
+first, so dependants go before what they depend on.
 
 The nodes are reached through ``oslab.access.ssh.NodeConn``, so tests can pass a local runner;
 :func:`verify_lab` wires the real lab (SSH with pinned host keys).

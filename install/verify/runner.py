@@ -313,10 +313,15 @@ class CheckRunner:
 
     # -- cleanup before and after the run --
 
-    def sweep(self) -> None:
-        """Remove what an earlier run left behind (it died, or ran with --keep)."""
+    def earlier(self) -> list[Created]:
+        """What an earlier run left behind (it died, or ran with --keep), from its ledger;
+        one that cannot be read is an error (:func:`.ledger.damaged`), before any check."""
         path = self.lab.ledger_path
-        old = Ledger.load(path) if path is not None and path.exists() else []
+        return Ledger.load(path) if path is not None else []
+
+    def sweep(self, old: Sequence[Created]) -> None:
+        """Remove what an earlier run left behind."""
+        path = self.lab.ledger_path
         if not old:
             return
         start = self.lab.clock()

@@ -491,6 +491,43 @@ def left_attached(tmp_path: Path) -> None:
          "delete": f"server remove volume {SERVER} {VOLUME}"}]))
 
 
+GOOD = json.dumps([{"kind": "image", "ref": IMAGE, "who": "admin",
+                    "delete": f"image delete {IMAGE}"}])
+DAMAGED_LEDGERS = [
+    # what the file holds, why it cannot be read, what the hint says it may name
+    (GOOD[:-1] + f', {{"kind": "server", "ref": "{SERVER}", "who": "de', "not JSON: ",
+     f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin), server "
+     f"{SERVER}; delete those still in the cloud"),
+    (json.dumps([{"kind": "volume", "ref": VOLUME}]),
+     "not a list of kind, ref, who, delete entries",
+     f"it may name: volume {VOLUME}; delete those"),
+    (GOOD[1:-1], "not a list of kind, ref, who, delete entries",  # an object, not a list
+     f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin); delete"),
+    ("\udcff\x00 garbage", "not JSON: ", "it names no resource oslab can read; look for "
+     "verify's in the cloud (named oslab-verify-*: `openstack server list`"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "hint"), DAMAGED_LEDGERS,
+                         ids=["truncated", "entry-without-fields", "not-a-list", "garbage"])
+def test_a_damaged_ledger_stops_the_run_and_says_what_it_may_name(
+        tmp_path: Path, text: str, reason: str, hint: str) -> None:
+    """Not an empty list, which forgot the resources of the run that wrote it: the run stops
+    before it makes anything (or writes over the file), naming the file and what it may hold."""
+    path = tmp_path / "verify-resources.json"
+    data = text.encode(errors="surrogateescape")
+    path.write_bytes(data)
+    cloud = FakeCloud()
+    with pytest.raises(OslabError) as info:
+        verify.Verifier(make_lab(cloud, tmp_path)).run()
+    assert info.value.message.startswith(f"the verify ledger {path} cannot be read ({reason}")
+    assert info.value.message.endswith("may still be in the cloud, and this run would forget "
+                                       "them")
+    assert info.value.hint is not None and info.value.hint.startswith(hint)
+    assert info.value.hint.endswith(f"then remove {path} and run `oslab verify` again")
+    assert cloud.commands == [] and path.read_bytes() == data
+
+
 @pytest.mark.parametrize(("volume", "stuck", "polls", "reset"), [
     ("in-use", False, 4, False),  # detached after a few looks
     ("in-use", True, 181, True),  # detaching for good: waited its 600 s, then reset
