@@ -25,6 +25,7 @@ The nodes are reached through ``oslab.access.ssh.NodeConn``, so tests can pass a
 - ``connections``: ``LocalRunner`` (commands on this machine) and ``http_get``;
 - ``runner``: ``Lab``, ``Timeouts`` and ``CheckRunner``, the plumbing every check uses;
 - ``health``: the health checks (tokens, catalog, services, agents, upgrade checks);
+- ``settle``: when a services row stops waiting (a unit behind it that systemd marked failed);
 - ``cloud``: the cloud checks (image, networks, instance, volume, dashboard);
 - ``verifier``: ``Verifier`` (all the checks, in order) and ``verify_lab`` (on a real lab).
 
