@@ -130,6 +130,7 @@ def test_a_unit_that_may_still_come_up_is_waited_for(tmp_path: Path,
     assert row.status is Status.FAIL
     assert row.details == "cinder-volume on controller@lvm is down"
     assert 290 <= sum("volume service list" in c for c in commands) <= 302  # settle: 300 s
-    # the wait says what it waits for
+    # the wait says what it waits for, and what the listing says now
     assert said[said.index("verify: volume services ...") + 1] == (
-        "verify: still waiting for every volume service to report up (60s of 300s)")
+        "verify: still waiting for every volume service to report up (60s of 300s): "
+        "cinder-volume on controller@lvm is down")
