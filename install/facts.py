@@ -15,7 +15,8 @@ Conventions the commands rely on:
   Stream 9 (MariaDB >= 10.4) ``root@localhost`` authenticates by ``unix_socket``, so no root
   password exists or is needed. The SQL (which holds the user's password, to compare hashes)
   goes on stdin, never on the command line;
-* **services** are read with ``systemctl is-enabled`` and ``systemctl is-active``.
+* **services** are read with ``systemctl is-enabled`` and ``systemctl is-active``; what
+  ``oslab verify`` needs of a unit (whether systemd gave it up) with ``systemctl show``.
 """
 
 from __future__ import annotations
@@ -210,6 +211,45 @@ def service_states(names: Sequence[str]) -> Fact[dict[str, ServiceState]]:
         return found
 
     return Fact("services " + " ".join(wanted), command, parse)
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What ``systemctl show`` says of one unit (``oslab verify``'s services rows)."""
+
+    unit: str  # as asked
+    load: str  # LoadState: loaded, not-found, masked, ...
+    active: str  # ActiveState: active, activating, deactivating, reloading, inactive, failed
+    sub: str  # SubState: running, start, auto-restart (a restart pending), dead, failed, ...
+    result: str  # Result: success, exit-code, signal, timeout, core-dump, start-limit-hit, ...
+
+    @property
+    def failed(self) -> bool:
+        """systemd gave it up: it will not start again by itself (a unit whose ``Restart=``
+        will start it again is ``activating``, sub-state ``auto-restart``, meanwhile)."""
+        return self.active == "failed"
+
+
+UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result")
+
+
+def unit_states(units: Sequence[str]) -> Fact[dict[str, UnitState]]:
+    """``systemctl show`` of each of ``units``: one block of ``Property=value`` lines per unit,
+    in the order asked, the blocks parted by an empty line. A unit the node does not have is
+    shown too (``LoadState=not-found``, ``ActiveState=inactive``)."""
+    wanted = tuple(units)
+    command = ("systemctl show " + " ".join(f"-p {p}" for p in UNIT_PROPERTIES) + " -- "
+               + " ".join(shlex.quote(u) for u in wanted))
+
+    def parse(out: str, err: str, rc: int) -> dict[str, UnitState]:
+        blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+                  for block in re.split(r"\n\s*\n", out.strip()) if block.strip()]
+        if rc != 0 or len(blocks) != len(wanted) or not all("ActiveState" in b for b in blocks):
+            raise _fail("the units " + ", ".join(wanted), out, err, rc)
+        return {u: UnitState(u, b.get("LoadState", ""), b["ActiveState"], b.get("SubState", ""),
+                             b.get("Result", "")) for u, b in zip(wanted, blocks, strict=True)}
+
+    return Fact("units " + " ".join(wanted), command, parse, timeout=60.0)
 
 
 # -- databases ---------------------------------------------------------------------------------

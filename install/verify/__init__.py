@@ -10,8 +10,9 @@ ping and SSH with its console log, a volume seen inside the instance, and the da
 check becomes a :class:`Row` (name, result, seconds, details, and on failure what to look at).
 
 Every resource a check creates is written to a ledger (also kept in the lab's state dir, so a
-run that died is cleaned up by the next one); without ``keep`` the ledger is torn down at the
-end, newest first, so dependants go before what they depend on.
+run that died is cleaned up by the next one, and a ledger that cannot be read stops the next
+run with what it may name); without ``keep`` the ledger is torn down at the end, newest
+first, so dependants go before what they depend on.
 
 The nodes are reached through ``oslab.access.ssh.NodeConn``, so tests can pass a local runner;
 :func:`verify_lab` wires the real lab (SSH with pinned host keys).
@@ -24,6 +25,7 @@ The nodes are reached through ``oslab.access.ssh.NodeConn``, so tests can pass a
 - ``connections``: ``LocalRunner`` (commands on this machine) and ``http_get``;
 - ``runner``: ``Lab``, ``Timeouts`` and ``CheckRunner``, the plumbing every check uses;
 - ``health``: the health checks (tokens, catalog, services, agents, upgrade checks);
+- ``settle``: when a services row stops waiting (a unit behind it that systemd marked failed);
 - ``cloud``: the cloud checks (image, networks, instance, volume, dashboard);
 - ``verifier``: ``Verifier`` (all the checks, in order) and ``verify_lab`` (on a real lab).
 

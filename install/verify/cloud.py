@@ -87,7 +87,8 @@ class CloudChecks(CheckRunner):
                 return status == "active"
 
             done, out = self.poll("image show", self.t.image_active,
-                                  f"image show {image} -f json", openrc.ADMIN, active)
+                                  f"image show {image} -f json", openrc.ADMIN, active,
+                                  waiting=f"image {image} to become active")
             if not done:
                 raise CheckFailed(f"image still {field_of(out, 'status', 'image show')} after "
                                   f"{self.t.image_active:.0f}s",
@@ -182,7 +183,8 @@ class CloudChecks(CheckRunner):
             self.ids["server"] = server
             done, out = self.poll("server show", self.t.server_active,
                                   f"server show {server} -f json", openrc.ADMIN,
-                                  lambda out: parse_server(out).status in ("ACTIVE", "ERROR"))
+                                  lambda out: parse_server(out).status in ("ACTIVE", "ERROR"),
+                                  waiting=f"server {server} to become ACTIVE")
             state = parse_server(out)
             if state.status != "ACTIVE":
                 what = (f"server {state.status}: {state.fault}" if done else
@@ -199,7 +201,8 @@ class CloudChecks(CheckRunner):
         with self.row("instance: console login prompt", g) as d:
             done, log = self.poll("console log show", self.t.boot,
                                   f"console log show {server}", demo,
-                                  lambda out: parse_console(out).ok)
+                                  lambda out: parse_console(out).ok,
+                                  waiting=f"the login prompt on server {server}'s console")
             if not done:
                 verdict = parse_console(log)
                 raise CheckFailed(verdict.details, verdict.hint)
@@ -225,7 +228,8 @@ class CloudChecks(CheckRunner):
                                       "(scripts/setup-host.sh does)")
                 return pinged.ok
 
-            if not self.wait("ping", self.t.reach, answers):
+            if not self.wait(f"floating IP {fip} to answer ping from this host", self.t.reach,
+                             answers):
                 raise CheckFailed(f"no answer to ping {fip} from the host"
                                   + self.router_ping(), "the provider bridge on the host, the "
                                   "router's gateway (openstack router show), the L3 agent's "
@@ -260,7 +264,7 @@ class CloudChecks(CheckRunner):
                 last[0] = Result(command, -1, "", exc.message)
             return last[0].ok
 
-        self.wait("ssh", timeout, attempt)
+        self.wait(f"SSH to {self.lab.instance.user}@{self.ids['fip']}", timeout, attempt)
         return last[0]
 
     def ensure_flavor(self) -> str:
@@ -327,7 +331,8 @@ class CloudChecks(CheckRunner):
                                            device)
                 return seen[0].ok
 
-            if not self.wait("partitions", self.t.volume, inside):
+            if not self.wait(f"{device} in the instance's /proc/partitions", self.t.volume,
+                             inside):
                 raise CheckFailed(seen[0].details, seen[0].hint)
             d.append(seen[0].details)
             self.openstack(f"server remove volume {server} {vol}", demo, "server remove volume")
@@ -344,7 +349,7 @@ class CloudChecks(CheckRunner):
             return status == want
 
         done, out = self.poll("volume show", self.t.volume, f"volume show {vol} -f json",
-                              openrc.DEMO, ready)
+                              openrc.DEMO, ready, waiting=f"volume {vol} to become {want}")
         if not done:
             raise CheckFailed(f"volume still {field_of(out, 'status', 'volume show')} "
                               f"(want {want}) after {self.t.volume:.0f}s"
@@ -358,7 +363,7 @@ class CloudChecks(CheckRunner):
         url = dashboard_url(self.lab.spec)
         with self.row("dashboard", "dashboard") as d:
             # Django loads on the first request: under TCG that alone can outlast 30 s
-            verdict = self.until("dashboard", self.t.settle,
+            verdict = self.until(f"the dashboard's login page at {url}", self.t.settle,
                                  lambda: parse_dashboard(*self.lab.http(url, 60.0), self.layer),
                                  f"{url}: ")
             d.append(f"{url}: {verdict.details}")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from oslab.install import openrc
+from oslab.install import facts, openrc
+from oslab.install.facts import FactError, UnitState
 from oslab.install.verify.parsers import (
     parse_catalog,
     parse_compute_services,
@@ -18,6 +19,7 @@ from oslab.install.verify.parsers import (
 )
 from oslab.install.verify.results import CheckFailed, Verdict
 from oslab.install.verify.runner import CheckRunner
+from oslab.install.verify.settle import SERVICES_ROWS, ServicesRow, give_up
 
 
 class HealthChecks(CheckRunner):
@@ -43,13 +45,13 @@ class HealthChecks(CheckRunner):
         g = "services"
         if not self.needs("services", g, "identity"):
             return
-        settle = self.t.settle
-        self.simple("compute services", g, "compute service list -f json",
-                    lambda t: parse_compute_services(t, self.layer), settle)
-        self.simple("network agents", g, "network agent list -f json", parse_network_agents,
-                    settle)
-        self.simple("volume services", g, "volume service list -f json",
-                    lambda t: parse_volume_services(t, self.layer), settle)
+        parse: dict[str, Callable[[str], Verdict]] = {
+            "compute services": lambda t: parse_compute_services(t, self.layer),
+            "network agents": parse_network_agents,
+            "volume services": lambda t: parse_volume_services(t, self.layer),
+        }
+        for services in SERVICES_ROWS:
+            self.services_row(services, parse[services.name])
         for command in ("nova-status upgrade check", "placement-status upgrade check"):
             with self.row(command, g) as d:
                 result = self.sh(command)
@@ -58,10 +60,41 @@ class HealthChecks(CheckRunner):
                     raise CheckFailed(verdict.details, verdict.hint)
                 d.append(verdict.details)
 
+    def services_row(self, services: ServicesRow, parse: Callable[[str], Verdict]) -> None:
+        """The listing and its verdict, asked again until it passes or the settle time has
+        gone (a service that just started reports down), unless systemd on a node says a
+        unit behind it failed (:func:`.settle.give_up`): then the row ends at once."""
+        units = tuple(dict.fromkeys(self.layer.unit_of(b) for b in services.binaries))
+
+        def verdict() -> Verdict:
+            listed = parse(self.openstack(services.listing, openrc.ADMIN, services.name))
+            final = None if listed.ok else give_up(listed, self.unit_states(units))
+            if final is not None:
+                raise CheckFailed(final.details, final.hint)
+            return listed
+
+        with self.row(services.name, "services") as d:
+            d.append(self.until(services.waiting, self.t.settle, verdict).details)
+
+    def unit_states(self, units: tuple[str, ...]) -> dict[str, dict[str, UnitState]]:
+        """What systemd says of ``units`` on every node. A node that cannot be asked (SSH,
+        no systemd) is left out: the row then waits as it would without systemd's word."""
+        fact = facts.unit_states(units)
+        nodes = {self.lab.spec.controller.name: self.lab.controller, **self.lab.computes}
+        states = {}
+        for node, conn in nodes.items():
+            shown = self.sh(fact.command, fact.timeout, conn)
+            try:
+                states[node] = fact.parse(shown.stdout, shown.stderr, shown.returncode)
+            except FactError:
+                continue
+        return states
+
     def simple(self, name: str, group: str, args: str,
-               parse: Callable[[str], Verdict], settle: float = 0.0) -> None:
-        """One ``openstack`` listing and its verdict; asked again until it passes or
-        ``settle`` seconds have gone (a service that just started reports down)."""
+               parse: Callable[[str], Verdict]) -> None:
+        """One ``openstack`` listing and its verdict."""
         with self.row(name, group) as d:
-            d.append(self.until(name, settle,
-                                lambda: parse(self.openstack(args, openrc.ADMIN, name))).details)
+            verdict = parse(self.openstack(args, openrc.ADMIN, name))
+            if not verdict.ok:
+                raise CheckFailed(verdict.details, verdict.hint)
+            d.append(verdict.details)

@@ -1,14 +1,27 @@
 """The ledger of the resources a verification creates, in creation order, kept in the lab's
 state dir so that a run that died is cleaned up by the next one.
+
+A ledger that cannot be read is an error, never an empty list: the resources it lists may
+still be in the cloud, and the next run would write over the file. The error names the file,
+what can still be read of it (:func:`salvage`) and how to clear it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from oslab.errors import OslabError
 from oslab.files import write_atomic
+from oslab.install.verify.checklist import PREFIX
+
+FIELDS = ("kind", "ref", "who", "delete")
+# one "field": "string" pair of an entry, read out of a ledger that is no longer JSON
+_FIELD = re.compile(r'"(kind|ref|who|delete)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+SHOWN = 20  # the hint lists this many of the resources a damaged ledger names
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,51 @@ class Created:
     def as_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "ref": self.ref, "who": self.who, "delete": self.delete}
 
+    @classmethod
+    def of(cls, item: Any) -> Created | None:
+        """An entry as the ledger holds it; None if it is not one (a field missing, extra or
+        not a non-empty string)."""
+        if not (isinstance(item, dict) and sorted(item) == sorted(FIELDS)
+                and all(isinstance(v, str) and v for v in item.values())):
+            return None
+        return cls(**item)
+
+    def said(self) -> str:
+        """The resource and, where known, how to delete it by hand."""
+        how = f" (`openstack {self.delete}` as {self.who})" if self.delete and self.who else ""
+        return f"{self.kind or 'resource'} {self.ref}{how}"
+
+
+def salvage(text: str) -> list[Created]:
+    """What a damaged ledger may still name: every entry with a ``ref``, its other fields
+    where they can be read ("" where not), read field by field so that a truncated or
+    hand-edited file still gives what it holds."""
+    found = []
+    for chunk in text.split("{")[1:]:
+        values = dict(_FIELD.findall(chunk.split("}")[0]))
+        if values.get("ref"):
+            found.append(Created(**{f.name: values.get(f.name, "") for f in fields(Created)}))
+    return found
+
+
+def damaged(path: Path, reason: str, text: str) -> OslabError:
+    """The error of a ledger that cannot be read: the file, why, what it may name, and how to
+    clear it."""
+    named = salvage(text)
+    if named:
+        shown = ", ".join(c.said() for c in named[:SHOWN])
+        more = f" and {len(named) - SHOWN} more" if len(named) > SHOWN else ""
+        may = f"it may name: {shown}{more}; delete those still in the cloud"
+    else:
+        may = ("it names no resource oslab can read; look for verify's in the cloud "
+               f"(named {PREFIX}-*: `openstack server list`, `volume list`, `network list`, "
+               "`image list`) and delete them")
+    return OslabError(
+        f"the verify ledger {path} cannot be read ({reason}): the resources of the run that "
+        "wrote it may still be in the cloud, and this run would forget them",
+        hint=f"{may} (`oslab openrc admin` and `oslab openrc demo` give the credentials), then "
+             f"remove {path} and run `oslab verify` again")
+
 
 class Ledger:
     """Resources in creation order; persisted to ``path`` (if given) after every change."""
@@ -33,11 +91,24 @@ class Ledger:
 
     @classmethod
     def load(cls, path: Path) -> list[Created]:
+        """The entries of the ledger at ``path`` ([] when there is none); a ledger that cannot
+        be read raises :func:`damaged`."""
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            raw = path.read_bytes()
+        except FileNotFoundError:
             return []
-        return [Created(**item) for item in data if isinstance(item, dict)]
+        except OSError as exc:
+            raise damaged(path, exc.strerror or str(exc), "") from exc
+        text = raw.decode(errors="replace")
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:  # not UTF-8, or not JSON
+            raise damaged(path, f"not JSON: {exc}", text) from exc
+        items = [Created.of(item) for item in data] if isinstance(data, list) else [None]
+        good = [i for i in items if i is not None]
+        if len(good) != len(items):
+            raise damaged(path, "not a list of kind, ref, who, delete entries", text)
+        return good
 
     def add(self, item: Created) -> None:
         self.items.append(item)

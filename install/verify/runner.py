@@ -164,7 +164,7 @@ class CheckRunner:
         self.lab.say("verify: loading the client on the controller once (a minute or more "
                      "under TCG)")
         start = self.lab.clock()
-        if self.wait("the client server", self.t.command,
+        if self.wait("the client server on the controller to answer", self.t.command,
                      lambda: self.sh(f"test -S {quote(f'{where}/{CLIENT_SOCKET}')}").ok):
             self.lab.say(f"verify: the client server answers after "
                          f"{self.lab.clock() - start:.0f}s")
@@ -212,12 +212,13 @@ class CheckRunner:
         return result.stdout
 
     def poll(self, what: str, timeout: float, args: str, who: str,
-             done: Callable[[str], bool]) -> tuple[bool, str]:
-        """Ask ``openstack ARGS`` as ``who`` until ``done(answer)`` or ``timeout`` passes;
-        whether it got there, and the last answer. A call that fails counts as "not yet" (under
-        TCG one show on the loaded e2e controller outlasted its 180 s while the server built)
-        and the poll's own deadline decides; if no call ever answered, the last failure is
-        raised. ``done`` may raise CheckFailed (a state that will not change)."""
+             done: Callable[[str], bool], *, waiting: str) -> tuple[bool, str]:
+        """Ask ``openstack ARGS`` as ``who`` (the call named ``what`` in errors) until
+        ``done(answer)`` or ``timeout`` passes, saying it is ``waiting`` for that; whether it
+        got there, and the last answer. A call that fails counts as "not yet" (under TCG one
+        show on the loaded e2e controller outlasted its 180 s while the server built) and the
+        poll's own deadline decides; if no call ever answered, the last failure is raised.
+        ``done`` may raise CheckFailed (a state that will not change)."""
         last: list[str | None] = [None]
         error = [CheckFailed(f"{what}: never asked", "")]
 
@@ -230,14 +231,16 @@ class CheckRunner:
             last[0] = out
             return done(out)
 
-        ok = self.wait(what, timeout, probe)
+        ok = self.wait(waiting, timeout, probe)
         if last[0] is None:
             raise error[0]
         return ok, last[0]
 
-    def wait(self, what: str, timeout: float, probe: Callable[[], bool]) -> bool:
+    def wait(self, what: str, timeout: float, probe: Callable[[], bool],
+             now: Callable[[], str] = lambda: "") -> bool:
         """Call ``probe`` until it returns True or ``timeout`` passes (bounded poll). A wait
-        that lasts says so every :data:`PROGRESS` seconds, naming ``what`` it waits for."""
+        that lasts says so every :data:`PROGRESS` seconds, naming ``what`` it waits for, and
+        where things are ``now`` if that says anything."""
         start = self.lab.clock()
         said = 0
         while True:
@@ -248,21 +251,23 @@ class CheckRunner:
                 return False
             if waited >= (said + 1) * PROGRESS:
                 said = int(waited // PROGRESS)
+                state = now()
                 self.lab.say(f"verify: still waiting for {what} ({waited:.0f}s of "
-                             f"{timeout:.0f}s)")
+                             f"{timeout:.0f}s)" + (f": {state}" if state else ""))
             self.lab.sleep(self.t.poll)
 
     def until(self, what: str, timeout: float, verdict: Callable[[], Verdict],
               prefix: str = "") -> Verdict:
         """Ask ``verdict`` until it is ok or ``timeout`` passes (a service that just started
-        reports down); the passing verdict, else CheckFailed with the last one."""
+        reports down), saying it waits for ``what`` and what the last verdict said; the
+        passing verdict, else CheckFailed with the last one."""
         last = [Verdict(False, "not asked")]
 
         def ok() -> bool:
             last[0] = verdict()
             return last[0].ok
 
-        if not self.wait(what, timeout, ok):
+        if not self.wait(what, timeout, ok, lambda: last[0].details):
             raise CheckFailed(prefix + last[0].details, last[0].hint)
         return last[0]
 
@@ -313,10 +318,15 @@ class CheckRunner:
 
     # -- cleanup before and after the run --
 
-    def sweep(self) -> None:
-        """Remove what an earlier run left behind (it died, or ran with --keep)."""
+    def earlier(self) -> list[Created]:
+        """What an earlier run left behind (it died, or ran with --keep), from its ledger;
+        one that cannot be read is an error (:func:`.ledger.damaged`), before any check."""
         path = self.lab.ledger_path
-        old = Ledger.load(path) if path is not None and path.exists() else []
+        return Ledger.load(path) if path is not None else []
+
+    def sweep(self, old: Sequence[Created]) -> None:
+        """Remove what an earlier run left behind."""
+        path = self.lab.ledger_path
         if not old:
             return
         start = self.lab.clock()

@@ -35,12 +35,13 @@ class Verifier(HealthChecks, CloudChecks):
             "network": self.check_network, "instance": self.check_instance,
             "volume": self.check_volume, "dashboard": self.check_dashboard,
         }
+        left = self.earlier()  # a damaged ledger stops the run before anything is made
         await_boot(self.lab.controller, lambda line: self.lab.say(f"verify: the controller: "
                                                                  f"{line}"),
                    "verifying", clock=self.lab.clock)
         self.start_client()
         try:
-            self.sweep()
+            self.sweep(left)
             for group in GROUPS:
                 if group in only:
                     checks[group]()

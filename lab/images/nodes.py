@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslab.access.state import LabState
 from oslab.distro import DISTROS, RELEASES, Family
@@ -34,30 +34,40 @@ from oslab.spec import LabSpec, Node, PackageSource, Role
 from oslab.virt.definitions import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
 from oslab.virt.lab_objects import LabObjects
 
+if TYPE_CHECKING:
+    from oslab.install.content import Content
 
-def lab_packages(spec: LabSpec, state: LabState, virt_type: str) -> dict[Role, tuple[str, ...]]:
-    """Each of the lab's roles with the packages of its nodes' install steps; () for every
-    role when the install content yields no Debian steps for this lab (a CentOS lab, or
-    content without a Debian layer yet). The lab's steps are built once."""
+
+def lab_packages(spec: LabSpec, state: LabState, virt_type: str,
+                 content: Content | None = None) -> dict[Role, tuple[str, ...]]:
+    """Each of the lab's roles with the packages of its nodes' install steps (``content``'s,
+    by default oslab's); () for every role of a lab of another family (CentOS nodes install
+    their packages themselves). The lab's steps are built once.
+
+    An error of the install content (a damaged passwords.json, a bug) goes out as it is:
+    the base images and the package repository are keyed by these packages, so an empty
+    list here would build, and cache, bases and a repository without the role's packages,
+    and the nodes would then fail to install them, far from the cause. (Before the content
+    had a Debian layer, its EL steps were taken for "no Debian steps yet"; now such steps
+    for a Debian lab are a bug, said as one.)"""
     roles = sorted({n.role for n in spec.nodes})
-    nothing: dict[Role, tuple[str, ...]] = {r: () for r in roles}
     if DISTROS[spec.distro].family is not Family.DEBIAN:
-        return nothing
-    from oslab.install import content
+        return {r: () for r in roles}
+    from oslab.install import content as install
     from oslab.install.services import steps_for
 
-    try:
-        steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type),
-                                  steps_for)
-    except OslabError:
-        return nothing
+    steps = install.steps_for(spec, state, install.host_virt_types(spec, virt_type),
+                              content or steps_for)
     role_of = {n.name: n.role for n in spec.nodes}
     packages: dict[Role, set[str]] = {r: set() for r in roles}
     for node, node_steps in steps.items():
         for step in node_steps:
             packages[role_of[node]].update(step.packages)
-    if any(RELEASES[spec.release].rdo_release_package in p for p in packages.values()):
-        return nothing  # RDO's packages: the content has no Debian layer yet
+    rdo = RELEASES[spec.release].rdo_release_package
+    if any(rdo in p for p in packages.values()):
+        raise OslabError(f"the install content gives the Debian lab {spec.name} RDO's "
+                         f"packages ({rdo}), so its base images cannot be built",
+                         hint="this is a bug in the install content (its distro layer)")
     return {r: tuple(sorted(p)) for r, p in packages.items()}
 
 

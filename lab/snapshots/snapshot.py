@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from oslab.errors import OslabError
-from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects
+from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects, virt_error
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PREFIX = "oslab:"
@@ -110,6 +110,18 @@ def check_name(name: str) -> None:
         raise SnapshotError(f"{name!r} is not a valid snapshot name",
                             hint="use letters, digits, '.', '_' and '-', starting with a "
                                  "letter or digit, at most 64 characters")
+
+
+def find_snapshot(dom: Any, name: str, node: str) -> Any | None:
+    """Node ``node``'s (domain ``dom``'s) snapshot ``name``; None when it has none of that name
+    (libvirt's VIR_ERR_NO_DOMAIN_SNAPSHOT). Any other libvirt error (the domain undefined
+    meanwhile, libvirtd gone) is not "no such snapshot": it is a VirtError saying so."""
+    try:
+        return dom.snapshotLookupByName(name, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+            return None
+        raise virt_error(exc, f"looking up snapshot {name!r} of node {node}") from exc
 
 
 class LabSnapshots:
@@ -233,12 +245,8 @@ class LabSnapshots:
     def delete(self, name: str) -> list[str]:
         """Delete ``name`` from every node that has it; the nodes it was deleted from."""
         doms = self._domains()
-        holders = []
-        for info, dom in doms:
-            try:
-                holders.append((info, dom.snapshotLookupByName(name, 0)))
-            except libvirt.libvirtError:
-                continue
+        found = [(info, find_snapshot(dom, name, info.meta.node)) for info, dom in doms]
+        holders = [(info, snap) for info, snap in found if snap is not None]
         if not holders:
             raise SnapshotError(f"lab {self.lab} has no snapshot {name!r}",
                                 hint="`oslab snapshot --list` shows the snapshots")
@@ -259,9 +267,8 @@ class LabSnapshots:
         snaps = []  # (info, domain, snapshot, whether the node ran when it was taken)
         missing = []
         for info, dom in doms:
-            try:
-                snap = dom.snapshotLookupByName(name, 0)
-            except libvirt.libvirtError:
+            snap = find_snapshot(dom, name, info.meta.node)
+            if snap is None:
                 missing.append(info.meta.node)
                 continue
             sx = ET.fromstring(snap.getXMLDesc(0))

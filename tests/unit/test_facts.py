@@ -149,6 +149,61 @@ def test_services_command_loops_over_quoted_names() -> None:
     assert "systemctl is-enabled" in cmd and "systemctl is-active" in cmd
 
 
+# `systemctl show -p Id -p LoadState -p ActiveState -p SubState -p Result -- UNIT`, one block per
+# unit in the order asked: systemd prints the service interface's properties (Result) before
+# the unit's (Id, LoadState, ActiveState, SubState), and an empty line between units. Written in
+# systemd 252's format (this host runs no systemd to record them from).
+SHOW = ("Result={result}\nId={unit}.service\nLoadState={load}\nActiveState={active}\n"
+        "SubState={sub}\n")
+UNIT_STATES = [
+    # what systemd shows, the state parsed, whether systemd gave the unit up
+    (SHOW.format(result="timeout", unit="nova-conductor", load="loaded", active="failed",
+                 sub="failed"), ("loaded", "failed", "failed", "timeout"), True),
+    (SHOW.format(result="start-limit-hit", unit="nova-conductor", load="loaded", active="failed",
+                 sub="failed"), ("loaded", "failed", "failed", "start-limit-hit"), True),
+    # Restart=on-failure: between a failure and the restart, activating (auto-restart)
+    (SHOW.format(result="exit-code", unit="nova-conductor", load="loaded", active="activating",
+                 sub="auto-restart"), ("loaded", "activating", "auto-restart", "exit-code"), False),
+    (SHOW.format(result="success", unit="nova-conductor", load="loaded", active="activating",
+                 sub="start"), ("loaded", "activating", "start", "success"), False),
+    (SHOW.format(result="success", unit="nova-conductor", load="loaded", active="active",
+                 sub="running"), ("loaded", "active", "running", "success"), False),
+    # a unit this node does not have
+    (SHOW.format(result="success", unit="nova-conductor", load="not-found", active="inactive",
+                 sub="dead"), ("not-found", "inactive", "dead", "success"), False),
+]
+
+
+@pytest.mark.parametrize(("shown", "state", "failed"), UNIT_STATES,
+                         ids=["timeout", "start-limit", "auto-restart", "starting", "running",
+                              "not-found"])
+def test_unit_states(shown: str, state: tuple[str, str, str, str], failed: bool) -> None:
+    got = facts.unit_states(["nova-conductor"]).parse(shown, "", 0)["nova-conductor"]
+    assert (got.load, got.active, got.sub, got.result) == state
+    assert got.failed is failed
+
+
+def test_unit_states_are_the_units_in_the_order_asked() -> None:
+    fact = facts.unit_states(["nova-conductor", "nova-compute"])
+    assert fact.command == ("systemctl show -p Id -p LoadState -p ActiveState -p SubState "
+                            "-p Result -- nova-conductor nova-compute")
+    shown = UNIT_STATES[0][0] + "\n" + UNIT_STATES[5][0].replace("conductor", "compute")
+    got = fact.parse(shown, "", 0)
+    assert [(u, s.active) for u, s in got.items()] == [("nova-conductor", "failed"),
+                                                       ("nova-compute", "inactive")]
+
+
+@pytest.mark.parametrize(("out", "err", "rc"), [
+    (UNIT_STATES[0][0], "", 0),  # one block for two units
+    ("", "System has not been booted with systemd as init system (PID 1). Can't operate.\n"
+         "Failed to connect to bus: Host is down\n", 1),
+    ("Id=nova-conductor.service\n\nId=nova-compute.service\n", "", 0),  # no ActiveState
+])
+def test_unit_states_that_cannot_be_read(out: str, err: str, rc: int) -> None:
+    with pytest.raises(FactError, match="cannot read the units nova-conductor, nova-compute"):
+        facts.unit_states(["nova-conductor", "nova-compute"]).parse(out, err, rc)
+
+
 # -- databases -----------------------------------------------------------------------------------
 
 

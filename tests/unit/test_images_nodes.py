@@ -16,9 +16,12 @@ from oslab import spec as specmod
 from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.distro import NodeOs
+from oslab.errors import OslabError
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
 from oslab.images.nodes import lab_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
+from oslab.install.content import Content
+from oslab.install.model import InstallContext, StepDef, Where
 from oslab.provisioning.provisioner import READY_PROBE
 from oslab.spec import Role, VirtType
 from oslab.virt.definitions import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
@@ -186,3 +189,35 @@ def test_a_debian_labs_packages_are_its_roles_install_steps(tmp_path: Path) -> N
     assert "keystone" in controller and "keystone" not in compute
     assert "nova-compute" in compute and "nova-compute" not in controller
     assert list(controller) == sorted(set(controller))  # sorted, once each: the image key's
+
+
+def rdo_steps(ctx: InstallContext) -> dict[str, list[StepDef]]:
+    """Content that gives a Debian lab EL steps (what it did before it had a Debian layer)."""
+    return {"controller": [StepDef("env.rdo", Where.ALL, "RDO",
+                                   packages=("centos-release-openstack-epoxy",))]}
+
+
+def bad_node(ctx: InstallContext) -> dict[str, list[StepDef]]:
+    return {"nope": []}
+
+
+@pytest.mark.parametrize(("damage", "content", "message", "hint"), [
+    # the content cannot make the lab's passwords: its steps cannot be built
+    ('{"x": ', None, "passwords.json is damaged", "restore it from a backup"),
+    ("", bad_node, "the install content returned steps for unknown node(s): nope",
+     "this is a bug in the install content"),
+    ("", rdo_steps, "the install content gives the Debian lab oslab RDO's packages "
+                    "(centos-release-openstack-epoxy)", "this is a bug in the install content"),
+], ids=["damaged-passwords", "content-bug", "rdo-packages"])
+def test_a_debian_lab_whose_packages_cannot_be_listed_builds_no_base(
+        tmp_path: Path, damage: str, content: Content | None, message: str, hint: str) -> None:
+    """Not an empty list, which baked (and cached) bases and a package repository without the
+    role's packages: the error goes out with its hint, before any image is built."""
+    state = LabState(DEBIAN.name, root=tmp_path)
+    if damage:
+        state.dir.mkdir(parents=True)
+        (state.dir / "passwords.json").write_text(damage)
+    with pytest.raises(OslabError) as info:
+        lab_packages(DEBIAN, state, "qemu", content)
+    assert message in info.value.message
+    assert info.value.hint is not None and info.value.hint.startswith(hint)

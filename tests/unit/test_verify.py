@@ -491,6 +491,43 @@ def left_attached(tmp_path: Path) -> None:
          "delete": f"server remove volume {SERVER} {VOLUME}"}]))
 
 
+GOOD = json.dumps([{"kind": "image", "ref": IMAGE, "who": "admin",
+                    "delete": f"image delete {IMAGE}"}])
+DAMAGED_LEDGERS = [
+    # what the file holds, why it cannot be read, what the hint says it may name
+    (GOOD[:-1] + f', {{"kind": "server", "ref": "{SERVER}", "who": "de', "not JSON: ",
+     f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin), server "
+     f"{SERVER}; delete those still in the cloud"),
+    (json.dumps([{"kind": "volume", "ref": VOLUME}]),
+     "not a list of kind, ref, who, delete entries",
+     f"it may name: volume {VOLUME}; delete those"),
+    (GOOD[1:-1], "not a list of kind, ref, who, delete entries",  # an object, not a list
+     f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin); delete"),
+    ("\udcff\x00 garbage", "not JSON: ", "it names no resource oslab can read; look for "
+     "verify's in the cloud (named oslab-verify-*: `openstack server list`"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "hint"), DAMAGED_LEDGERS,
+                         ids=["truncated", "entry-without-fields", "not-a-list", "garbage"])
+def test_a_damaged_ledger_stops_the_run_and_says_what_it_may_name(
+        tmp_path: Path, text: str, reason: str, hint: str) -> None:
+    """Not an empty list, which forgot the resources of the run that wrote it: the run stops
+    before it makes anything (or writes over the file), naming the file and what it may hold."""
+    path = tmp_path / "verify-resources.json"
+    data = text.encode(errors="surrogateescape")
+    path.write_bytes(data)
+    cloud = FakeCloud()
+    with pytest.raises(OslabError) as info:
+        verify.Verifier(make_lab(cloud, tmp_path)).run()
+    assert info.value.message.startswith(f"the verify ledger {path} cannot be read ({reason}")
+    assert info.value.message.endswith("may still be in the cloud, and this run would forget "
+                                       "them")
+    assert info.value.hint is not None and info.value.hint.startswith(hint)
+    assert info.value.hint.endswith(f"then remove {path} and run `oslab verify` again")
+    assert cloud.commands == [] and path.read_bytes() == data
+
+
 @pytest.mark.parametrize(("volume", "stuck", "polls", "reset"), [
     ("in-use", False, 4, False),  # detached after a few looks
     ("in-use", True, 181, True),  # detaching for good: waited its 600 s, then reset
@@ -788,6 +825,54 @@ def test_a_show_that_times_out_inside_a_poll_is_asked_again(
         assert polls * 5 // 6 <= asked <= polls + 2
 
 
+def refused(address: str, host_key: str) -> FakeGuest:
+    raise OslabError(f"{address}: connection refused")
+
+
+def waits_of(name: str, tmp_path: Path) -> list[str]:
+    """The progress lines of a run whose wait ``name`` never ends."""
+    said: list[str] = []
+    lab = replace(make_lab(FakeCloud(), tmp_path), say=said.append)
+    if name in ("image show", "server show", "console log show", "volume show"):
+        lab = replace(lab, controller=SlowShow(show=name, slow=10_000))
+    elif name == "ping":
+        lab = replace(lab, host=Silent())
+    elif name == "dashboard":
+        lab.http = lambda url, t: (0, "timed out")
+    elif name == "ssh":
+        lab = replace(lab, guest=refused)
+    elif name == "partitions":  # the instance never sees the volume
+        lab = replace(lab, guest=lambda address, key: FakeGuest(FakeCloud()))
+    else:
+        lab = replace(lab, controller=StartingVolume(down=10_000))
+    verify.Verifier(lab).run()
+    return [line.split(" (", 1)[0] + (": " + line.split("): ", 1)[1] if "): " in line else "")
+            for line in said if "still waiting" in line]
+
+
+# each wait, and what it says once a minute (the time left out; what the last look said after
+# the colon): before, "still waiting for image show", "for ping", "for ssh", "for dashboard"
+WAITS = [
+    ("image show", f"image {IMAGE} to become active"),
+    ("server show", f"server {SERVER} to become ACTIVE"),
+    ("console log show", f"the login prompt on server {SERVER}'s console"),
+    ("volume show", f"volume {VOLUME} to become available"),
+    ("ping", "floating IP 203.0.113.187 to answer ping from this host"),
+    ("ssh", "SSH to cirros@203.0.113.187"),
+    ("partitions", "/dev/vdb in the instance's /proc/partitions"),
+    ("dashboard", "the dashboard's login page at http://10.0.0.11/dashboard/: nothing answers: "
+                  "timed out"),
+    ("volume services", "every volume service to report up: cinder-volume on controller@lvm is "
+                        "down"),
+]
+
+
+@pytest.mark.parametrize(("name", "said"), WAITS, ids=[w[0] for w in WAITS])
+def test_every_wait_says_what_it_waits_for(tmp_path: Path, name: str, said: str) -> None:
+    waits = waits_of(name, tmp_path)
+    assert waits and waits[0] == f"verify: still waiting for {said}"
+
+
 @pytest.mark.parametrize(("virt", "command"), [("qemu", 600.0), ("kvm", 180.0), ("none", 180.0),
                                                ("", 180.0)])
 def test_commands_get_longer_under_tcg(virt: str, command: float) -> None:
@@ -988,8 +1073,9 @@ def test_a_client_server_that_does_not_answer_in_time_is_said_and_the_calls_go_o
     assert cloud.looks == 181  # every second for the command timeout (180 s), then on
     # a long wait says what it waits for, once a minute
     assert [line for line in said if "still waiting" in line] == [
-        "verify: still waiting for the client server (60s of 180s)",
-        "verify: still waiting for the client server (120s of 180s)"]
+        "verify: still waiting for the client server on the controller to answer (60s of 180s)",
+        "verify: still waiting for the client server on the controller to answer (120s of "
+        "180s)"]
     assert "verify: the client server did not answer in 180s (see /var/lib/oslab/verify/" \
            "serve.log): calls load the client themselves until it does" in said
 
