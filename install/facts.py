@@ -342,9 +342,17 @@ def database_state(name: str, user: str, password: str) -> Fact[DatabaseState]:
 
 
 def command_succeeds(what: str, command: str, timeout: float = 120.0,
-                     stdin: str | None = None) -> Fact[bool]:
-    """Whether ``command`` (fed ``stdin``) exits 0 (a Guarded's check)."""
-    return Fact(what, command, lambda out, err, rc: rc == 0, timeout=timeout, stdin=stdin)
+                     stdin: str | None = None, undecided: int | None = None,
+                     hint: str = "") -> Fact[bool]:
+    """Whether ``command`` (fed ``stdin``) exits 0 (a Guarded's check). The exit code
+    ``undecided`` means the command could not tell: a ``FactError`` whose message is ``hint``."""
+
+    def parse(out: str, err: str, rc: int) -> bool:
+        if undecided is not None and rc == undecided:
+            raise FactError(hint or f"{what} could not tell (exit code {rc})")
+        return rc == 0
+
+    return Fact(what, command, parse, timeout=timeout, stdin=stdin)
 
 
 def virt_type() -> Fact[VirtType]:

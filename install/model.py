@@ -48,13 +48,24 @@ class Database:
 
 
 @dataclass(frozen=True)
+class Undecided:
+    """A check's exit code that means "cannot tell" rather than "not done" (the tool it asks
+    timed out or failed), and the hint of the step's failure then: the engine fails the step
+    instead of running a command that would act on a guess."""
+
+    exit_code: int
+    hint: str
+
+
+@dataclass(frozen=True)
 class Guarded:
     """A command that runs only while ``check`` fails (exit code != 0).
 
     ``check`` must be cheap and read-only; ``run`` must make ``check`` pass. Both are POSIX
     shell run as root on the node. ``secrets`` name lab passwords used in the text as
     ``{password:KEY}``; the engine substitutes them and masks them in logs and plans.
-    ``env_file`` is sourced before both (e.g. "/root/admin-openrc").
+    ``env_file`` is sourced before both (e.g. "/root/admin-openrc"). ``undecided``, when set,
+    names the one exit code of ``check`` that fails the step rather than running ``run``.
     """
 
     description: str
@@ -63,6 +74,7 @@ class Guarded:
     timeout: int = 600
     retries: int = 0  # for transient failures (package mirrors): bounded retries
     env_file: str = ""
+    undecided: Undecided | None = None
 
 
 @dataclass(frozen=True)

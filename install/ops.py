@@ -257,9 +257,14 @@ def shown_command(command: str, stdin: str | None) -> str:
 
 
 def check_fact(g: Guarded, secrets: Secrets) -> facts.Fact[bool]:
+    """Whether ``g``'s check passes. Its ``undecided`` exit code is a ``FactError``: the run
+    fails the step with its hint (``StepRunner.read``), a plan counts it as not done."""
     command, stdin = shell_run(g.check, g.env_file, secrets)
+    unsure = g.undecided
     return facts.command_succeeds(f"check of {g.description!r}", command,
-                                  timeout=min(float(g.timeout), CHECK_TIMEOUT), stdin=stdin)
+                                  timeout=min(float(g.timeout), CHECK_TIMEOUT), stdin=stdin,
+                                  undecided=unsure.exit_code if unsure else None,
+                                  hint=unsure.hint if unsure else "")
 
 
 def command(g: Guarded, check_passes: bool, secrets: Secrets,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oslab.install.model import Guarded, StepDef, Where
+from oslab.install.model import Guarded, StepDef, Undecided, Where
 from oslab.install.services._base import Site, config
 
 MAX_CONNECTIONS = 4096
@@ -84,44 +84,101 @@ def mariadb(site: Site) -> list[StepDef]:
     return [install, secure]
 
 
-# RabbitMQ stores a password as base64(salt + sha256(salt + password)) with a 4-byte salt
-# (rabbit_password_hashing_sha256, the default). The password never reaches a command line:
-# the check recomputes the stored hash from `rabbitmqctl export_definitions`, the run gives
-# rabbitmqctl a hash computed from the password (--pre-hashed-password). Both scripts reach
-# python3 as here-documents; rabbitmqctl's stdin is /dev/null and it never reads a password
-# (an earlier form that piped the password to rabbitmqctl's stdin hung past the engine's
-# timeout on a real Debian 13 node; why was not found).
-RABBIT_CHECK = """python3 - <<'PY'
-import base64, hashlib, json, subprocess, sys
-done = subprocess.run(["rabbitmqctl", "-q", "export_definitions", "-"],
-                      stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
-if done.returncode != 0:
-    sys.exit(done.stderr.strip() or "rabbitmqctl export_definitions failed")
-users = {u["name"]: u for u in json.loads(done.stdout).get("users", [])}
-user = users.get("openstack")
-if user is None:
-    sys.exit("no RabbitMQ user openstack")
-stored = base64.b64decode(user["password_hash"])
-algorithm = user.get("hashing_algorithm") or "rabbit_password_hashing_sha256"
-digest = {"rabbit_password_hashing_sha256": "sha256",
-          "rabbit_password_hashing_sha512": "sha512"}.get(algorithm)
-if digest is None:
-    sys.exit("unknown hashing algorithm " + algorithm)
-ok = hashlib.new(digest, stored[:4] + b"{password:rabbit_openstack}").digest() == stored[4:]
-sys.exit(0 if ok else "the RabbitMQ user openstack has another password")
+# RabbitMQ's user step decides from one fact, read with `rabbitmqctl export_definitions`
+# (users with their password_hash: base64(4-byte salt + sha256(salt + password)) under the
+# default rabbit_password_hashing_sha256): the user is there with the lab's password, there
+# with another one, or missing. The check and the run are one python3 script (a here-document
+# inside the engine's `sh -s` script, so the password is on no command line) in two modes:
+# - check: exit 0 (there, right password), 1 (missing or another password), or RABBIT_UNDECIDED
+#   when rabbitmqctl timed out, failed or said something unreadable: the engine then fails the
+#   step (Guarded.undecided) instead of acting on a guess;
+# - run: read the fact again (--from runs it without a check) and only then act: nothing, add
+#   the user, or change its password in place. It never deletes the user: that would drop
+#   every service's connection, and nothing could connect if the add failed after it.
+# change_password reads the password from its stdin, and its command line must be exactly
+# `change_password openstack`: RabbitMQ 4.0's rabbitmqctl script starts Erlang with -noinput
+# (a read from stdin then waits forever) unless it counts those two arguments; a `-q` more is
+# what made an earlier stdin form hang on a Debian 13 node.
+RABBITMQCTL_TIMEOUT = 240  # s for one rabbitmqctl call; the engine gives a check 300 s
+RABBIT_UNDECIDED = 3
+_RABBIT_USER = r"""python3 - <<'PY'
+import base64, hashlib, json, os, subprocess, sys
+USER, PASSWORD = "openstack", "{password:rabbit_openstack}"
+MODE, TIMEOUT, UNDECIDED = "@MODE@", @TIMEOUT@, @UNDECIDED@
+DIGESTS = {"rabbit_password_hashing_sha256": "sha256",
+           "rabbit_password_hashing_sha512": "sha512"}
+def rabbitmqctl(args, password=False):
+    # (exit code, or None if it did not finish in time; stdout; stderr)
+    try:
+        proc = subprocess.Popen(["rabbitmqctl", *args], text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                stdin=subprocess.PIPE if password else subprocess.DEVNULL)
+    except OSError as exc:
+        return 127, "", str(exc)
+    try:
+        out, err = proc.communicate(PASSWORD + "\n" if password else None, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None, "", ""
+    return proc.returncode, out, err
+def undecided(why):
+    print(f"cannot tell whether the RabbitMQ user {USER} has its password: {why}",
+          file=sys.stderr)
+    sys.exit(UNDECIDED)
+def state():
+    rc, out, err = rabbitmqctl(["-q", "export_definitions", "-"])
+    if rc is None:
+        undecided(f"rabbitmqctl export_definitions did not answer within {TIMEOUT} s")
+    if rc != 0:
+        undecided(f"rabbitmqctl export_definitions failed (exit code {rc}): "
+                  + (err.strip() or out.strip() or "no output")[-400:])
+    try:
+        user = {u["name"]: u for u in json.loads(out)["users"]}.get(USER)
+        if user is None:
+            return "missing"
+        algorithm = user.get("hashing_algorithm") or "rabbit_password_hashing_sha256"
+        stored = base64.b64decode(user["password_hash"], validate=True)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        undecided(f"unreadable rabbitmqctl export_definitions output ({exc!r})")
+    if algorithm not in DIGESTS:
+        undecided("unknown hashing algorithm " + algorithm)
+    digest = hashlib.new(DIGESTS[algorithm], stored[:4] + PASSWORD.encode()).digest()
+    return "right" if digest == stored[4:] else "other"
+now = state()
+if MODE == "check":
+    if now != "right":
+        print(f"no RabbitMQ user {USER}" if now == "missing" else
+              f"the RabbitMQ user {USER} has another password", file=sys.stderr)
+    sys.exit(0 if now == "right" else 1)
+if now == "right":
+    print(f"the RabbitMQ user {USER} has its password already")
+    sys.exit(0)
+verb = "add_user" if now == "missing" else "change_password"
+if now == "missing":
+    salt = os.urandom(4)
+    hashed = base64.b64encode(salt + hashlib.sha256(salt + PASSWORD.encode()).digest())
+    args, password = ["-q", verb, USER, hashed.decode(), "--pre-hashed-password"], False
+else:
+    args, password = [verb, USER], True
+rc, out, err = rabbitmqctl(args, password)
+sys.stdout.write(out)
+sys.stderr.write(err)
+if rc is None:
+    print(f"rabbitmqctl {verb} did not finish within {TIMEOUT} s", file=sys.stderr)
+sys.exit(rc if rc is not None and rc >= 0 else 1)
 PY"""
-RABBIT_RUN = """hash=$(python3 - <<'PY'
-import base64, hashlib, os
-salt = os.urandom(4)
-digest = hashlib.sha256(salt + b"{password:rabbit_openstack}").digest()
-print(base64.b64encode(salt + digest).decode())
-PY
-) || exit 1
-if rabbitmqctl -q list_users </dev/null | awk '$1 == "openstack" {found = 1} END {exit !found}'
-then
-    rabbitmqctl -q delete_user openstack </dev/null || exit 1
-fi
-rabbitmqctl -q add_user openstack "$hash" --pre-hashed-password </dev/null"""
+
+
+def rabbit_user_script(mode: str, timeout: int = RABBITMQCTL_TIMEOUT) -> str:
+    """The RabbitMQ user step's script: ``mode`` "check" or "run"."""
+    if mode not in ("check", "run"):
+        raise ValueError(f"mode {mode!r}: check or run")
+    return (_RABBIT_USER.replace("@MODE@", mode).replace("@TIMEOUT@", str(timeout))
+            .replace("@UNDECIDED@", str(RABBIT_UNDECIDED)))
+
+
+RABBIT_CHECK = rabbit_user_script("check")
+RABBIT_RUN = rabbit_user_script("run")
 
 
 ERLANG_COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
@@ -141,12 +198,19 @@ def erlang_cookie() -> Guarded:
     )
 
 
-def rabbitmq(site: Site) -> list[StepDef]:
-    user = Guarded(
+def rabbit_user(controller: str) -> Guarded:
+    return Guarded(
         description="RabbitMQ user openstack",
         check=RABBIT_CHECK,
         run=RABBIT_RUN,
+        undecided=Undecided(RABBIT_UNDECIDED, (
+            "RabbitMQ did not answer or failed, so nothing was changed (on a node that has just "
+            "booted under TCG it can take minutes); rerun `oslab up` once "
+            f"`oslab ssh {controller} -- rabbitmqctl status` answers")),
     )
+
+
+def rabbitmq(site: Site) -> list[StepDef]:
     permissions = Guarded(
         description="RabbitMQ user openstack may configure, write and read everything on /",
         check="rabbitmqctl -s list_user_permissions openstack | awk '$1 == \"/\" && "
@@ -167,7 +231,7 @@ def rabbitmq(site: Site) -> list[StepDef]:
             name="rabbitmq.user",
             where=Where.CONTROLLER,
             title="RabbitMQ user openstack",
-            commands=(user, permissions),
+            commands=(rabbit_user(site.controller.name), permissions),
         ),
     ]
 

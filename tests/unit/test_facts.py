@@ -252,6 +252,19 @@ def test_command_succeeds_is_the_exit_code() -> None:
     assert fact.parse("", "No user with a name or ID of 'admin' exists.\n", 1) is False
 
 
+@pytest.mark.parametrize(("rc", "want"), [(0, True), (1, False), (2, False), (3, None)])
+def test_a_check_that_cannot_tell_is_no_answer(rc: int, want: bool | None) -> None:
+    """A check's ``undecided`` exit code is neither "done" nor "not done": a FactError with the
+    hint, which fails the step instead of running a command that acts on a guess."""
+    fact = facts.command_succeeds("check of 'user'", "check-user", undecided=3,
+                                  hint="nothing was changed; rerun")
+    if want is None:
+        with pytest.raises(FactError, match="nothing was changed; rerun"):
+            fact.parse("", "rabbitmqctl timed out\n", rc)
+    else:
+        assert fact.parse("", "", rc) is want
+
+
 @pytest.mark.parametrize(("out", "rc", "want"), [
     ("4 dev-kvm\n", 0, "kvm"),
     ("0 no-dev-kvm\n", 0, "qemu"),
