@@ -95,14 +95,19 @@ def mariadb(site: Site) -> list[StepDef]:
 # - run: read the fact again (--from runs it without a check) and only then act: nothing, add
 #   the user, or change its password in place. It never deletes the user: that would drop
 #   every service's connection, and nothing could connect if the add failed after it.
-# change_password reads the password from its stdin, and its command line must be exactly
-# `change_password openstack`: RabbitMQ 4.0's rabbitmqctl script starts Erlang with -noinput
-# (a read from stdin then waits forever) unless it counts those two arguments; a `-q` more is
-# what made an earlier stdin form hang on a Debian 13 node.
+# add_user and change_password read the password from their stdin, and their command lines
+# are exactly `add_user openstack` / `change_password openstack`:
+# - RabbitMQ 4.0 (Debian 13: 4.0.5): its rabbitmqctl script starts Erlang with -noinput (a read
+#   from stdin then waits forever) unless it counts those two arguments; a `-q` more is what
+#   made an earlier stdin form hang on a Debian 13 node.
+# - RabbitMQ 3.9 (EL9 Epoxy: 3.9.21 from the CentOS Messaging SIG's rabbitmq-38 repository,
+#   which centos-release-openstack-epoxy requires): it has no `add_user --pre-hashed-password`
+#   (new in 3.12.7), and its rabbitmqctl always runs `erl -noinput -noshell`, where -noshell,
+#   the later flag, wins: stdin is read.
 RABBITMQCTL_TIMEOUT = 240  # s for one rabbitmqctl call; the engine gives a check 300 s
 RABBIT_UNDECIDED = 3
 _RABBIT_USER = r"""python3 - <<'PY'
-import base64, hashlib, json, os, subprocess, sys
+import base64, hashlib, json, subprocess, sys
 USER, PASSWORD = "openstack", "{password:rabbit_openstack}"
 MODE, TIMEOUT, UNDECIDED = "@MODE@", @TIMEOUT@, @UNDECIDED@
 DIGESTS = {"rabbit_password_hashing_sha256": "sha256",
@@ -154,13 +159,7 @@ if now == "right":
     print(f"the RabbitMQ user {USER} has its password already")
     sys.exit(0)
 verb = "add_user" if now == "missing" else "change_password"
-if now == "missing":
-    salt = os.urandom(4)
-    hashed = base64.b64encode(salt + hashlib.sha256(salt + PASSWORD.encode()).digest())
-    args, password = ["-q", verb, USER, hashed.decode(), "--pre-hashed-password"], False
-else:
-    args, password = [verb, USER], True
-rc, out, err = rabbitmqctl(args, password)
+rc, out, err = rabbitmqctl([verb, USER], password=True)
 sys.stdout.write(out)
 sys.stderr.write(err)
 if rc is None:

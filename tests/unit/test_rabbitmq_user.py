@@ -3,6 +3,8 @@ it (``sh -s`` with the script on stdin), against a stand-in ``rabbitmqctl`` that
 in a JSON file the way ``export_definitions`` shows them, logs every call, and reads a password
 from stdin only when the real one would:
 
+- RabbitMQ 3.9 (EL9 Epoxy's 3.9.21): no ``add_user --pre-hashed-password`` (new in 3.12.7);
+  its ``rabbitmq-env`` runs ``erl -noinput -noshell``, the later flag wins, and stdin is read;
 - RabbitMQ 4.0 (Debian 13's 4.0.5): its ``scripts/rabbitmqctl`` starts Erlang with ``-noinput``
   unless the command line is exactly ``add_user NAME`` (or ``add_user NAME
   --pre-hashed-password``) or ``change_password NAME``; a read from stdin then waits forever.
@@ -37,7 +39,7 @@ from oslab.install.services.infra import RABBIT_UNDECIDED, rabbit_user, rabbit_u
 from tests.procfs import process_files
 
 PASSWORD = "Zq7rabbitSecret24charsAb"
-VERSIONS = ("4.0.5",)
+VERSIONS = ("3.9.21", "4.0.5")
 
 FAKE_RABBITMQCTL = """#!/usr/bin/env python3
 import base64, hashlib, json, os, sys, time
