@@ -88,7 +88,9 @@ EL = Layer(
         "etcd": ("etcd",),
         "keystone": ("openstack-keystone", "httpd", "python3-mod_wsgi"),
         "glance": ("openstack-glance",),
-        "placement": ("openstack-placement-api",),
+        # python3-osc-placement: the client's placement commands (`openstack resource class
+        # list`, the install guide's check of Placement); RDO's python-osc-placement 4.6.0.
+        "placement": ("openstack-placement-api", "python3-osc-placement"),
         "nova-controller": ("openstack-nova-api", "openstack-nova-conductor",
                             "openstack-nova-novncproxy", "openstack-nova-scheduler"),
         # iscsi-initiator-utils: os-brick attaches Cinder's LVM/iSCSI volumes with it.
@@ -147,7 +149,8 @@ DEBIAN = Layer(
         # keystone runs under uwsgi as its own unit (uwsgi-plugin-python3 is a dependency).
         "keystone": ("keystone",),
         "glance": ("glance-api",),
-        "placement": ("placement-api",),
+        # python3-osc-placement: as on EL (trixie ships 4.6.0-2).
+        "placement": ("placement-api", "python3-osc-placement"),
         # nova-consoleproxy ships the noVNC, SPICE and serial proxies.
         "nova-controller": ("nova-api", "nova-conductor", "nova-consoleproxy",
                             "nova-scheduler"),

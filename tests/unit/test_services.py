@@ -460,6 +460,15 @@ def test_endpoints_on_the_guides_ports() -> None:
 
 
 @pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
+def test_the_controller_has_the_placement_client_plugin(distro: str) -> None:
+    """The install guide checks Placement with `openstack resource class list`: without
+    osc-placement the client knows no such command."""
+    steps = plan(replace(load_default(), distro=distro))
+    by_node = {node: {p for s in lst for p in s.packages} for node, lst in steps.items()}
+    assert "python3-osc-placement" in by_node["controller"]
+
+
+@pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
 def test_service_users_roles_and_nova_carries_the_service_role(distro: str) -> None:
     """cinder deletes the attachment of an in-use volume (nova's detach) only for a service
     token with the ``service`` role (OSSA-2023-003); with admin alone every detach of the e2e
