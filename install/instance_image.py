@@ -18,7 +18,9 @@ flavor the test server boots with, and the user SSH logs in as.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import stat
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +28,9 @@ from typing import Any
 
 from oslab.downloads import download
 from oslab.errors import OslabError
+from oslab.files import read_small
 from oslab.spec import DownloadSource, LabSpec
+from oslab.spec_file import clip
 
 CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
 # From the release's SHA256SUMS (https://download.cirros-cloud.net/0.6.3/SHA256SUMS); the file
@@ -39,6 +43,7 @@ CIRROS_USER = "cirros"
 NANO = ("m1.nano", 128, 1)
 
 MANIFEST_SUFFIX = ".json"
+MAX_MANIFEST_BYTES = 64 << 10  # a manifest is a few hundred bytes
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
 _KEYS = {"name", "user", "disk_format", "min_disk_gib", "min_ram_mib", "properties", "sha256",
          "build", "kernel"}  # build, kernel: informational (tests/instance/build.sh writes them)
@@ -115,25 +120,38 @@ def manifest_path(image: Path) -> Path:
 
 
 def load(path: Path, origin: Origin) -> InstanceImage:
-    """The local image at ``path`` as its manifest (``PATH.json``) describes it."""
-    if not path.is_file():
+    """The local image at ``path`` as its manifest (``PATH.json``) describes it. Both must be
+    regular files (a FIFO would never end, a device never be an image); the manifest is read
+    up to MAX_MANIFEST_BYTES."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         raise OslabError(f"{origin.value}: the instance image {path} does not exist",
                          hint="give the path of a qcow2 or raw disk image, e.g. the one "
-                              "tests/instance/build.sh prints")
+                              "tests/instance/build.sh prints") from None
+    except OSError as exc:
+        raise OslabError(f"{origin.value}: cannot read the instance image {path}: "
+                         f"{exc.strerror or exc}",
+                         hint="check the path and its permissions") from exc
+    if not stat.S_ISREG(mode):
+        raise OslabError(f"{origin.value}: the instance image {path} is not a regular file",
+                         hint="give the path of a qcow2 or raw disk image file")
     manifest = manifest_path(path)
-    try:
-        text = manifest.read_text()
-    except FileNotFoundError:
+    if not os.path.lexists(manifest):
         raise OslabError(f"{origin.value}: the instance image {path} has no manifest "
                          f"{manifest}", hint=f"write {manifest.name} beside it, e.g. "
-                                             f"{MANIFEST_EXAMPLE}") from None
-    except OSError as exc:
-        raise OslabError(f"cannot read {manifest}: {exc.strerror}") from exc
+                                             f"{MANIFEST_EXAMPLE}")
+    raw = read_small(manifest, MAX_MANIFEST_BYTES, "instance image manifest",
+                     f"a manifest is a small JSON file such as {MANIFEST_EXAMPLE}")
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise OslabError(f"{manifest}: not JSON: {exc.msg} (line {exc.lineno})",
                          hint=f"a manifest looks like {MANIFEST_EXAMPLE}") from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, nested too deep, a huge number
+        reason = str(exc).split(";")[0] or type(exc).__name__
+        raise OslabError(f"{manifest}: not JSON: {clip(reason)}",
+                         hint=f"a manifest is UTF-8 JSON such as {MANIFEST_EXAMPLE}") from exc
     return parse_manifest(data, str(manifest), path, origin)
 
 

@@ -7,9 +7,7 @@ Every problem is reported as one ``SpecError`` that names the field and says wha
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import stat
 import tomllib
 import zoneinfo
 from importlib import resources
@@ -18,6 +16,7 @@ from typing import Any
 
 from oslab.distro import DISTROS, RELEASES, NodeOs
 from oslab.errors import SpecError
+from oslab.files import read_small
 from oslab.spec import (
     LAB_NAME_HINT,
     DownloadSource,
@@ -50,7 +49,9 @@ def _special_range(cidr: ipaddress.IPv4Network) -> str:
     return ""
 
 
-def _clip(text: str, limit: int = 200) -> str:
+def clip(text: str, limit: int = 200) -> str:
+    """``text``, or its start and its length when it is longer than ``limit``: a hostile value
+    is not echoed whole."""
     return text if len(text) <= limit else f"{text[:limit - 60]}...({len(text)} characters)"
 
 
@@ -82,6 +83,8 @@ def load_default() -> LabSpec:
 
 MAX_EXTRA_DISKS = 8
 MAX_SPEC_BYTES = 1 << 20  # a lab spec is a few KiB; anything near this is not one
+SPEC_FILE_HINT = ("a lab spec is a small TOML file, for example one `oslab init lab.toml` "
+                  "writes; check the path")
 
 
 def load(path: str | Path | None) -> LabSpec:
@@ -90,21 +93,7 @@ def load(path: str | Path | None) -> LabSpec:
     if path is None:
         return load_default()
     p = Path(path)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SpecError(f"lab spec {p} is not a regular file",
-                                hint="pass a TOML file, for example one written by "
-                                     "`oslab init lab.toml`")
-            data = f.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"cannot read lab spec {p}: {exc.strerror}",
-                        hint="write one with `oslab init lab.toml`") from exc
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError(f"lab spec {p} is larger than {MAX_SPEC_BYTES >> 20} MiB",
-                        hint="a lab spec is a small TOML file; check the path")
+    data = read_small(p, MAX_SPEC_BYTES, "lab spec", SPEC_FILE_HINT, SpecError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,7 +122,7 @@ class _Parser:
         self.source = source
 
     def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
-        where, problem = _clip(where), _clip(problem)  # a hostile value is not echoed whole
+        where, problem = clip(where), clip(problem)  # a hostile value is not echoed whole
         return SpecError(f"{self.source}: {where}: {problem}",
                          hint=hint or f"fix {where} in the lab spec; `oslab init` writes a "
                                       "commented example of every field")

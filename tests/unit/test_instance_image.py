@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,37 @@ def test_bad_manifest(tmp_path: Path, manifest: object, message: str) -> None:
     with pytest.raises(OslabError) as err:
         ii.choose(str(image), spec_file.load_default())
     assert err.value.message == f"{image}.json: {message}"
+
+
+# (what stands where the manifest or the image should be, the exact error message)
+NOT_FILES = [
+    ("fifo-manifest", "instance image manifest {image}.json is not a regular file"),
+    ("dev-zero-manifest", "instance image manifest {image}.json is not a regular file"),
+    ("huge-manifest", "instance image manifest {image}.json is larger than 64 KiB"),
+    ("dir-manifest", "cannot read instance image manifest {image}.json: Is a directory"),
+    ("fifo-image", "--image: the instance image {image} is not a regular file"),
+    ("dir-image", "--image: the instance image {image} is not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("what", "message"), NOT_FILES, ids=[n[0] for n in NOT_FILES])
+def test_what_is_not_a_file_is_refused_at_once(tmp_path: Path, what: str, message: str) -> None:
+    """A FIFO would be waited on forever and /dev/zero read until memory ran out."""
+    image = tmp_path / "inst.qcow2"
+    manifest = Path(f"{image}.json")
+    if what.endswith("-image"):
+        (os.mkfifo if what == "fifo-image" else os.mkdir)(image)
+        manifest.write_text(json.dumps(MANIFEST))
+    else:
+        image.write_bytes(b"QFI\xfb")
+        {"fifo-manifest": lambda: os.mkfifo(manifest),
+         "dev-zero-manifest": lambda: manifest.symlink_to("/dev/zero"),
+         "huge-manifest": lambda: manifest.write_text(" " * (64 << 10) + "{}"),
+         "dir-manifest": lambda: manifest.mkdir()}[what]()
+    with pytest.raises(OslabError) as err:
+        ii.choose(str(image), spec_file.load_default())
+    assert err.value.message == message.format(image=image)
+    assert err.value.hint
 
 
 def test_missing_image_and_missing_manifest(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""Bad inputs, round two (issue 24): the surfaces added since the first round's table
+(test_bad_inputs.py), through the same real entry point and the same checks: the exact
+``error:`` line, a ``hint:``, a non-zero exit, no traceback, nothing changed on disk. Then what
+is not an error: `check` and `up` agreeing, a warning where oslab leaves a thing alone."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from oslab.spec_file import default_spec_text
+from tests.unit.test_bad_inputs import (
+    DEFAULT,
+    EMPTY_HOST,
+    Case,
+    World,
+    check_case,
+    world,
+)
+
+__all__ = ["world"]  # the fixture, for the tests here
+
+DEBIAN = default_spec_text("debian13")
+MANIFEST = {"name": "inst", "user": "cirros", "disk_format": "qcow2"}
+IMAGES = "cache/oslab/debian/images"
+
+
+def with_image(path: str, text: str = DEFAULT) -> str:
+    return text + f'\n[verify]\nimage = "{path}"\n'
+
+
+def iso_path(path: str) -> str:
+    """The default spec with a local ISO at ``path`` instead of its download."""
+    text = "\n".join(line for line in DEFAULT.splitlines()
+                     if not line.startswith(("url = ", "sha256_url = ")))
+    return text.replace("[iso]\n", f'[iso]\npath = "{path}"\n') + "\n"
+
+
+def _image(w: World, manifest: object = MANIFEST, name: str = "img.qcow2") -> Path:
+    image = w.root / "cwd" / name
+    image.write_bytes(b"QFI\xfb")
+    if manifest is not None:
+        Path(f"{image}.json").write_text(json.dumps(manifest))
+    return image
+
+
+def _fifo_manifest(w: World) -> None:
+    os.mkfifo(f"{_image(w, None)}.json")
+
+
+def _zero_manifest(w: World) -> None:
+    Path(f"{_image(w, None)}.json").symlink_to("/dev/zero")
+
+
+def _fifo(w: World) -> None:
+    os.mkfifo(w.root / "cwd" / "fifo")
+
+
+def _link(w: World) -> None:
+    (w.root / "cwd" / "link").symlink_to(w.root / "other" / "precious.txt")
+
+
+def _cached_base(built_at: object,
+                 name: str = "debian13-base-aaaaaaaaaaaaaaaa") -> Callable[[World], None]:
+    def setup(w: World) -> None:
+        base = w.root / IMAGES / ("a" * 16)
+        base.mkdir(parents=True)
+        (base / "manifest.json").write_text(json.dumps(
+            {"name": name, "inputs": {"distro": "debian13", "role": "base"},
+             "built_at": built_at}))
+    return setup
+
+
+MANIFEST_HINT = "a manifest is a small JSON file"
+PATH_HINT = "relative to the lab spec's directory"
+CASES = [
+    # -- verify --image: the same rule, then the image and its manifest as regular files
+    Case("image-fifo-manifest", ("verify", "--image", "img.qcow2"),
+         "error: instance image manifest {root}/cwd/img.qcow2.json is not a regular file",
+         setup=_fifo_manifest, hint=MANIFEST_HINT),
+    Case("image-dev-zero-manifest", ("verify", "--image", "img.qcow2"),
+         "error: instance image manifest {root}/cwd/img.qcow2.json is not a regular file",
+         setup=_zero_manifest, hint=MANIFEST_HINT),
+    Case("image-fifo", ("verify", "--image", "fifo"),
+         "error: --image: the instance image {root}/cwd/fifo is not a regular file",
+         setup=_fifo),
+    Case("image-dev-null", ("verify", "--image", "/dev/null"),
+         "error: --image: the instance image /dev/null is not a regular file"),
+    Case("image-directory", ("verify", "--image", "{root}/other"),
+         "error: --image: the instance image {root}/other is not a regular file"),
+    Case("image-no-manifest", ("verify", "--image", "img.qcow2"),
+         "error: --image: the instance image {root}/cwd/img.qcow2 has no manifest "
+         "{root}/cwd/img.qcow2.json", setup=lambda w: (_image(w, None), None)[1]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(world: World, case: Case) -> None:
+    check_case(world, case)
+
+
+def host(world: World) -> str:
+    path = world.root / "cwd" / "host.xml"
+    path.write_text(EMPTY_HOST)
+    return f"test://{path}"
