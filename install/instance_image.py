@@ -29,7 +29,7 @@ from typing import Any
 from oslab.downloads import download
 from oslab.errors import OslabError
 from oslab.files import read_small
-from oslab.spec import DownloadSource, LabSpec
+from oslab.spec import DownloadSource, LabSpec, local_path, local_path_problem
 from oslab.spec_file import clip
 
 CIRROS_URL = "https://download.cirros-cloud.net/0.6.3/cirros-0.6.3-x86_64-disk.img"
@@ -98,20 +98,18 @@ CIRROS = InstanceImage(label="cirros", user=CIRROS_USER, sha256=CIRROS_SHA256,
 
 
 def choose(option: str | None, spec: LabSpec, cwd: Path | None = None) -> InstanceImage:
-    """``--image`` first, then ``[verify] image`` (a relative path is taken from the spec
-    file's directory), else cirros."""
-    if option:
-        path = Path(option).expanduser()
-        if not path.is_absolute():
-            path = (cwd or Path.cwd()) / path
-        return load(path, Origin.OPTION)
+    """``--image`` first (relative to ``cwd``, the current directory), then ``[verify] image``
+    (relative to the spec file's directory, as every path in a spec), else cirros. `check`,
+    `up` and `verify` all choose through here."""
+    if option is not None:
+        problem = local_path_problem(option)
+        if problem:
+            raise OslabError(f"--image: {clip(repr(option))} {problem}",
+                             hint="give the path of a qcow2 or raw disk image (with its "
+                                  "manifest PATH.json beside it)")
+        return load(local_path(option, cwd or Path.cwd()), Origin.OPTION)
     if spec.verify.image:
-        path = Path(spec.verify.image).expanduser()
-        if not path.is_absolute():
-            base = Path(spec.source).parent if not spec.source.startswith("<") else \
-                (cwd or Path.cwd())
-            path = base / path
-        return load(path, Origin.SPEC)
+        return load(spec.local_path(spec.verify.image), Origin.SPEC)
     return CIRROS
 
 

@@ -19,6 +19,7 @@ from oslab.errors import SpecError
 from oslab.files import read_small
 from oslab.spec import (
     LAB_NAME_HINT,
+    LOCAL_PATH_HINT,
     DownloadSource,
     LabSpec,
     NetMode,
@@ -29,6 +30,7 @@ from oslab.spec import (
     Role,
     Scope,
     VerifySettings,
+    local_path_problem,
     valid_lab_name,
 )
 
@@ -193,8 +195,8 @@ class _Parser:
             golden=golden,
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
-                image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
-                               "image", "verify", str, "")),
+                image=self.local_file(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
+                                      "image", "verify")),
             source=self.source,
         )
 
@@ -216,6 +218,14 @@ class _Parser:
             raise self.fail("lab.pool_dir", f"{text!r} is not an absolute directory path",
                             hint="give an absolute path such as /var/lib/libvirt/images/mylab, "
                                  "or leave it empty for the default")
+        return text
+
+    def local_file(self, tbl: dict[str, Any], key: str, where: str) -> str:
+        """A file on this host (empty: none); see oslab.spec.local_path_problem."""
+        text: str = self.get(tbl, key, where, str, "")
+        problem = local_path_problem(text) if text else ""
+        if problem:
+            raise self.fail(f"{where}.{key}", f"{text!r} {problem}", hint=LOCAL_PATH_HINT)
         return text
 
     def url(self, tbl: dict[str, Any], key: str, where: str) -> str:
@@ -249,7 +259,7 @@ class _Parser:
 
     def iso(self, raw: Any) -> DownloadSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)
-        iso = DownloadSource(path=self.get(tbl, "path", "iso", str, ""),
+        iso = DownloadSource(path=self.local_file(tbl, "path", "iso"),
                              url=self.url(tbl, "url", "iso"),
                              sha256=self.get(tbl, "sha256", "iso", str, ""),
                              sha256_url=self.url(tbl, "sha256_url", "iso"))

@@ -16,6 +16,7 @@ from oslab.spec_file import default_spec_text
 from tests.unit.test_bad_inputs import (
     DEFAULT,
     EMPTY_HOST,
+    SPEC,
     Case,
     World,
     check_case,
@@ -78,7 +79,43 @@ def _cached_base(built_at: object,
 MANIFEST_HINT = "a manifest is a small JSON file"
 PATH_HINT = "relative to the lab spec's directory"
 CASES = [
+    # -- [verify] image and iso.path: one rule for a path on this host, checked in the spec
+    Case("verify-image-other-home", ("-f", SPEC, "check"),
+         "error: {spec}: verify.image: '~nosuchuser/x.qcow2' names another user's home; only "
+         "~/ (your own) is expanded", spec=with_image("~nosuchuser/x.qcow2"), hint=PATH_HINT),
+    Case("verify-image-other-home-up", ("-f", SPEC, "up"),
+         "error: {spec}: verify.image: '~nosuchuser/x.qcow2' names another user's home; only "
+         "~/ (your own) is expanded", spec=with_image("~nosuchuser/x.qcow2")),
+    Case("verify-image-nul", ("-f", SPEC, "check"),
+         "error: {spec}: verify.image: 'a\\x00b' is not a usable path (one line of at most "
+         "1024 printable characters)", spec=with_image("a\\u0000b")),
+    Case("verify-image-nul-verify", ("-f", SPEC, "verify", "--image", "{root}/cwd/x"),
+         "error: {spec}: verify.image: 'a\\x00b' is not a usable path (one line of at most "
+         "1024 printable characters)", spec=with_image("a\\u0000b")),
+    Case("verify-image-tab", ("-f", SPEC, "up"),
+         "error: {spec}: verify.image: 'a\\tb' is not a usable path (one line of at most 1024 "
+         "printable characters)", spec=with_image("a\\tb")),
+    Case("verify-image-blank", ("-f", SPEC, "check"),
+         "error: {spec}: verify.image: '  ' is empty", spec=with_image("  ")),
+    Case("verify-image-huge", ("-f", SPEC, "check"),
+         "error: {spec}: verify.image: '" + "x" * 139 + "...(2071 characters)",
+         spec=with_image("x" * 2000)),
+    Case("verify-image-number", ("-f", SPEC, "check"),
+         "error: {spec}: verify.image: must be a str, not 5",
+         spec=DEFAULT + "\n[verify]\nimage = 5\n"),
+    Case("iso-path-nul", ("-f", SPEC, "check"),
+         "error: {spec}: iso.path: '/a\\x00b.iso' is not a usable path (one line of at most "
+         "1024 printable characters)",
+         spec=iso_path("/a\\u0000b.iso")),
+    Case("iso-path-other-home", ("-f", SPEC, "up"),
+         "error: {spec}: iso.path: '~root/boot.iso' names another user's home; only ~/ (your "
+         "own) is expanded",
+         spec=iso_path("~root/boot.iso")),
     # -- verify --image: the same rule, then the image and its manifest as regular files
+    Case("image-option-other-home", ("verify", "--image", "~nosuchuser/x.qcow2"),
+         "error: --image: '~nosuchuser/x.qcow2' names another user's home; only ~/ (your own) "
+         "is expanded"),
+    Case("image-option-empty", ("verify", "--image", ""), "error: --image: '' is empty"),
     Case("image-fifo-manifest", ("verify", "--image", "img.qcow2"),
          "error: instance image manifest {root}/cwd/img.qcow2.json is not a regular file",
          setup=_fifo_manifest, hint=MANIFEST_HINT),

@@ -132,6 +132,27 @@ def test_what_is_not_a_file_is_refused_at_once(tmp_path: Path, what: str, messag
     assert err.value.hint
 
 
+# (--image as given, the exact error message)
+BAD_OPTIONS = [
+    ("~nosuchuser/inst.qcow2",
+     "--image: '~nosuchuser/inst.qcow2' names another user's home; only ~/ (your own) is "
+     "expanded"),
+    ("", "--image: '' is empty"),
+    ("a\x00b", "--image: 'a\\x00b' is not a usable path (one line of at most 1024 printable "
+                "characters)"),
+    ("/x/" + "y" * 2000, "--image: '/x/" + "y" * 136 + "...(2005 characters) is not a usable "
+                        "path (one line of at most 1024 printable characters)"),
+]
+
+
+@pytest.mark.parametrize(("option", "message"), BAD_OPTIONS)
+def test_bad_image_option(option: str, message: str) -> None:
+    with pytest.raises(OslabError) as err:
+        ii.choose(option, spec_file.load_default())
+    assert err.value.message == message
+    assert err.value.hint
+
+
 def test_missing_image_and_missing_manifest(tmp_path: Path) -> None:
     spec = spec_with(tmp_path, "gone.qcow2")
     with pytest.raises(OslabError) as err:
