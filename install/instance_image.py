@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import stat
 from dataclasses import dataclass
@@ -44,6 +45,16 @@ NANO = ("m1.nano", 128, 1)
 
 MANIFEST_SUFFIX = ".json"
 MAX_MANIFEST_BYTES = 64 << 10  # a manifest is a few hundred bytes
+MAX_LABEL = 64
+MAX_NOTE = 200
+MAX_PROPERTIES = 64
+MAX_DISK_GIB = 16384  # the spec's bound on a node's disk
+MAX_RAM_MIB = 1 << 20  # and on its memory
+# a login name as useradd takes it by default (NAME_REGEX), at most 32 characters
+USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+# Glance property names as its schema and metadata definitions have them (hw_disk_bus,
+# os_distro, trait:CUSTOM_X, ...); never '=': the command line splits name=value there
+PROPERTY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.-]{0,254}")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
 _KEYS = {"name", "user", "disk_format", "min_disk_gib", "min_ram_mib", "properties", "sha256",
          "build", "kernel"}  # build, kernel: informational (tests/instance/build.sh writes them)
@@ -155,53 +166,93 @@ def load(path: Path, origin: Origin) -> InstanceImage:
 
 def parse_manifest(data: Any, where: str, path: Path,
                    origin: Origin = Origin.OPTION) -> InstanceImage:
-    """Validate a manifest's JSON; every problem is one error naming the key."""
+    """Validate a manifest's JSON, every field by type and range; every problem is one error
+    naming the key, with a hint."""
     if not isinstance(data, dict):
         raise OslabError(f"{where}: expected a JSON object", hint=MANIFEST_EXAMPLE)
     unknown = sorted(set(data) - _KEYS)
     if unknown:
-        raise OslabError(f"{where}: unknown key(s) {', '.join(unknown)}",
+        raise OslabError(f"{where}: unknown key(s) {clip(', '.join(unknown))}",
                          hint="known keys: " + ", ".join(sorted(_KEYS)))
     label = _text(data, "name", where, path.name.split(".")[0])
-    if not label or not set(label) <= _NAME_CHARS:
-        raise OslabError(f"{where}: name {label!r} is not a usable image name",
-                         hint="use lower-case letters, digits, '-', '.' or '_'")
+    if not label or len(label) > MAX_LABEL or not set(label) <= _NAME_CHARS:
+        raise OslabError(f"{where}: name {clip(repr(label))} is not a usable image name",
+                         hint=f"use 1 to {MAX_LABEL} lower-case letters, digits, '-', '.' or "
+                              "'_'")
     user = _text(data, "user", where, "")
     if not user:
         raise OslabError(f"{where}: no \"user\": the user to log in as over SSH is needed",
                          hint='e.g. "user": "cirros" (the user whose authorized_keys the '
                               "image fills from the metadata service)")
+    if not USER_RE.fullmatch(user):
+        raise OslabError(f"{where}: user {clip(repr(user))} is not a valid user name",
+                         hint="a login name: a lower-case letter or '_', then up to 31 "
+                              "lower-case letters, digits, '_', '.' or '-'")
     fmt = _text(data, "disk_format", where, DiskFormat.QCOW2.value)
     if fmt not in {f.value for f in DiskFormat}:
-        raise OslabError(f"{where}: disk_format {fmt!r} is not one of "
-                         f"{', '.join(f.value for f in DiskFormat)}")
-    props = data.get("properties", {})
-    if not isinstance(props, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k for k, v in props.items()):
-        raise OslabError(f"{where}: properties must map names to strings",
-                         hint='e.g. "properties": {"hw_disk_bus": "virtio"}')
+        raise OslabError(f"{where}: disk_format {clip(repr(fmt))} is not one of "
+                         f"{', '.join(f.value for f in DiskFormat)}",
+                         hint="the format of the image file (`qemu-img info` says it)")
     sha256 = _text(data, "sha256", where, "").lower()
     if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
-        raise OslabError(f"{where}: sha256 is not 64 hex digits")
+        raise OslabError(f"{where}: sha256 is not 64 hex digits",
+                         hint=f"`sha256sum {path}` prints it; or leave sha256 out")
+    for key in ("build", "kernel"):
+        _note(data, key, where)
     return InstanceImage(label=label, user=user, disk_format=DiskFormat(fmt),
-                         min_disk_gib=_count(data, "min_disk_gib", where),
-                         min_ram_mib=_count(data, "min_ram_mib", where),
-                         properties=tuple(sorted(props.items())), sha256=sha256,
-                         path=str(path), origin=origin)
+                         min_disk_gib=_count(data, "min_disk_gib", where, MAX_DISK_GIB, "GiB"),
+                         min_ram_mib=_count(data, "min_ram_mib", where, MAX_RAM_MIB, "MiB"),
+                         properties=_properties(data.get("properties", {}), where),
+                         sha256=sha256, path=str(path), origin=origin)
 
 
 def _text(data: dict[str, Any], key: str, where: str, default: str) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise OslabError(f"{where}: {key} must be a string, not {json.dumps(value)}")
+        raise OslabError(f"{where}: {key} must be a string, not {clip(json.dumps(value))}",
+                         hint=f"a manifest looks like {MANIFEST_EXAMPLE}")
     return value.strip()
 
 
-def _count(data: dict[str, Any], key: str, where: str) -> int:
+def _note(data: dict[str, Any], key: str, where: str) -> None:
+    """An informational key: a one-line string, if it is there."""
+    value = _text(data, key, where, "")
+    if len(value) > MAX_NOTE or not value.isprintable():
+        raise OslabError(f"{where}: {key} must be one line of at most {MAX_NOTE} printable "
+                         "characters", hint=f"{key} is only informational; shorten it or "
+                                            "leave it out")
+
+
+def _count(data: dict[str, Any], key: str, where: str, most: int, unit: str) -> int:
     value = data.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise OslabError(f"{where}: {key} must be a whole number >= 0, not {json.dumps(value)}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+        raise OslabError(f"{where}: {key} must be a whole number from 0 to {most}, not "
+                         f"{clip(json.dumps(value))}",
+                         hint=f"the image's minimum in {unit} (0, or leave it out, for none)")
     return value
+
+
+def _properties(props: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The Glance properties: names as Glance takes them on a command line (``name=value``
+    must split back at the first '='), values one line each."""
+    hint = 'e.g. "properties": {"hw_disk_bus": "virtio"}'
+    if not isinstance(props, dict):
+        raise OslabError(f"{where}: properties must map names to strings", hint=hint)
+    if len(props) > MAX_PROPERTIES:
+        raise OslabError(f"{where}: properties: {len(props)} of them; at most "
+                         f"{MAX_PROPERTIES}", hint=hint)
+    for key, value in props.items():
+        if not PROPERTY_RE.fullmatch(key):
+            raise OslabError(f"{where}: properties: {clip(repr(key))} is not a Glance "
+                             "property name",
+                             hint="letters, digits, '_', ':', '.' and '-', starting with a "
+                                  "letter or digit, at most 255 characters (no '=', space or "
+                                  "newline)")
+        if not isinstance(value, str) or len(value) > 255 or not value.isprintable():
+            raise OslabError(f"{where}: properties: {key} must be one line of at most 255 "
+                             f"printable characters, not {clip(json.dumps(value))}",
+                             hint=hint)
+    return tuple(sorted(props.items()))
 
 
 def create_args(image: InstanceImage, remote: str, name: str) -> str:

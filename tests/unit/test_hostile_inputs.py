@@ -132,6 +132,18 @@ CASES = [
     Case("image-no-manifest", ("verify", "--image", "img.qcow2"),
          "error: --image: the instance image {root}/cwd/img.qcow2 has no manifest "
          "{root}/cwd/img.qcow2.json", setup=lambda w: (_image(w, None), None)[1]),
+    Case("image-manifest-newline-user", ("verify", "--image", "img.qcow2"),
+         "error: {root}/cwd/img.qcow2.json: user 'c\\nid' is not a valid user name",
+         setup=lambda w: (_image(w, {"user": "c\nid"}), None)[1]),
+    Case("image-manifest-property-equals", ("verify", "--image", "img.qcow2"),
+         "error: {root}/cwd/img.qcow2.json: properties: 'hw_disk_bus=scsi' is not a Glance "
+         "property name",
+         setup=lambda w: (_image(w, {"user": "c", "properties": {"hw_disk_bus=scsi": "x"}}),
+                          None)[1]),
+    Case("image-manifest-huge-ram", ("verify", "--image", "img.qcow2"),
+         "error: {root}/cwd/img.qcow2.json: min_ram_mib must be a whole number from 0 to "
+         "1048576, not 100000000000000000000000",
+         setup=lambda w: (_image(w, {"user": "c", "min_ram_mib": 10**23}), None)[1]),
 ]
 
 

@@ -78,18 +78,54 @@ def test_the_built_in_default_spec_boots_cirros() -> None:
 # (manifest as written beside the image, the exact error message after "<manifest>: ")
 BAD_MANIFESTS = [
     ("[1, 2]", "expected a JSON object"),
+    ("null", "expected a JSON object"),
     ("{nope", "not JSON: Expecting property name enclosed in double quotes (line 1)"),
+    ("[" * 20000 + "]" * 20000,
+     "not JSON: maximum recursion depth exceeded while decoding a JSON array from a unicode "
+     "string"),
+    ('{"user": "cirros", "min_ram_mib": 1' + "0" * 5000 + "}",
+     "not JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5001 "
+     "digits"),
     ({"user": "cirros", "min_disk": 1}, "unknown key(s) min_disk"),
     ({"name": "Big Image", "user": "cirros"}, "name 'Big Image' is not a usable image name"),
+    ({"name": "a" * 65, "user": "cirros"}, f"name '{'a' * 65}' is not a usable image name"),
     ({"name": "x"}, 'no "user": the user to log in as over SSH is needed'),
     ({"user": 7}, "user must be a string, not 7"),
+    ({"user": "cirros\nrm -rf /"}, "user 'cirros\\nrm -rf /' is not a valid user name"),
+    ({"user": "c;id"}, "user 'c;id' is not a valid user name"),
+    ({"user": "$(reboot)"}, "user '$(reboot)' is not a valid user name"),
+    ({"user": "Root"}, "user 'Root' is not a valid user name"),
+    ({"user": "u" * 33}, f"user '{'u' * 33}' is not a valid user name"),
     ({"user": "cirros", "disk_format": "vmdk"}, "disk_format 'vmdk' is not one of qcow2, raw"),
-    ({"user": "cirros", "min_ram_mib": -1}, "min_ram_mib must be a whole number >= 0, not -1"),
+    ({"user": "cirros", "min_ram_mib": -1},
+     "min_ram_mib must be a whole number from 0 to 1048576, not -1"),
+    ({"user": "cirros", "min_ram_mib": 10**23},
+     "min_ram_mib must be a whole number from 0 to 1048576, not 100000000000000000000000"),
+    ({"user": "cirros", "min_ram_mib": 1.5},
+     "min_ram_mib must be a whole number from 0 to 1048576, not 1.5"),
     ({"user": "cirros", "min_disk_gib": True},
-     "min_disk_gib must be a whole number >= 0, not true"),
+     "min_disk_gib must be a whole number from 0 to 16384, not true"),
+    ({"user": "cirros", "min_disk_gib": 16385},
+     "min_disk_gib must be a whole number from 0 to 16384, not 16385"),
+    ({"user": "cirros", "properties": ["hw_disk_bus"]}, "properties must map names to strings"),
     ({"user": "cirros", "properties": {"hw_disk_bus": 1}},
-     "properties must map names to strings"),
+     "properties: hw_disk_bus must be one line of at most 255 printable characters, not 1"),
+    ({"user": "cirros", "properties": {"hw_disk_bus\nos_distro": "x"}},
+     "properties: 'hw_disk_bus\\nos_distro' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"hw_disk_bus=scsi": "virtio"}},
+     "properties: 'hw_disk_bus=scsi' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"os distro": "x"}},
+     "properties: 'os distro' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"": "x"}}, "properties: '' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"os_distro": "a\nb"}},
+     'properties: os_distro must be one line of at most 255 printable characters, not "a\\nb"'),
+    ({"user": "cirros", "properties": {f"p{i}": "x" for i in range(65)}},
+     "properties: 65 of them; at most 64"),
     ({"user": "cirros", "sha256": "abc"}, "sha256 is not 64 hex digits"),
+    ({"user": "cirros", "sha256": None}, "sha256 must be a string, not null"),
+    ({"user": "cirros", "build": ["x"]}, 'build must be a string, not ["x"]'),
+    ({"user": "cirros", "kernel": "6.1\n6.2"},
+     "kernel must be one line of at most 200 printable characters"),
 ]
 
 
@@ -99,6 +135,18 @@ def test_bad_manifest(tmp_path: Path, manifest: object, message: str) -> None:
     with pytest.raises(OslabError) as err:
         ii.choose(str(image), spec_file.load_default())
     assert err.value.message == f"{image}.json: {message}"
+    assert err.value.hint
+
+
+def test_good_manifest_names() -> None:
+    """What the rules above must still take: the users and Glance properties real images
+    have."""
+    data = {"name": "ubuntu-24.04_min", "user": "cloud-user",
+            "properties": {"hw_qemu_guest_agent": "yes", "os_distro": "ubuntu",
+                           "trait:CUSTOM_FAST": "required", "os_version": "24.04 LTS"}}
+    chosen = ii.parse_manifest(data, "m.json", Path("/x/img.qcow2"))
+    assert (chosen.label, chosen.user) == ("ubuntu-24.04_min", "cloud-user")
+    assert dict(chosen.properties)["trait:CUSTOM_FAST"] == "required"
 
 
 # (what stands where the manifest or the image should be, the exact error message)
