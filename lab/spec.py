@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -176,6 +176,13 @@ class LabSpec:
         """A path this spec names (iso.path, [verify] image) on this host: one rule for
         `check`, `up` and `verify`."""
         return local_path(text, self.directory)
+
+    @property
+    def installer_iso(self) -> DownloadSource:
+        """``iso`` with its path (if any) as a path on this host (see :meth:`local_path`)."""
+        if not self.iso.path:
+            return self.iso
+        return replace(self.iso, path=str(self.local_path(self.iso.path)))
 
     @property
     def networks(self) -> tuple[Network, Network]:

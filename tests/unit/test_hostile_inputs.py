@@ -20,6 +20,7 @@ from tests.unit.test_bad_inputs import (
     Case,
     World,
     check_case,
+    tree,
     world,
 )
 
@@ -156,3 +157,59 @@ def host(world: World) -> str:
     path = world.root / "cwd" / "host.xml"
     path.write_text(EMPTY_HOST)
     return f"test://{path}"
+
+
+def test_check_and_up_judge_the_verify_image_alike(world: World) -> None:
+    """One validation for both, and one rule for a relative path: the spec's directory, from
+    whatever directory oslab runs in."""
+    labs = world.root / "labs"
+    (labs / "img").mkdir(parents=True)
+    (labs / "img" / "inst.qcow2").write_bytes(b"QFI\xfb")
+    spec = labs / "lab.toml"
+    spec.write_text(with_image("img/inst.qcow2"))
+    uri = host(world)
+    before = tree(world.root)
+    line = (f"verify-image: [verify] image: the instance image {labs}/img/inst.qcow2 has no "
+            f"manifest {labs}/img/inst.qcow2.json")
+    check = world.run("-f", str(spec), "--uri", uri, "check")
+    assert check.returncode == 1
+    assert f"block  {line}" in check.stdout.splitlines()
+    up = world.run("-f", str(spec), "--uri", uri, "up")
+    assert up.returncode == 2
+    assert f"  - {line}" in up.stderr.splitlines()
+    assert tree(world.root) == before
+    (labs / "img" / "inst.qcow2.json").write_text(json.dumps(MANIFEST))
+    check = world.run("-f", str(spec), "--uri", uri, "check")
+    assert (f"   ok  verify-image: instances boot {labs}/img/inst.qcow2 (as cirros, qcow2)"
+            in check.stdout.splitlines()), check.stdout
+
+
+def test_a_relative_iso_path_starts_at_the_spec(world: World) -> None:
+    labs = world.root / "labs"
+    labs.mkdir()
+    (labs / "boot.iso").write_bytes(b"an ISO")
+    (labs / "lab.toml").write_text(iso_path("boot.iso"))
+    check = world.run("-f", str(labs / "lab.toml"), "--uri", host(world), "check")
+    assert f"   ok  iso: the installer ISO is {labs}/boot.iso" in check.stdout.splitlines()
+
+
+def test_an_iso_never_blocks_a_debian_lab(world: World) -> None:
+    """Debian nodes boot base images: [iso] is ignored with a warning, by check and by up."""
+    text = DEBIAN + '\n[iso]\npath = "/nonexistent/boot.iso"\n'
+    spec = world.spec(text)
+    uri = host(world)
+    before = tree(world.root)
+    check = world.run("-f", spec, "--uri", uri, "check")
+    assert (" warn  iso: debian13 nodes boot base images built on this host; [iso] is not used"
+            in check.stdout.splitlines())
+    assert not [line for line in check.stdout.splitlines() if line.startswith("block")]
+    assert check.returncode == 0, check.stdout
+    # up on the same lab without its compute node: refused for that alone, not for the ISO
+    lab = world.spec(DEBIAN[:DEBIAN.index('[[nodes]]\nname = "compute1"')]
+                     + '\n[iso]\npath = "/nonexistent/boot.iso"\n', "nocompute.toml")
+    up = world.run("-f", lab, "--uri", uri, "up")
+    assert up.returncode == 2
+    assert "  - roles: the lab has no compute node" in up.stderr
+    assert "iso" not in up.stderr
+    assert tree(world.root) == {**before, "cwd/nocompute.toml": tree(world.root)[
+        "cwd/nocompute.toml"]}

@@ -284,9 +284,9 @@ def test_cli_refuses_a_bad_image_before_touching_anything(
     assert result.exception.message == (f"--image: the instance image {tmp_path}/nope.qcow2 "
                                          "does not exist")
     spec = spec_with(tmp_path, "missing.qcow2")
-    # `up` says so before the host checks and an hour of building
+    # `up` says so in its host checks (`oslab check`'s), before an hour of building
     result = CliRunner().invoke(cli, ["-f", spec.source, "up", "--uri", "test:///default"])
     assert isinstance(result.exception, OslabError)
-    assert result.exception.message == ("[verify] image: the instance image "
-                                        f"{tmp_path}/labs/missing.qcow2 does not exist")
+    assert ("  - verify-image: [verify] image: the instance image "
+            f"{tmp_path}/labs/missing.qcow2 does not exist") in result.exception.message
     assert not (tmp_path / "state").exists()
