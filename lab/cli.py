@@ -233,7 +233,8 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
                          hint="add --prune, or drop them to list the bases")
     conn = opts.connect()
     store = debian_cache() / "images"
-    bases, found = gather(conn, store)
+    bases, found = gather(conn, store,
+                          say=lambda line: click.echo(f"warning: {line}", err=True))
     if not prune:
         now = time.time()
         if as_json:

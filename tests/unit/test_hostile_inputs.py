@@ -145,6 +145,23 @@ CASES = [
          "error: {root}/cwd/img.qcow2.json: min_ram_mib must be a whole number from 0 to "
          "1048576, not 100000000000000000000000",
          setup=lambda w: (_image(w, {"user": "c", "min_ram_mib": 10**23}), None)[1]),
+    # -- the base-image cache: a manifest that is not what oslab wrote
+    Case("images-built-at-word", ("--uri", "test:///default", "images"),
+         f"error: the base image manifest {{root}}/{IMAGES}/{'a' * 16}/manifest.json cannot be "
+         "read: built_at \"yesterday\" is not a time in seconds since the epoch",
+         setup=_cached_base("yesterday"), hint="the next `oslab up` builds it again"),
+    Case("images-built-at-nan", ("--uri", "test:///default", "images", "--json"),
+         f"error: the base image manifest {{root}}/{IMAGES}/{'a' * 16}/manifest.json cannot be "
+         "read: built_at NaN is not a time in seconds since the epoch",
+         setup=_cached_base(float("nan"))),
+    Case("images-built-at-infinite", ("--uri", "test:///default", "images", "--prune"),
+         f"error: the base image manifest {{root}}/{IMAGES}/{'a' * 16}/manifest.json cannot be "
+         "read: built_at Infinity is not a time in seconds since the epoch",
+         setup=_cached_base(float("inf"))),
+    Case("images-name-not-its-directory", ("--uri", "test:///default", "images"),
+         f"error: the base image manifest {{root}}/{IMAGES}/{'a' * 16}/manifest.json cannot be "
+         f"read: its name, distro and role do not name the base in {'a' * 16}",
+         setup=_cached_base(1, name="debian13-base-" + "b" * 16)),
 ]
 
 
@@ -213,3 +230,24 @@ def test_an_iso_never_blocks_a_debian_lab(world: World) -> None:
     assert "iso" not in up.stderr
     assert tree(world.root) == {**before, "cwd/nocompute.toml": tree(world.root)[
         "cwd/nocompute.toml"]}
+
+
+def test_prune_leaves_a_linked_cache_entry_alone(world: World) -> None:
+    """A cache entry that is a symbolic link is not followed, renamed or removed: a warning
+    says it was skipped; the real base beside it is pruned."""
+    _cached_base(1)(world)
+    elsewhere = world.root / "other" / "base"
+    elsewhere.mkdir()
+    (elsewhere / "manifest.json").write_text(json.dumps(
+        {"name": "debian13-base-" + "b" * 16, "inputs": {"distro": "debian13", "role": "base"},
+         "built_at": 2}))
+    link = world.root / IMAGES / ("b" * 16)
+    link.symlink_to(elsewhere)
+    result = world.run("--uri", "test:///default", "images", "--prune", "--all")
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: skipped {link}: a symbolic link, not a base oslab built; left in place"
+            in result.stderr.splitlines())
+    assert "removed 1 base image(s)" in result.stdout
+    assert link.is_symlink() and link.resolve() == elsewhere
+    assert (elsewhere / "manifest.json").is_file()
+    assert sorted(p.name for p in (world.root / IMAGES).iterdir()) == ["b" * 16]
