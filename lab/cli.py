@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import shlex
+import stat
 import sys
 import time
 from pathlib import Path
@@ -52,10 +53,17 @@ def init(path: str, force: bool, distro: str) -> None:
         raise OslabError(f"cannot write {p}: the directory {p.parent} does not exist",
                          hint=f"make it first (mkdir -p {shlex.quote(str(p.parent))}), or give "
                               "another path")
-    if (p.exists() or p.is_symlink()) and not force:
+    try:
+        mode: int | None = p.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise OslabError(f"{p} is {kind}; oslab init writes a new file or, with --force, "
+                         "replaces a regular one", hint="give the path of a new file, such as "
+                                                        "lab.toml")
+    if mode is not None and not force:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
-    if p.is_dir():
-        raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
     write_atomic(p, spec_file.default_spec_text(distro))
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 

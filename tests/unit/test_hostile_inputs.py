@@ -162,6 +162,13 @@ CASES = [
          f"error: the base image manifest {{root}}/{IMAGES}/{'a' * 16}/manifest.json cannot be "
          f"read: its name, distro and role do not name the base in {'a' * 16}",
          setup=_cached_base(1, name="debian13-base-" + "b" * 16)),
+    # -- init --force replaces a regular file, nothing else
+    Case("init-force-fifo", ("init", "--force", "fifo"),
+         "error: fifo is not a regular file; oslab init writes a new file or, with --force, "
+         "replaces a regular one", setup=_fifo),
+    Case("init-force-link", ("init", "--force", "link"),
+         "error: link is a symbolic link; oslab init writes a new file or, with --force, "
+         "replaces a regular one", setup=_link),
 ]
 
 
@@ -251,3 +258,18 @@ def test_prune_leaves_a_linked_cache_entry_alone(world: World) -> None:
     assert link.is_symlink() and link.resolve() == elsewhere
     assert (elsewhere / "manifest.json").is_file()
     assert sorted(p.name for p in (world.root / IMAGES).iterdir()) == ["b" * 16]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_init_force_never_replaces_a_device(world: World) -> None:
+    """A twin of /dev/null in the scratch world, never the host's own: without the fix this
+    test replaced the device it names."""
+    device = world.root / "cwd" / "null"
+    os.mknod(device, 0o666 | 0o020000, os.makedev(1, 3))  # S_IFCHR: /dev/null's twin
+    before = tree(world.root)
+    result = world.run("init", "--force", str(device))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: {device} is not a regular file; oslab init writes a new file or, with "
+        "--force, replaces a regular one")
+    assert tree(world.root) == before
