@@ -109,6 +109,8 @@ def check(opts: Options, stage: str) -> None:
 def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
        fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
+    if from_step is not None and not from_step.strip():
+        raise OslabError("--from is empty", hint="name an install step; `oslab plan` lists them")
     options = upflow.UpOptions(stage=stage, from_step=from_step,
                                checkpoints=not no_checkpoints, fresh_image=fresh_image)
     for done in upflow.run(opts, options):
@@ -317,7 +319,7 @@ def console(opts: Options, node: str) -> None:
 def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_json: bool,
              delete: str | None) -> None:
     """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
-    from oslab.snapshots.snapshot import LabSnapshots
+    from oslab.snapshots.snapshot import LabSnapshots, check_name, check_user_name
 
     given = [f for f, on in (("NAME", name), ("--list", list_), ("--delete", delete is not None))
              if on]
@@ -333,6 +335,12 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
     if description and (list_ or delete is not None):
         raise OslabError("--description goes with taking a snapshot",
                          hint="oslab snapshot NAME --description TEXT")
+    if not list_ and delete is None and not name:
+        raise OslabError("name the snapshot", hint="oslab snapshot NAME, or --list")
+    if delete is not None:
+        check_name(delete)  # any snapshot of the lab, oslab's own too
+    elif name:
+        check_user_name(name)  # before libvirt is asked: never one of oslab's names
 
     snaps = LabSnapshots(opts.connect(), opts.lab_name())
     if list_:
@@ -342,12 +350,11 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
             return
         cli_print.print_snapshots(snaps.lab, found)
         return
-    if delete:
+    if delete is not None:
         nodes = snaps.delete(delete)
         click.echo(f"deleted snapshot {delete} from {', '.join(nodes)}")
         return
-    if not name:
-        raise OslabError("name the snapshot", hint="oslab snapshot NAME, or --list")
+    assert name is not None
     result = snaps.take(name, description)
     click.echo(f"snapshot {name} of {', '.join(result.nodes)} taken in {result.seconds:.1f}s; "
                f"the lab was paused for {result.paused_seconds:.2f}s")
@@ -360,7 +367,9 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
 def revert(opts: Options, name: str) -> None:
     """Return every node of the lab to snapshot NAME."""
     from oslab.snapshots import checkpoint
+    from oslab.snapshots.snapshot import check_name
 
+    check_name(name)
     done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
     cli_print.print_reverted(name, done)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from oslab.access.state import LabState
 from oslab.snapshots.checkpoint import Checkpoints
 from oslab.snapshots.snapshot import LabSnapshots, SnapshotError
 from oslab.spec_file import default_spec_text
@@ -23,6 +24,7 @@ from tests.unit.test_bad_inputs import (
     Case,
     World,
     check_case,
+    edit,
     one_node_host,
     tree,
     world,
@@ -79,6 +81,52 @@ def _cached_base(built_at: object,
             {"name": name, "inputs": {"distro": "debian13", "role": "base"},
              "built_at": built_at}))
     return setup
+
+
+NO_LIBVIRT = "qemu+unix:///system?socket=/nonexistent"  # any libvirt call fails at once
+# the default lab on TEST-NET-1: no node address here reaches a machine, even without the fix
+UNROUTED = DEFAULT.replace("10.0.0.", "192.0.2.").replace("10.0.0.0/24", "192.0.2.0/24")
+STATE = "{root}/state/oslab/oslab"
+
+
+def _state(passwords: object = None, fifo: str = "", keys: bool = False,
+           ledger: object = None) -> Callable[[World], None]:
+    """A lab state directory: with ``passwords``, the lab's keys, a ``ledger``, or a FIFO in
+    place of the file named ``fifo`` (made first, when it is a key)."""
+    def setup(w: World) -> None:
+        state = LabState("oslab", root=w.state_root).ensure()
+        if keys or fifo.startswith(("id_", "hostkeys/")):
+            state.ssh_key()
+            state.host_key("controller")
+        if passwords is not None:
+            (state.dir / "passwords.json").write_text(json.dumps(passwords))
+        if ledger is not None:
+            (state.dir / "verify-resources.json").write_text(json.dumps(ledger))
+        if fifo:
+            (state.dir / fifo).unlink(missing_ok=True)
+            os.mkfifo(state.dir / fifo)
+    return setup
+
+
+def _fifo_pool_marker(w: World) -> None:
+    """libvirt has a pool named like the lab's whose directory holds a FIFO for a marker."""
+    pool = w.root / "cwd" / "pool"
+    pool.mkdir()
+    os.mkfifo(pool / ".oslab-pool")
+    (w.root / "cwd" / "host.xml").write_text(
+        f"<node><pool type='dir'><name>oslab</name><target><path>{pool}</path></target>"
+        "</pool></node>\n")
+
+
+def deb(old: str, new: str) -> str:
+    assert old in DEBIAN, old
+    return DEBIAN.replace(old, new)
+
+
+def iso_url(url: str) -> str:
+    text = "\n".join(line for line in DEFAULT.splitlines()
+                     if not line.startswith(("url = ", "sha256_url = ")))
+    return text.replace("[iso]\n", f'[iso]\nurl = "{url}"\nsha256 = "{"a" * 64}"\n') + "\n"
 
 
 MANIFEST_HINT = "a manifest is a small JSON file"
@@ -182,6 +230,52 @@ CASES = [
     Case("snapshot-saved", ("--uri", "test:///default", "snapshot", "saved-x",
                             "--description", "mine"),
          "error: snapshot names starting with 'saved-' are oslab's own"),
+    # -- the sweep: snapshot, revert, up --from, verify --only, plan --node, openrc, images
+    Case("snapshot-auto-before-libvirt", ("--uri", NO_LIBVIRT, "snapshot", "auto-os"),
+         "error: snapshot names starting with 'auto-' are oslab's own"),
+    Case("snapshot-no-name-before-libvirt", ("--uri", NO_LIBVIRT, "snapshot", "--description",
+                                             "x"),
+         "error: name the snapshot", hint="oslab snapshot NAME, or --list"),
+    Case("snapshot-delete-empty", ("--uri", NO_LIBVIRT, "snapshot", "--delete", ""),
+         "error: '' is not a valid snapshot name"),
+    Case("snapshot-delete-path", ("--uri", NO_LIBVIRT, "snapshot", "--delete", "../x"),
+         "error: '../x' is not a valid snapshot name"),
+    Case("snapshot-description-tab", ("--uri", NO_LIBVIRT, "snapshot", "s1", "--description",
+                                      "a\tb"),
+         "error: --description must be one line of at most 1000 printable characters"),
+    Case("snapshot-description-escape", ("--uri", NO_LIBVIRT, "snapshot", "s1",
+                                         "--description", "\x1b[2J"),
+         "error: --description must be one line of at most 1000 printable characters"),
+    Case("snapshot-description-with-list", ("--uri", NO_LIBVIRT, "snapshot", "--list",
+                                            "--description", "x"),
+         "error: --description goes with taking a snapshot"),
+    Case("revert-empty", ("--uri", NO_LIBVIRT, "revert", ""),
+         "error: '' is not a valid snapshot name"),
+    Case("revert-newline", ("--uri", NO_LIBVIRT, "revert", "s1\n"),
+         "error: 's1\\n' is not a valid snapshot name"),
+    Case("up-from-empty", ("--uri", NO_LIBVIRT, "up", "--from", ""),
+         "error: --from is empty", hint="`oslab plan` lists them"),
+    Case("verify-only-unknown", ("verify", "--only", "everything"),
+         "error: Invalid value for '--only': 'everything' is not one of 'identity', 'catalog', "
+         "'services', 'image', 'network', 'instance', 'volume', 'dashboard'."),
+    Case("verify-only-empty", ("verify", "--only", ""),
+         "error: Invalid value for '--only': '' is not one of 'identity', 'catalog', "
+         "'services', 'image', 'network', 'instance', 'volume', 'dashboard'."),
+    Case("verify-only-out-of-scope", ("-f", SPEC, "verify", "--only", "volume"),
+         "error: a lab of scope 'identity' has no image, network, instance, volume to check",
+         spec=edit('timezone = "UTC"', 'timezone = "UTC"\nscope = "identity"'),
+         hint="choose from: identity, catalog"),
+    Case("plan-node-empty", ("plan", "--fresh", "--node", ""),
+         "error: lab 'oslab' has no node ''"),
+    Case("plan-node-newline", ("plan", "--fresh", "--node", "controller\n"),
+         "error: lab 'oslab' has no node 'controller\\n'"),
+    Case("openrc-who", ("openrc", "root"),
+         "error: Invalid value for '[admin|demo]': 'root' is not one of 'admin', 'demo'."),
+    Case("status-json-extra", ("status", "--json", "--yes"), "error: No such option '--yes'."),
+    Case("images-all-without-prune", ("images", "--json", "--all"),
+         "error: --dry-run and --all only go with --prune"),
+    Case("render-check-no-out", ("render", "--check"),
+         "error: Missing option '--out'."),
 ]
 
 
