@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+import urllib.parse
 import zoneinfo
 from importlib import resources
 from pathlib import Path
@@ -57,6 +58,20 @@ def clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit - 60]}...({len(text)} characters)"
 
 
+def http_url(text: str) -> bool:
+    """An http(s) URL that urllib can take apart: a host, a port if any that is a number
+    from 0 to 65535, no whitespace or control character, at most MAX_URL_CHARS."""
+    if (len(text) > MAX_URL_CHARS or not text.isprintable()
+            or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018  (a ValueError when it is not a port number)
+    except ValueError:  # an unclosed [IPv6 address, a port out of range
+        return False
+    return bool(parts.hostname)
+
+
 def _timezones() -> set[str]:
     return zoneinfo.available_timezones()
 
@@ -84,6 +99,7 @@ def load_default() -> LabSpec:
 
 
 MAX_EXTRA_DISKS = 8
+MAX_URL_CHARS = 2048
 MAX_SPEC_BYTES = 1 << 20  # a lab spec is a few KiB; anything near this is not one
 SPEC_FILE_HINT = ("a lab spec is a small TOML file, for example one `oslab init lab.toml` "
                   "writes; check the path")
@@ -230,7 +246,7 @@ class _Parser:
 
     def url(self, tbl: dict[str, Any], key: str, where: str) -> str:
         text: str = self.get(tbl, key, where, str, "")
-        if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        if text and not http_url(text):
             raise self.fail(f"{where}.{key}", f"{text!r} is not an http(s) URL",
                             hint="oslab downloads over http or https only; for a local file "
                                  "use iso.path")
@@ -246,10 +262,11 @@ class _Parser:
     def packages(self, raw: Any) -> Packages:
         tbl = self.table(raw, "packages", _PACKAGES_KEYS)
         mirror = self.get(tbl, "mirror", "packages", str, "")
-        if mirror and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", mirror):
+        parts = urllib.parse.urlsplit(mirror) if http_url(mirror) else None
+        if mirror and (parts is None or parts.query or parts.fragment):
             raise self.fail("packages.mirror", f"{mirror!r} is not an http(s) URL",
-                            hint="give the Debian mirror's URL, or leave it empty for the one "
-                                 "in this host's apt sources")
+                            hint="give the Debian mirror's URL (no ?query or #fragment), or "
+                                 "leave it empty for the one in this host's apt sources")
         source = self.get(tbl, "source", "packages", str, PackageSource.MIRROR.value)
         if source not in {s.value for s in PackageSource}:
             raise self.fail("packages.source", f"{source!r} is not a package source",
