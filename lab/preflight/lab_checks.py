@@ -11,10 +11,10 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from oslab.distro import node_os
+from oslab.distro import Family, distro_for, node_os
 from oslab.errors import OslabError
 from oslab.preflight.findings import Finding, Severity
-from oslab.spec import DownloadSource, LabSpec, Scope
+from oslab.spec import DownloadSource, LabSpec, Packages, Scope
 
 
 def _regular_file(path: Path, root: Path) -> str | None:
@@ -87,8 +87,17 @@ def check_verify_image(spec: LabSpec, stage: str) -> Finding | None:
                    f"instances boot {image.path} (as {image.user}, {image.disk_format})")
 
 
+def check_packages(spec: LabSpec) -> Finding | None:
+    """[packages] says how Debian nodes get packages; other distros' nodes never read it."""
+    if spec.packages == Packages() or distro_for(spec.distro).family is Family.DEBIAN:
+        return None
+    return Finding("packages", Severity.WARN, f"{spec.distro} nodes install from their "
+                   "distro's repositories; [packages] is for Debian labs and is not used",
+                   "remove the [packages] table from the lab spec")
+
+
 def lab_findings(spec: LabSpec, stage: str, defined: Iterable[str],
                  root: Path = Path("/")) -> list[Finding]:
     found = [check_iso(spec, defined, root), check_roles(spec, stage)]
-    image = check_verify_image(spec, stage)
-    return found + ([image] if image else [])
+    optional = [check_packages(spec), check_verify_image(spec, stage)]
+    return found + [f for f in optional if f is not None]

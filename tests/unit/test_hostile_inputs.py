@@ -427,3 +427,11 @@ def test_checkpoints_take_the_reserved_names_users_cannot(world: World) -> None:
         assert sorted(s.name for s in snaps.snapshots()) == ["auto-os", "mine"]
     finally:
         conn.close()
+
+
+def test_packages_on_a_centos_lab_are_a_warning(world: World) -> None:
+    spec = world.spec(DEFAULT + '\n[packages]\nsource = "local"\n')
+    check = world.run("-f", spec, "--uri", host(world), "check")
+    assert check.returncode == 0, check.stdout
+    assert (" warn  packages: centos-stream9 nodes install from their distro's repositories; "
+            "[packages] is for Debian labs and is not used") in check.stdout.splitlines()
