@@ -303,6 +303,24 @@ CASES = [
          spec=deb('source = "local"', 'source = ["local"]')),
     Case("verify-table-scalar", ("-f", SPEC, "check"),
          "error: {spec}: verify: must be a table", spec='verify = "x"\n' + DEBIAN),
+    # -- the lab's state directory: files oslab wrote, read as such
+    Case("passwords-fifo", ("openrc", "admin"),
+         f"error: the lab's state file {STATE}/passwords.json is not a regular file",
+         setup=_state(fifo="passwords.json")),
+    Case("passwords-newline", ("render", "--out", "{root}/cwd/out"),
+         f"error: {STATE}/passwords.json is damaged: 'keystone_admin': not a name and password "
+         "as oslab makes them (letters and digits)",
+         setup=_state(passwords={"keystone_admin": "pw\n[DEFAULT]\ndebug = true"})),
+    Case("passwords-quote", ("openrc", "admin", "--print"),
+         f"error: {STATE}/passwords.json is damaged: 'db_nova': not a name and password as "
+         "oslab makes them (letters and digits)",
+         setup=_state(passwords={"keystone_admin": "abc", "db_nova": "x'@h/db"})),
+    Case("key-fifo", ("render", "--out", "{root}/cwd/out"),
+         f"error: the lab's state file {STATE}/id_ed25519 is not a regular file",
+         setup=_state(fifo="id_ed25519")),
+    Case("host-key-pub-fifo", ("-f", SPEC, "verify"),
+         f"error: the lab's state file {STATE}/hostkeys/controller_ed25519.pub is not a "
+         "regular file", spec=UNROUTED, setup=_state(fifo="hostkeys/controller_ed25519.pub")),
 ]
 
 
