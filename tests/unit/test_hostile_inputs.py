@@ -321,6 +321,27 @@ CASES = [
     Case("host-key-pub-fifo", ("-f", SPEC, "verify"),
          f"error: the lab's state file {STATE}/hostkeys/controller_ed25519.pub is not a "
          "regular file", spec=UNROUTED, setup=_state(fifo="hostkeys/controller_ed25519.pub")),
+    Case("verify-never-built", ("-f", SPEC, "verify"),
+         f"error: lab oslab has no SSH keys on this host (state directory {STATE}): it was not "
+         "built here", spec=UNROUTED),
+    Case("ledger-shell", ("-f", SPEC, "verify"),
+         f"error: the verify ledger {STATE}/verify-resources.json is damaged: not a list of "
+         "the resources verify creates", spec=UNROUTED,
+         setup=_state(keys=True, ledger=[{"kind": "server", "ref": "x", "who": "demo",
+                                          "delete": "server delete x; reboot"}]),
+         hint="delete the oslab-verify-* resources by hand"),
+    Case("ledger-keys", ("-f", SPEC, "verify"),
+         f"error: the verify ledger {STATE}/verify-resources.json is damaged: not a list of "
+         "the resources verify creates", spec=UNROUTED,
+         setup=_state(keys=True, ledger=[{"kind": "server"}])),
+    Case("ledger-who", ("-f", SPEC, "verify", "--only", "identity"),
+         f"error: the verify ledger {STATE}/verify-resources.json is damaged: not a list of "
+         "the resources verify creates", spec=UNROUTED,
+         setup=_state(keys=True, ledger=[{"kind": "server", "ref": "x", "who": "root",
+                                          "delete": "server delete x"}])),
+    Case("ledger-fifo", ("-f", SPEC, "verify"),
+         f"error: the verify ledger {STATE}/verify-resources.json is not a regular file",
+         spec=UNROUTED, setup=_state(keys=True, fifo="verify-resources.json")),
 ]
 
 
