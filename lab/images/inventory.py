@@ -33,8 +33,7 @@ from oslab.files import read_small
 from oslab.images.build import lock_path, use_path
 from oslab.images.common import Say
 from oslab.images.pool import ImageCache
-from oslab.virt.definitions import POOL_MARKER
-from oslab.virt.lab_objects import libvirt_calls
+from oslab.virt.lab_objects import libvirt_calls, read_marker
 from oslab.virt.metadata import LabMeta
 
 VOLUME = re.compile(r"^(?P<name>(?P<distro>.+)-(?P<role>[a-z]+)-(?P<key>[0-9a-f]{16}))"
@@ -177,10 +176,7 @@ def merge(in_pool: list[Base], on_host: list[Base]) -> list[Base]:
 
 def _pool_label(pool: Any) -> str:
     path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
-    try:
-        marker = json.loads((Path(path) / POOL_MARKER).read_text()) if path else {}
-    except (OSError, ValueError):
-        marker = {}
+    marker = read_marker(Path(path)) if path else None
     if isinstance(marker, dict) and isinstance(marker.get("lab"), str):
         return str(marker["lab"])
     return f"pool:{pool.name()}"

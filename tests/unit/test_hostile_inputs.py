@@ -342,6 +342,10 @@ CASES = [
     Case("ledger-fifo", ("-f", SPEC, "verify"),
          f"error: the verify ledger {STATE}/verify-resources.json is not a regular file",
          spec=UNROUTED, setup=_state(keys=True, fifo="verify-resources.json")),
+    # -- libvirt's pools: a marker that is a FIFO is no marker
+    Case("pool-marker-fifo", ("--uri", "test://{root}/cwd/host.xml", "status"),
+         "error: storage pool oslab exists but oslab did not make it for lab oslab (no "
+         ".oslab-pool marker in {root}/cwd/pool)", setup=_fifo_pool_marker),
 ]
 
 
