@@ -18,7 +18,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from oslab.errors import OslabError
 
@@ -131,3 +131,22 @@ def read_small(path: Path, limit: int, what: str, hint: str,
         size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
         raise error(f"{what} {path} is larger than {size}", hint=hint)
     return data
+
+
+def open_append(path: Path, what: str, hint: str) -> TextIO:
+    """``path`` opened to append text (made, mode 0644, when missing), for a log or a lock: a
+    regular file only. A FIFO there is refused at once (opening it to write would wait for a
+    reader for ever), as are a device, a directory and a symbolic link (never followed)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ELOOP):  # a FIFO that nobody reads; a link
+            raise OslabError(f"{what} {path} is not a regular file", hint=hint) from exc
+        raise OslabError(f"cannot open {what} {path}: {exc.strerror or exc}",
+                         hint=hint) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OslabError(f"{what} {path} is not a regular file", hint=hint)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a")

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from oslab.files import open_append
+
+LOG_HINT = "remove it (oslab makes a node's log itself), then rerun"
+
 
 class Reporter:
     """Thread-safe progress lines: ``[  12s] controller   installing``."""
@@ -39,7 +43,7 @@ class Reporter:
             if screen and not self.quiet:
                 print(line, file=self.stream, flush=True)
             if log is not None:
-                with log.open("a") as f:
+                with open_append(log, "the node's log", LOG_HINT) as f:
                     f.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + message + "\n")
 
 

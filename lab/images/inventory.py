@@ -29,9 +29,9 @@ from typing import Any
 import libvirt
 
 from oslab.errors import OslabError
-from oslab.files import read_small
+from oslab.files import open_append, read_small
 from oslab.images.build import lock_path, use_path
-from oslab.images.common import Say
+from oslab.images.common import LOCK_HINT, Say
 from oslab.images.pool import ImageCache
 from oslab.virt.lab_objects import libvirt_calls, read_marker
 from oslab.virt.metadata import LabMeta
@@ -269,7 +269,7 @@ def try_lock(path: Path) -> Iterator[bool]:
     if not path.exists():
         yield True
         return
-    with path.open("a") as f:
+    with open_append(path, "the lock file", LOCK_HINT) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

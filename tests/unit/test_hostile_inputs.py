@@ -118,6 +118,11 @@ def _fifo_pool_marker(w: World) -> None:
         "</pool></node>\n")
 
 
+def _fifo_lock(w: World) -> None:
+    _cached_base(1)(w)
+    os.mkfifo(w.root / IMAGES / f"{'a' * 16}.lock")
+
+
 def deb(old: str, new: str) -> str:
     assert old in DEBIAN, old
     return DEBIAN.replace(old, new)
@@ -346,6 +351,10 @@ CASES = [
     Case("pool-marker-fifo", ("--uri", "test://{root}/cwd/host.xml", "status"),
          "error: storage pool oslab exists but oslab did not make it for lab oslab (no "
          ".oslab-pool marker in {root}/cwd/pool)", setup=_fifo_pool_marker),
+    # -- the cache's lock files: a FIFO would be waited on for ever
+    Case("images-lock-fifo", ("--uri", "test:///default", "images", "--prune"),
+         f"error: the lock file {{root}}/{IMAGES}/{'a' * 16}.lock is not a regular file",
+         setup=_fifo_lock, hint="oslab makes its lock files itself"),
 ]
 
 
