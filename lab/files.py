@@ -1,7 +1,8 @@
 """One safe way to write a file: atomically, with its mode set before any byte, and no symlink
 followed anywhere an attacker who can write the directory could plant one. And one safe way to
-read a small file a user or the host gave (:func:`read_small`): a regular file only (never a
-FIFO that would wait for a writer, nor a device such as /dev/zero), and at most a bound.
+read a small file a user or the host gave (:func:`read_small`, or the end of a long one,
+:func:`read_tail`): a regular file only (never a FIFO that would wait for a writer, nor a
+device such as /dev/zero), and at most a bound.
 
 The temporary file gets an unpredictable name and is created with ``O_CREAT | O_EXCL |
 O_NOFOLLOW`` relative to the directory opened once with ``O_NOFOLLOW``; ``fchmod`` sets its mode
@@ -111,26 +112,46 @@ def write_private(path: Path, data: bytes | str) -> None:
     write_atomic(path, data, 0o600)
 
 
+@contextlib.contextmanager
+def _regular(path: Path, what: str, hint: str, error: type[OslabError]) -> Iterator[BinaryIO]:
+    """``path`` open to read, once it is known to be a regular file (a link is followed to
+    what it names)."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from exc
+    except ValueError as exc:  # a NUL in the path
+        raise error(f"cannot read {what} {path!r}: {exc}", hint=hint) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise error(f"{what} {path} is not a regular file", hint=hint)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            yield f
+        except OSError as exc:
+            raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from exc
+
+
 def read_small(path: Path, limit: int, what: str, hint: str,
                error: type[OslabError] = OslabError) -> bytes:
     """The bytes of ``path``, a regular file of at most ``limit`` bytes; anything else is one
     ``error`` naming ``what`` (e.g. "lab spec") and the path, with ``hint``. A link is
     followed to what it names, which must be a regular file too."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise error(f"{what} {path} is not a regular file", hint=hint)
-            data = f.read(limit + 1)
-    except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from exc
-    except ValueError as exc:  # a NUL in the path
-        raise error(f"cannot read {what} {path!r}: {exc}", hint=hint) from exc
+    with _regular(path, what, hint, error) as f:
+        data = f.read(limit + 1)
     if len(data) > limit:
         size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
         raise error(f"{what} {path} is larger than {size}", hint=hint)
     return data
+
+
+def read_tail(path: Path, size: int, what: str, hint: str = "") -> bytes:
+    """The last ``size`` bytes (at most) of ``path``, a regular file of any length, as
+    :func:`read_small` takes it."""
+    with _regular(path, what, hint, OslabError) as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+        return f.read(size)
 
 
 def open_append(path: Path, what: str, hint: str) -> TextIO:

@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 
 from oslab.errors import OslabError
-from oslab.files import atomic_file, open_append, read_small, write_atomic, write_private
+from oslab.files import (
+    atomic_file,
+    open_append,
+    read_small,
+    read_tail,
+    write_atomic,
+    write_private,
+)
 from oslab.images.common import locked
-from oslab.report import Reporter
+from oslab.report import Reporter, tail
 
 
 def mode(path: Path) -> int:
@@ -147,3 +154,17 @@ def test_read_small_reads_a_regular_file_only(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "p")
     with pytest.raises(OslabError, match=r"^the file .*/p is not a regular file$"):
         read_small(tmp_path / "p", 10, "the file", "")
+
+
+def test_read_tail_reads_the_end_of_a_long_file_only(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    with log.open("wb") as f:
+        f.truncate(1 << 30)  # a sparse GiB: the tail is read, never the whole
+        f.seek(0, os.SEEK_END)
+        f.write(b"booting\r\n" * 10000 + b"login: \n")
+    assert read_tail(log, 17, "console log") == b"booting\r\nlogin: \n"
+    assert tail(log).splitlines() == ["  | booting"] * 24 + ["  | login: "]
+    os.mkfifo(tmp_path / "fifo.log")
+    assert tail(tmp_path / "fifo.log") == f"(console log {tmp_path}/fifo.log is not a regular file)"
+    assert tail(tmp_path / "none.log") == (f"(cannot read console log {tmp_path}/none.log: No "
+                                          "such file or directory)")

@@ -154,7 +154,7 @@ NOT_FILES = [
     ("fifo-manifest", "instance image manifest {image}.json is not a regular file"),
     ("dev-zero-manifest", "instance image manifest {image}.json is not a regular file"),
     ("huge-manifest", "instance image manifest {image}.json is larger than 64 KiB"),
-    ("dir-manifest", "cannot read instance image manifest {image}.json: Is a directory"),
+    ("dir-manifest", "instance image manifest {image}.json is not a regular file"),
     ("fifo-image", "--image: the instance image {image} is not a regular file"),
     ("dir-image", "--image: the instance image {image} is not a regular file"),
 ]
