@@ -37,9 +37,11 @@ def check_iso(spec: LabSpec, defined: Iterable[str], root: Path = Path("/")) -> 
     nodes boot base images built on this host use no ISO: their [iso] is ignored, never a
     reason to stop."""
     if not node_os(spec).uses_iso:
-        return Finding("iso", Severity.OK if spec.iso == DownloadSource() else Severity.WARN,
-                       f"{spec.distro} nodes boot base images built on this host; [iso] is "
-                       "not used", "remove the [iso] table from the lab spec")
+        booted = f"{spec.distro} nodes boot base images built on this host"
+        if spec.iso == DownloadSource():
+            return Finding("iso", Severity.OK, f"{booted}; no installer ISO is needed")
+        return Finding("iso", Severity.WARN, f"{booted}; [iso] is not used",
+                       "remove the [iso] table from the lab spec")
     pending = [n.name for n in spec.nodes if n.name not in set(defined)]
     if not spec.iso.path:
         return Finding("iso", Severity.OK, f"the installer ISO is downloaded from {spec.iso.url}"
