@@ -37,12 +37,13 @@ from oslab.access.ssh import NodeConn, Target
 from oslab.access.state import LabState
 from oslab.distro import distro_for
 from oslab.errors import OslabError
+from oslab.files import open_append
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
 from oslab.install.boot import await_boot
 from oslab.install.model import StepDef
 from oslab.install.plan import NodePlan, Plan, planned_step
-from oslab.report import Reporter
+from oslab.report import LOG_HINT, Reporter
 from oslab.spec import LabSpec
 
 __all__ = ["CheckpointSink", "Engine", "NodeRun", "RunResult", "StepFailed", "StepOutcome"]
@@ -217,7 +218,7 @@ class Engine:
     def _plan_live(self, node: str) -> NodePlan:
         conn = self.connect(self._target(node))
         try:
-            with self.state.log_path(node).open("a") as log:
+            with open_append(self.state.log_path(node), "the node's log", LOG_HINT) as log:
                 log.write(f"# oslab plan: reading facts ({time.strftime('%F %T')})\n")
                 return self._plan_node(node, StepRunner(conn, self.secrets, log,
                                                          family=self.family))
@@ -284,7 +285,7 @@ class Engine:
             sched.fail(exc)
             return
         try:
-            with self.state.log_path(node).open("a") as log:
+            with open_append(self.state.log_path(node), "the node's log", LOG_HINT) as log:
                 log.write(f"# oslab install run ({time.strftime('%F %T')})\n")
                 await_boot(conn, lambda line: self.report.node(node, line), "installing", log)
                 runner = StepRunner(conn, self.secrets, log, stop=sched.stop,

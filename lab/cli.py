@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import shlex
+import stat
 import sys
 import time
 from pathlib import Path
@@ -52,10 +53,17 @@ def init(path: str, force: bool, distro: str) -> None:
         raise OslabError(f"cannot write {p}: the directory {p.parent} does not exist",
                          hint=f"make it first (mkdir -p {shlex.quote(str(p.parent))}), or give "
                               "another path")
-    if (p.exists() or p.is_symlink()) and not force:
+    try:
+        mode: int | None = p.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise OslabError(f"{p} is {kind}; oslab init writes a new file or, with --force, "
+                         "replaces a regular one", hint="give the path of a new file, such as "
+                                                        "lab.toml")
+    if mode is not None and not force:
         raise OslabError(f"{p} exists already", hint="pass --force to overwrite it")
-    if p.is_dir():
-        raise OslabError(f"{p} is a directory", hint="give a file name such as lab.toml")
     write_atomic(p, spec_file.default_spec_text(distro))
     click.echo(f"wrote {p}; edit it, then run: oslab -f {shlex.quote(str(p))} up")
 
@@ -101,6 +109,8 @@ def check(opts: Options, stage: str) -> None:
 def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
        fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
+    if from_step is not None and not from_step.strip():
+        raise OslabError("--from is empty", hint="name an install step; `oslab plan` lists them")
     options = upflow.UpOptions(stage=stage, from_step=from_step,
                                checkpoints=not no_checkpoints, fresh_image=fresh_image)
     for done in upflow.run(opts, options):
@@ -233,7 +243,8 @@ def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool)
                          hint="add --prune, or drop them to list the bases")
     conn = opts.connect()
     store = debian_cache() / "images"
-    bases, found = gather(conn, store)
+    bases, found = gather(conn, store,
+                          say=lambda line: click.echo(f"warning: {line}", err=True))
     if not prune:
         now = time.time()
         if as_json:
@@ -309,7 +320,7 @@ def console(opts: Options, node: str) -> None:
 def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_json: bool,
              delete: str | None) -> None:
     """Snapshot the whole lab at one moment (or --list, --delete NAME)."""
-    from oslab.snapshots.snapshot import LabSnapshots
+    from oslab.snapshots.snapshot import LabSnapshots, check_name, check_user_name
 
     given = [f for f, on in (("NAME", name), ("--list", list_), ("--delete", delete is not None))
              if on]
@@ -325,6 +336,12 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
     if description and (list_ or delete is not None):
         raise OslabError("--description goes with taking a snapshot",
                          hint="oslab snapshot NAME --description TEXT")
+    if not list_ and delete is None and not name:
+        raise OslabError("name the snapshot", hint="oslab snapshot NAME, or --list")
+    if delete is not None:
+        check_name(delete)  # any snapshot of the lab, oslab's own too
+    elif name:
+        check_user_name(name)  # before libvirt is asked: never one of oslab's names
 
     snaps = LabSnapshots(opts.connect(), opts.lab_name())
     if list_:
@@ -334,12 +351,11 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
             return
         cli_print.print_snapshots(snaps.lab, found)
         return
-    if delete:
+    if delete is not None:
         nodes = snaps.delete(delete)
         click.echo(f"deleted snapshot {delete} from {', '.join(nodes)}")
         return
-    if not name:
-        raise OslabError("name the snapshot", hint="oslab snapshot NAME, or --list")
+    assert name is not None
     result = snaps.take(name, description)
     click.echo(f"snapshot {name} of {', '.join(result.nodes)} taken in {result.seconds:.1f}s; "
                f"the lab was paused for {result.paused_seconds:.2f}s")
@@ -352,7 +368,9 @@ def snapshot(opts: Options, name: str | None, description: str, list_: bool, as_
 def revert(opts: Options, name: str) -> None:
     """Return every node of the lab to snapshot NAME."""
     from oslab.snapshots import checkpoint
+    from oslab.snapshots.snapshot import check_name
 
+    check_name(name)
     done = checkpoint.revert(opts.connect(), opts.lab_name(), opts.state(), name)
     cli_print.print_reverted(name, done)
 

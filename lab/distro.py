@@ -36,6 +36,11 @@ class NodeOs(StrEnum):
         """Nodes are overlays on a cached base, booted in their final shape from the start."""
         return self is not NodeOs.KICKSTART
 
+    @property
+    def uses_iso(self) -> bool:
+        """An installer ISO is booted: on each node, or on the builder of a golden base."""
+        return self is not NodeOs.IMAGE
+
 
 class Distro:
     name: ClassVar[str]

@@ -1,5 +1,8 @@
 """One safe way to write a file: atomically, with its mode set before any byte, and no symlink
-followed anywhere an attacker who can write the directory could plant one.
+followed anywhere an attacker who can write the directory could plant one. And one safe way to
+read a small file a user or the host gave (:func:`read_small`, or the end of a long one,
+:func:`read_tail`): a regular file only (never a FIFO that would wait for a writer, nor a
+device such as /dev/zero), and at most a bound.
 
 The temporary file gets an unpredictable name and is created with ``O_CREAT | O_EXCL |
 O_NOFOLLOW`` relative to the directory opened once with ``O_NOFOLLOW``; ``fchmod`` sets its mode
@@ -13,9 +16,10 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from oslab.errors import OslabError
 
@@ -106,3 +110,64 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644,
 def write_private(path: Path, data: bytes | str) -> None:
     """``write_atomic`` with mode 0600: for keys, passwords and anything else secret."""
     write_atomic(path, data, 0o600)
+
+
+@contextlib.contextmanager
+def _regular(path: Path, what: str, hint: str, error: type[OslabError]) -> Iterator[BinaryIO]:
+    """``path`` open to read, once it is known to be a regular file (a link is followed to
+    what it names)."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from exc
+    except ValueError as exc:  # a NUL in the path
+        raise error(f"cannot read {what} {path!r}: {exc}", hint=hint) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise error(f"{what} {path} is not a regular file", hint=hint)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            yield f
+        except OSError as exc:
+            raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint=hint) from exc
+
+
+def read_small(path: Path, limit: int, what: str, hint: str,
+               error: type[OslabError] = OslabError) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes; anything else is one
+    ``error`` naming ``what`` (e.g. "lab spec") and the path, with ``hint``. A link is
+    followed to what it names, which must be a regular file too."""
+    with _regular(path, what, hint, error) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+        raise error(f"{what} {path} is larger than {size}", hint=hint)
+    return data
+
+
+def read_tail(path: Path, size: int, what: str, hint: str = "") -> bytes:
+    """The last ``size`` bytes (at most) of ``path``, a regular file of any length, as
+    :func:`read_small` takes it."""
+    with _regular(path, what, hint, OslabError) as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+        return f.read(size)
+
+
+def open_append(path: Path, what: str, hint: str) -> TextIO:
+    """``path`` opened to append text (made, mode 0644, when missing), for a log or a lock: a
+    regular file only. A FIFO there is refused at once (opening it to write would wait for a
+    reader for ever), as are a device, a directory and a symbolic link (never followed)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ELOOP):  # a FIFO that nobody reads; a link
+            raise OslabError(f"{what} {path} is not a regular file", hint=hint) from exc
+        raise OslabError(f"cannot open {what} {path}: {exc.strerror or exc}",
+                         hint=hint) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OslabError(f"{what} {path} is not a regular file", hint=hint)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a")

@@ -8,6 +8,11 @@ import time
 from pathlib import Path
 from typing import IO
 
+from oslab.errors import OslabError
+from oslab.files import open_append, read_tail
+
+LOG_HINT = "remove it (oslab makes a node's log itself), then rerun"
+
 
 class Reporter:
     """Thread-safe progress lines: ``[  12s] controller   installing``."""
@@ -39,16 +44,16 @@ class Reporter:
             if screen and not self.quiet:
                 print(line, file=self.stream, flush=True)
             if log is not None:
-                with log.open("a") as f:
+                with open_append(log, "the node's log", LOG_HINT) as f:
                     f.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + message + "\n")
 
 
 def tail(path: Path, lines: int = 25) -> str:
     """The last ``lines`` lines of a (console) log, without terminal control noise."""
     try:
-        data = path.read_bytes()[-65536:]
-    except OSError as exc:
-        return f"(no console log at {path}: {exc.strerror})"
+        data = read_tail(path, 65536, "console log")
+    except OslabError as exc:
+        return f"({exc.message})"
     text = data.decode(errors="replace").replace("\r", "")
     keep = [line for line in text.splitlines() if line.strip()][-lines:]
     return "\n".join("  | " + line for line in keep)

@@ -9,8 +9,9 @@ import hashlib
 import ipaddress
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from oslab.errors import SpecError
 
@@ -24,6 +25,38 @@ def valid_lab_name(name: str) -> bool:
     """The one rule for a lab name, from a spec's lab.name or from --lab: the whole string
     (no trailing newline slips through ``$``), so it is safe as one path component."""
     return LAB_NAME_RE.fullmatch(name) is not None
+
+
+MAX_PATH_CHARS = 1024
+LOCAL_PATH_HINT = ("give the file's path: absolute, under ~/, or relative to the lab spec's "
+                   "directory")
+
+
+def local_path_problem(text: str) -> str:
+    """Why ``text`` cannot name a file on this host ('' when it can). The one rule for the
+    paths a spec names (iso.path, [verify] image) and for `verify --image`: one line of
+    printable characters (so no NUL), and no ``~user`` (only ``~/``, your own home)."""
+    if not text.strip():
+        return "is empty"
+    if len(text) > MAX_PATH_CHARS or not text.isprintable():
+        return (f"is not a usable path (one line of at most {MAX_PATH_CHARS} printable "
+                "characters)")
+    if text.startswith("~") and text != "~" and not text.startswith("~/"):
+        return "names another user's home; only ~/ (your own) is expanded"
+    return ""
+
+
+def local_path(text: str, base: Path) -> Path:
+    """``text`` (see :func:`local_path_problem`) as a path on this host: ``~/`` is the user's
+    home, and a relative path is taken from ``base``."""
+    path = Path(text)
+    if text == "~" or text.startswith("~/"):
+        try:
+            path = path.expanduser()
+        except RuntimeError as exc:  # no $HOME and no passwd entry
+            raise SpecError(f"{text!r}: cannot expand ~ ({exc})",
+                            hint="set HOME, or write the full path") from exc
+    return path if path.is_absolute() else base / path
 
 
 class Role(StrEnum):
@@ -132,6 +165,24 @@ class LabSpec:
     packages: Packages = Packages()
     verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
+
+    @property
+    def directory(self) -> Path:
+        """Where the spec's relative paths start: its file's directory (the current directory
+        for the built-in spec)."""
+        return Path.cwd() if self.source.startswith("<") else Path(self.source).absolute().parent
+
+    def local_path(self, text: str) -> Path:
+        """A path this spec names (iso.path, [verify] image) on this host: one rule for
+        `check`, `up` and `verify`."""
+        return local_path(text, self.directory)
+
+    @property
+    def installer_iso(self) -> DownloadSource:
+        """``iso`` with its path (if any) as a path on this host (see :meth:`local_path`)."""
+        if not self.iso.path:
+            return self.iso
+        return replace(self.iso, path=str(self.local_path(self.iso.path)))
 
     @property
     def networks(self) -> tuple[Network, Network]:

@@ -7,10 +7,9 @@ Every problem is reported as one ``SpecError`` that names the field and says wha
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import stat
 import tomllib
+import urllib.parse
 import zoneinfo
 from importlib import resources
 from pathlib import Path
@@ -18,8 +17,10 @@ from typing import Any
 
 from oslab.distro import DISTROS, RELEASES, NodeOs
 from oslab.errors import SpecError
+from oslab.files import read_small
 from oslab.spec import (
     LAB_NAME_HINT,
+    LOCAL_PATH_HINT,
     DownloadSource,
     LabSpec,
     NetMode,
@@ -30,6 +31,7 @@ from oslab.spec import (
     Role,
     Scope,
     VerifySettings,
+    local_path_problem,
     valid_lab_name,
 )
 
@@ -50,8 +52,24 @@ def _special_range(cidr: ipaddress.IPv4Network) -> str:
     return ""
 
 
-def _clip(text: str, limit: int = 200) -> str:
+def clip(text: str, limit: int = 200) -> str:
+    """``text``, or its start and its length when it is longer than ``limit``: a hostile value
+    is not echoed whole."""
     return text if len(text) <= limit else f"{text[:limit - 60]}...({len(text)} characters)"
+
+
+def http_url(text: str) -> bool:
+    """An http(s) URL that urllib can take apart: a host, a port if any that is a number
+    from 0 to 65535, no whitespace or control character, at most MAX_URL_CHARS."""
+    if (len(text) > MAX_URL_CHARS or not text.isprintable()
+            or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text)):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018  (a ValueError when it is not a port number)
+    except ValueError:  # an unclosed [IPv6 address, a port out of range
+        return False
+    return bool(parts.hostname)
 
 
 def _timezones() -> set[str]:
@@ -81,7 +99,10 @@ def load_default() -> LabSpec:
 
 
 MAX_EXTRA_DISKS = 8
+MAX_URL_CHARS = 2048
 MAX_SPEC_BYTES = 1 << 20  # a lab spec is a few KiB; anything near this is not one
+SPEC_FILE_HINT = ("a lab spec is a small TOML file, for example one `oslab init lab.toml` "
+                  "writes; check the path")
 
 
 def load(path: str | Path | None) -> LabSpec:
@@ -90,21 +111,7 @@ def load(path: str | Path | None) -> LabSpec:
     if path is None:
         return load_default()
     p = Path(path)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SpecError(f"lab spec {p} is not a regular file",
-                                hint="pass a TOML file, for example one written by "
-                                     "`oslab init lab.toml`")
-            data = f.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"cannot read lab spec {p}: {exc.strerror}",
-                        hint="write one with `oslab init lab.toml`") from exc
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError(f"lab spec {p} is larger than {MAX_SPEC_BYTES >> 20} MiB",
-                        hint="a lab spec is a small TOML file; check the path")
+    data = read_small(p, MAX_SPEC_BYTES, "lab spec", SPEC_FILE_HINT, SpecError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,7 +140,7 @@ class _Parser:
         self.source = source
 
     def fail(self, where: str, problem: str, hint: str | None = None) -> SpecError:
-        where, problem = _clip(where), _clip(problem)  # a hostile value is not echoed whole
+        where, problem = clip(where), clip(problem)  # a hostile value is not echoed whole
         return SpecError(f"{self.source}: {where}: {problem}",
                          hint=hint or f"fix {where} in the lab spec; `oslab init` writes a "
                                       "commented example of every field")
@@ -204,8 +211,8 @@ class _Parser:
             golden=golden,
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
-                image=self.get(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
-                               "image", "verify", str, "")),
+                image=self.local_file(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),
+                                      "image", "verify")),
             source=self.source,
         )
 
@@ -229,9 +236,17 @@ class _Parser:
                                  "or leave it empty for the default")
         return text
 
+    def local_file(self, tbl: dict[str, Any], key: str, where: str) -> str:
+        """A file on this host (empty: none); see oslab.spec.local_path_problem."""
+        text: str = self.get(tbl, key, where, str, "")
+        problem = local_path_problem(text) if text else ""
+        if problem:
+            raise self.fail(f"{where}.{key}", f"{text!r} {problem}", hint=LOCAL_PATH_HINT)
+        return text
+
     def url(self, tbl: dict[str, Any], key: str, where: str) -> str:
         text: str = self.get(tbl, key, where, str, "")
-        if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        if text and not http_url(text):
             raise self.fail(f"{where}.{key}", f"{text!r} is not an http(s) URL",
                             hint="oslab downloads over http or https only; for a local file "
                                  "use iso.path")
@@ -247,10 +262,11 @@ class _Parser:
     def packages(self, raw: Any) -> Packages:
         tbl = self.table(raw, "packages", _PACKAGES_KEYS)
         mirror = self.get(tbl, "mirror", "packages", str, "")
-        if mirror and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", mirror):
+        parts = urllib.parse.urlsplit(mirror) if http_url(mirror) else None
+        if mirror and (parts is None or parts.query or parts.fragment):
             raise self.fail("packages.mirror", f"{mirror!r} is not an http(s) URL",
-                            hint="give the Debian mirror's URL, or leave it empty for the one "
-                                 "in this host's apt sources")
+                            hint="give the Debian mirror's URL (no ?query or #fragment), or "
+                                 "leave it empty for the one in this host's apt sources")
         source = self.get(tbl, "source", "packages", str, PackageSource.MIRROR.value)
         if source not in {s.value for s in PackageSource}:
             raise self.fail("packages.source", f"{source!r} is not a package source",
@@ -260,7 +276,7 @@ class _Parser:
 
     def iso(self, raw: Any) -> DownloadSource:
         tbl = self.table(raw, "iso", _ISO_KEYS)
-        iso = DownloadSource(path=self.get(tbl, "path", "iso", str, ""),
+        iso = DownloadSource(path=self.local_file(tbl, "path", "iso"),
                              url=self.url(tbl, "url", "iso"),
                              sha256=self.get(tbl, "sha256", "iso", str, ""),
                              sha256_url=self.url(tbl, "sha256_url", "iso"))

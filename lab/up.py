@@ -103,10 +103,8 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
                                   "so its nodes are overlays on a cached base")
     if options.from_step:  # a typo in --from must not wait for the provisioning
         _check_step(spec, options.from_step, lab.install_content())
-    if options.verify:
-        from oslab.install import instance_image
-        instance_image.choose(None, spec)  # a bad [verify] image: say so before building
     conn = lab.connect()
+    # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
     findings = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
                                     stage=options.stage)
     blockers = [f for f in findings if f.severity.value == "block"]
@@ -117,6 +115,9 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     choice, _ = preflight.choose_virt_type(conn=conn)
     state = LabState(spec.name).ensure()
     reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
+    for f in findings:
+        if f.severity.value == "warn":
+            reporter.lab(f"warning: {f.check}: {f.message}")
     reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
                  f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
     result = Provisioner(spec, conn, state, reporter, choice.virt_type,

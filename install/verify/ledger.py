@@ -12,13 +12,12 @@ import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from oslab.errors import OslabError
-from oslab.files import write_atomic
+from oslab.files import read_small, write_atomic
+from oslab.install import openrc
 from oslab.install.verify.checklist import PREFIX
 
-FIELDS = ("kind", "ref", "who", "delete")
 # one "field": "string" pair of an entry, read out of a ledger that is no longer JSON
 _FIELD = re.compile(r'"(kind|ref|who|delete)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 SHOWN = 20  # the hint lists this many of the resources a damaged ledger names
@@ -36,18 +35,10 @@ class Created:
     def as_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "ref": self.ref, "who": self.who, "delete": self.delete}
 
-    @classmethod
-    def of(cls, item: Any) -> Created | None:
-        """An entry as the ledger holds it; None if it is not one (a field missing, extra or
-        not a non-empty string)."""
-        if not (isinstance(item, dict) and sorted(item) == sorted(FIELDS)
-                and all(isinstance(v, str) and v for v in item.values())):
-            return None
-        return cls(**item)
-
     def said(self) -> str:
         """The resource and, where known, how to delete it by hand."""
-        how = f" (`openstack {self.delete}` as {self.who})" if self.delete and self.who else ""
+        how = (f" (`openstack {self.delete}` as {self.who})"
+               if _safe_delete(self.delete) and self.who in openrc.USERS else "")
         return f"{self.kind or 'resource'} {self.ref}{how}"
 
 
@@ -82,6 +73,28 @@ def damaged(path: Path, reason: str, text: str) -> OslabError:
              f"remove {path} and run `oslab verify` again")
 
 
+MAX_LEDGER_BYTES = 1 << 20  # a run creates a dozen resources
+_KIND = re.compile(r"[a-z][a-z ]{0,31}")
+_REF = re.compile(r"[A-Za-z0-9._-]{1,255}")
+# words of an `openstack` command line: names, IDs and options, nothing a shell reads
+_WORD = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+
+
+def _entry(item: object) -> bool:
+    """``item`` is an entry verify writes: its delete is safe in a shell command."""
+    if not (isinstance(item, dict) and set(item) == {"kind", "ref", "who", "delete"}
+            and all(isinstance(v, str) for v in item.values())):
+        return False
+    return bool(_KIND.fullmatch(item["kind"]) and _REF.fullmatch(item["ref"])
+                and item["who"] in openrc.USERS and _safe_delete(item["delete"]))
+
+
+def _safe_delete(delete: str) -> bool:
+    """``delete`` is an `openstack` command line verify writes: nothing a shell reads."""
+    words = delete.split(" ")
+    return 2 <= len(words) <= 8 and all(_WORD.fullmatch(w) for w in words)
+
+
 class Ledger:
     """Resources in creation order; persisted to ``path`` (if given) after every change."""
 
@@ -91,24 +104,22 @@ class Ledger:
 
     @classmethod
     def load(cls, path: Path) -> list[Created]:
-        """The entries of the ledger at ``path`` ([] when there is none); a ledger that cannot
-        be read raises :func:`damaged`."""
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        """The entries of the ledger at ``path`` ([] when there is none). Each entry's delete
+        command runs on the controller, so a ledger that is not one verify writes (not a
+        regular file, too large, not JSON, or an entry verify would not write) is refused,
+        never run: it raises :func:`damaged`, naming what can still be read of it."""
+        if not path.exists() and not path.is_symlink():
             return []
-        except OSError as exc:
-            raise damaged(path, exc.strerror or str(exc), "") from exc
+        hint = f"remove {path} once the resources it names are gone"
+        raw = read_small(path, MAX_LEDGER_BYTES, "the verify ledger", hint)
         text = raw.decode(errors="replace")
         try:
             data = json.loads(raw)
-        except ValueError as exc:  # not UTF-8, or not JSON
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
             raise damaged(path, f"not JSON: {exc}", text) from exc
-        items = [Created.of(item) for item in data] if isinstance(data, list) else [None]
-        good = [i for i in items if i is not None]
-        if len(good) != len(items):
-            raise damaged(path, "not a list of kind, ref, who, delete entries", text)
-        return good
+        if not isinstance(data, list) or not all(_entry(item) for item in data):
+            raise damaged(path, "not a list of the resources verify creates", text)
+        return [Created(**item) for item in data]
 
     def add(self, item: Created) -> None:
         self.items.append(item)

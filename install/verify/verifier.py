@@ -16,6 +16,7 @@ from oslab.install.verify.checklist import GROUPS, PREFIX, expected_services, se
 from oslab.install.verify.cloud import CloudChecks
 from oslab.install.verify.connections import LocalRunner
 from oslab.install.verify.health import HealthChecks
+from oslab.install.verify.ledger import Ledger
 from oslab.install.verify.results import Report
 from oslab.install.verify.runner import CLIENT_DIR, Lab, Timeouts
 from oslab.spec import LabSpec, Node
@@ -71,6 +72,14 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     from oslab.access.state import cache_root
 
     chosen = image if image is not None else instance_image.choose(None, spec)
+    if state.target(spec.controller.name, str(spec.controller.address)) is None:
+        raise OslabError(f"lab {spec.name} has no SSH keys on this host (state directory "
+                         f"{state.dir}): it was not built here",
+                         hint="`oslab up` builds it; check -f, --lab and XDG_STATE_HOME if it "
+                              "was built")
+    ledger = state.dir / "verify-resources.json"
+    if ledger.exists():
+        Ledger.load(ledger)  # a damaged ledger is refused before any node is reached
 
     key = state.ssh_key()
     sessions: list[Session] = []
@@ -105,7 +114,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   guest=guest, image=lambda: instance_image.fetch(chosen, images),
                   public_key=key.public, instance=chosen,
                   secrets=tuple(state.known_passwords()),
-                  ledger_path=state.dir / "verify-resources.json",
+                  ledger_path=ledger,
                   timeouts=timeouts or Timeouts(), say=say,
                   expected=expected_services(spec.scope), client_dir=CLIENT_DIR)
         return Verifier(lab, keep=keep).run(only=groups)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import string
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oslab.access.ssh import Target
 from oslab.errors import OslabError, OwnershipError, SpecError
-from oslab.files import write_atomic, write_private
+from oslab.files import read_small, write_atomic, write_private
 from oslab.spec import LAB_NAME_HINT, Node, valid_lab_name
 
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
@@ -51,11 +52,23 @@ class KeyPair:
     public: str  # OpenSSH one-line public key
 
 
+DAMAGED_HINT = ("restore it from a backup; without it oslab cannot reach or rebuild the lab's "
+                "nodes, so `oslab destroy` and `oslab up` make a new lab")
+MAX_STATE_FILE = 1 << 20  # keys, passwords: a few hundred bytes each
+# what LabState.password makes, and all the installer can put in a URL or a config unquoted
+PASSWORD_RE = re.compile(r"[A-Za-z0-9]{1,256}")
+PASSWORD_NAME_RE = re.compile(r"[a-z0-9_]{1,64}")
+
+
 def _damaged(path: Path, exc: Exception) -> OslabError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return OslabError(f"{path} is damaged: {reason}",
-                      hint="restore it from a backup; without it oslab cannot reach or rebuild "
-                           "the lab's nodes, so `oslab destroy` and `oslab up` make a new lab")
+    return OslabError(f"{path} is damaged: {reason}", hint=DAMAGED_HINT)
+
+
+def _read(path: Path) -> bytes:
+    """A file of the state directory: a regular file (never a FIFO to wait on, or a device),
+    at most MAX_STATE_FILE bytes."""
+    return read_small(path, MAX_STATE_FILE, "the lab's state file", DAMAGED_HINT)
 
 
 def _ed25519(path: Path, comment: str) -> KeyPair:
@@ -76,11 +89,13 @@ def _ed25519(path: Path, comment: str) -> KeyPair:
 
 def _load_ed25519(path: Path, pub_path: Path) -> KeyPair:
     try:
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-        public = pub_path.read_text().strip()
-    except (OSError, ValueError, TypeError) as exc:  # TypeError: a passphrase is needed
-        raise _damaged(path if not isinstance(exc, OSError) or exc.filename == str(path)
-                       else pub_path, exc) from exc
+        key = serialization.load_ssh_private_key(_read(path), password=None)
+    except (ValueError, TypeError) as exc:  # TypeError: a passphrase is needed
+        raise _damaged(path, exc) from exc
+    try:
+        public = _read(pub_path).decode().strip()
+    except ValueError as exc:
+        raise _damaged(pub_path, exc) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise _damaged(path, ValueError("not an ed25519 key"))
     mine = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
@@ -151,7 +166,11 @@ class LabState:
         pub = host.with_name(host.name + ".pub")
         if not (key.exists() and pub.exists()):
             return None
-        return Target(node, address, pub.read_text().strip(), key)
+        try:
+            public = _read(pub).decode().strip()
+        except ValueError as exc:
+            raise _damaged(pub, exc) from exc
+        return Target(node, address, public, key)
 
     def node_target(self, node: Node) -> Target:
         """How to SSH to the spec's ``node``: its address, the lab's key and the host key
@@ -200,16 +219,22 @@ class LabState:
 
     def _passwords(self) -> dict[str, str]:
         path = self.dir / "passwords.json"
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return {}
-        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        try:
+            data = json.loads(_read(path))
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError too
             raise _damaged(path, exc) from exc
         if not (isinstance(data, dict)
                 and all(isinstance(k, str) and isinstance(v, str) and v
                         for k, v in data.items())):
             raise _damaged(path, ValueError("not an object of name: password strings"))
+        odd = sorted(k for k, v in data.items()
+                     if not (PASSWORD_NAME_RE.fullmatch(k) and PASSWORD_RE.fullmatch(v)))
+        if odd:
+            raise _damaged(path, ValueError(
+                f"{', '.join(repr(k)[:60] for k in odd[:3])}: not a name and password as oslab "
+                "makes them (letters and digits)"))
         return data
 
     @property

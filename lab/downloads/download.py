@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from oslab.errors import OslabError
+from oslab.files import read_small, write_atomic
 from oslab.spec import DownloadSource
 
 Progress = Callable[[int, int | None], None]
@@ -192,12 +193,12 @@ def checksum_for(sums: dict[str, str], name: str, where: str) -> str:
 def _read_stamp(path: Path, stamp: Path) -> str | None:
     """The sum in ``stamp`` if it still describes ``path`` (same size and mtime)."""
     try:
-        digest, size, mtime = stamp.read_text().split()
+        digest, size, mtime = read_small(stamp, 4096, "checksum stamp", "").decode().split()
         st = path.stat()
-    except (OSError, ValueError):
-        return None
-    if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
-        return digest
+        if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
+            return digest
+    except (OslabError, OSError, ValueError):  # none, or not one oslab wrote: sum it again
+        pass
     return None
 
 
@@ -208,9 +209,7 @@ def _stamp_matches(path: Path, stamp: Path, expected: str) -> bool:
 def _write_stamp(path: Path, stamp: Path, digest: str) -> None:
     st = path.stat()
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
-    os.replace(tmp, stamp)
+    write_atomic(stamp, f"{digest} {st.st_size} {st.st_mtime_ns}\n")
 
 
 # -- resumable download ---------------------------------------------------------------------------

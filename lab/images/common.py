@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from oslab.access.state import cache_root
 from oslab.errors import CommandError, HostError
+from oslab.files import open_append
 
 env = Environment(loader=PackageLoader("oslab.images", "templates"), undefined=StrictUndefined,
                   autoescape=False, keep_trailing_newline=True)
@@ -36,12 +37,15 @@ def digest(inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+LOCK_HINT = "remove it (oslab makes its lock files itself), then rerun"
+
+
 @contextmanager
 def locked(path: Path, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (made if missing): one builder per cache entry; or
     a shared one: many users, no remover."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
+    with open_append(path, "the lock file", LOCK_HINT) as f:
         fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield

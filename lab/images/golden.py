@@ -89,7 +89,7 @@ def iso_identity(spec: LabSpec) -> str:
     (a base then follows the URL; `--fresh-image` installs it again)."""
     if spec.iso.path:
         h = hashlib.sha256()
-        with Path(spec.iso.path).expanduser().open("rb") as f:
+        with Path(spec.installer_iso.path).open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         return "sha256:" + h.hexdigest()

@@ -18,6 +18,7 @@ import fcntl
 import json
 import re
 import shutil
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,16 +29,19 @@ from typing import Any
 import libvirt
 
 from oslab.errors import OslabError
+from oslab.files import open_append, read_small
 from oslab.images.build import lock_path, use_path
-from oslab.images.common import Say
+from oslab.images.common import LOCK_HINT, Say
 from oslab.images.pool import ImageCache
-from oslab.virt.definitions import POOL_MARKER
-from oslab.virt.lab_objects import libvirt_calls
+from oslab.virt.lab_objects import libvirt_calls, read_marker
 from oslab.virt.metadata import LabMeta
 
 VOLUME = re.compile(r"^(?P<name>(?P<distro>.+)-(?P<role>[a-z]+)-(?P<key>[0-9a-f]{16}))"
                     r"\.(?:qcow2|vmlinuz|initrd|json)$")
 HOST_DIR = re.compile(r"^[0-9a-f]{16}$")
+DISTRO = re.compile(r"[a-z0-9][a-z0-9.-]{0,31}")
+ROLE = re.compile(r"[a-z]{1,32}")
+MAX_HOST_MANIFEST = 4 << 20  # a manifest holds the image's inputs: some KiB of text
 
 
 @dataclass(frozen=True)
@@ -106,26 +110,57 @@ def pool_bases(cache: ImageCache) -> list[Base]:
     return list(found.values())
 
 
-def host_bases(images: Path) -> list[Base]:
-    """The finished bases in the host cache directory (those with a manifest)."""
+def host_bases(images: Path, say: Say) -> list[Base]:
+    """The finished bases in the host cache directory (those with a manifest). An entry that
+    is a symbolic link is not oslab's: it is never followed, only reported (``say``)."""
     found = []
     for path in sorted(images.iterdir()) if images.is_dir() else []:
-        manifest = path / "manifest.json"
-        if not HOST_DIR.match(path.name) or not manifest.is_file():
+        if not HOST_DIR.match(path.name):
             continue
-        try:
-            data = json.loads(manifest.read_text())
-            name, inputs = str(data["name"]), data["inputs"]
-            distro, role = str(inputs["distro"]), str(inputs["role"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise OslabError(f"the base image manifest {manifest} cannot be read: {exc}",
-                             hint=f"remove {path} (the next `oslab up` builds it again)") from exc
+        if path.is_symlink():
+            say(f"skipped {path}: a symbolic link, not a base oslab built; left in place")
+            continue
+        manifest = path / "manifest.json"
+        if not manifest.is_file():
+            continue
+        data = _host_manifest(path, manifest)
         files = [f for f in path.rglob("*") if f.is_file()]
-        built = float(data.get("built_at") or manifest.stat().st_mtime)
-        found.append(Base(name, path.name, distro, role, paths=tuple(str(f) for f in files),
-                          host_dir=str(path), host_bytes=sum(f.stat().st_size for f in files),
-                          built=built))
+        found.append(Base(data.name, path.name, data.distro, data.role,
+                          paths=tuple(str(f) for f in files), host_dir=str(path),
+                          host_bytes=sum(f.stat().st_size for f in files),
+                          built=data.built or manifest.stat().st_mtime))
     return found
+
+
+@dataclass(frozen=True)
+class _HostManifest:
+    name: str
+    distro: str
+    role: str
+    built: float  # 0: not recorded
+
+
+def _host_manifest(path: Path, manifest: Path) -> _HostManifest:
+    """A host base's manifest, as build.py writes it; anything else is damaged."""
+    hint = f"remove {path} (the next `oslab up` builds it again)"
+    raw = read_small(manifest, MAX_HOST_MANIFEST, "the base image manifest", hint)
+    try:
+        data = json.loads(raw)
+        name, inputs = data["name"], data["inputs"]
+        distro, role, built = inputs["distro"], inputs["role"], data.get("built_at") or 0
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise OslabError(f"the base image manifest {manifest} cannot be read: {exc}",
+                         hint=hint) from exc
+    if not (isinstance(distro, str) and DISTRO.fullmatch(distro) and isinstance(role, str)
+            and ROLE.fullmatch(role) and name == f"{distro}-{role}-{path.name}"):
+        raise OslabError(f"the base image manifest {manifest} cannot be read: its name, distro "
+                         f"and role do not name the base in {path.name}", hint=hint)
+    if (isinstance(built, bool) or not isinstance(built, int | float)
+            or not 0 <= built < float("inf")):
+        raise OslabError(f"the base image manifest {manifest} cannot be read: built_at "
+                         f"{json.dumps(built)[:60]} is not a time in seconds since the epoch",
+                         hint=hint)
+    return _HostManifest(name, distro, role, float(built))
 
 
 def merge(in_pool: list[Base], on_host: list[Base]) -> list[Base]:
@@ -141,10 +176,7 @@ def merge(in_pool: list[Base], on_host: list[Base]) -> list[Base]:
 
 def _pool_label(pool: Any) -> str:
     path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
-    try:
-        marker = json.loads((Path(path) / POOL_MARKER).read_text()) if path else {}
-    except (OSError, ValueError):
-        marker = {}
+    marker = read_marker(Path(path)) if path else None
     if isinstance(marker, dict) and isinstance(marker.get("lab"), str):
         return str(marker["lab"])
     return f"pool:{pool.name()}"
@@ -223,10 +255,11 @@ def age(seconds: float) -> str:
 
 
 @libvirt_calls("reading the base images and their users")
-def gather(conn: Any, images: Path, cache: ImageCache | None = None) -> tuple[list[Base],
-                                                                             list[Use]]:
+def gather(conn: Any, images: Path, cache: ImageCache | None = None,
+           say: Say = lambda _line: None) -> tuple[list[Base], list[Use]]:
+    """The bases and their uses; ``say`` hears of the cache entries that were skipped."""
     cache = cache or ImageCache(conn)
-    return merge(pool_bases(cache), host_bases(images)), uses(conn)
+    return merge(pool_bases(cache), host_bases(images, say)), uses(conn)
 
 
 @contextmanager
@@ -236,7 +269,7 @@ def try_lock(path: Path) -> Iterator[bool]:
     if not path.exists():
         yield True
         return
-    with path.open("a") as f:
+    with open_append(path, "the lock file", LOCK_HINT) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -318,6 +351,14 @@ def remove_base(cache: ImageCache, base: Base) -> None:
         shutil.rmtree(doomed)
 
 
+def _own_directory(path: Path) -> bool:
+    """``path`` is a directory itself, not a link to one (nor anything else)."""
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 @libvirt_calls("removing unused base images")
 def prune(conn: Any, images: Path, plan: list[Decision], say: Say,
           cache: ImageCache | None = None) -> list[str]:
@@ -335,6 +376,10 @@ def prune(conn: Any, images: Path, plan: list[Decision], say: Say,
             who = users(d.base, uses(conn))
             if who:
                 say(f"kept {d.base.name}: used meanwhile by {', '.join(who)}")
+                continue
+            if d.base.host_dir and not _own_directory(Path(d.base.host_dir)):
+                say(f"kept {d.base.name}: {d.base.host_dir} is no longer a directory (a "
+                    "symbolic link?); left in place")
                 continue
             remove_base(cache, d.base)
         removed.append(d.base.name)

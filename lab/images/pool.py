@@ -21,7 +21,7 @@ from oslab.errors import OwnershipError
 from oslab.images.build import Image
 from oslab.images.common import Say
 from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
-from oslab.virt.lab_objects import pool_path, stream_into
+from oslab.virt.lab_objects import pool_path, read_marker, stream_into
 
 CACHE_POOL = "oslab-images"
 CACHE_POOL_DIR = Path("/var/lib/libvirt/images") / CACHE_POOL
@@ -45,10 +45,7 @@ def base_volume_names(image: Image) -> tuple[str, str, str, str]:
 
 
 def _marker_ok(path: Path) -> bool:
-    try:
-        data = json.loads((path / POOL_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
+    data = read_marker(path)
     return isinstance(data, dict) and data.get("cache") == MARKER["cache"]
 
 

@@ -7,11 +7,18 @@ rebuild; later runs choose it while it is still cached, else the base of the pla
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+
+from oslab.errors import OslabError
+from oslab.files import read_small, write_atomic
+
+STAMP = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{1,9}")  # what new_stamp makes
 
 
 class Stamped(Protocol):
@@ -43,11 +50,21 @@ def choose(inputs: S, fresh: bool, directory: Path, is_cached: Callable[[S], boo
     if fresh:
         return replace(inputs, rebuild=new_stamp())
     path = pointer(directory, inputs)
-    if path.is_file():
-        latest = replace(inputs, rebuild=path.read_text().strip())
+    if os.path.lexists(path):
+        latest = replace(inputs, rebuild=read_stamp(path))
         if is_cached(latest):
             return latest
     return inputs
+
+
+def read_stamp(path: Path) -> str:
+    """The rebuild stamp in ``path``, as :func:`new_stamp` made it (a small regular file)."""
+    hint = f"remove {path}: the next `oslab up` uses the base of the plain inputs"
+    text = read_small(path, 4096, "the rebuild pointer", hint).decode(errors="replace").strip()
+    if not STAMP.fullmatch(text):
+        raise OslabError(f"the rebuild pointer {path} is damaged: {text[:40]!r} is not a "
+                         "rebuild stamp", hint=hint)
+    return text
 
 
 def remember(inputs: Stamped, directory: Path) -> None:
@@ -56,6 +73,4 @@ def remember(inputs: Stamped, directory: Path) -> None:
         return
     path = pointer(directory, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(inputs.rebuild + "\n")
-    tmp.rename(path)
+    write_atomic(path, inputs.rebuild + "\n")

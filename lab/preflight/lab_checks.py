@@ -11,16 +11,16 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from oslab.distro import Family, distro_for, node_os
+from oslab.errors import OslabError
 from oslab.preflight.findings import Finding, Severity
-from oslab.spec import LabSpec, Scope
+from oslab.spec import DownloadSource, LabSpec, Packages, Scope
 
 
-def _regular_file(path: str, root: Path) -> str | None:
-    """Why ``path`` (an absolute one read under ``root``) is not a readable regular file, or
+def _regular_file(path: Path, root: Path) -> str | None:
+    """Why ``path`` (an absolute one, read under ``root``) is not a readable regular file, or
     None when it is."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        p = root / p.relative_to("/")
+    p = root / path.relative_to("/")
     try:
         mode = p.stat().st_mode
     except OSError as exc:
@@ -33,19 +33,28 @@ def _regular_file(path: str, root: Path) -> str | None:
 
 
 def check_iso(spec: LabSpec, defined: Iterable[str], root: Path = Path("/")) -> Finding:
-    """A local installer ISO must be there while a node still needs installing."""
+    """A local installer ISO must be there while a node still needs installing. Distros whose
+    nodes boot base images built on this host use no ISO: their [iso] is ignored, never a
+    reason to stop."""
+    if not node_os(spec).uses_iso:
+        booted = f"{spec.distro} nodes boot base images built on this host"
+        if spec.iso == DownloadSource():
+            return Finding("iso", Severity.OK, f"{booted}; no installer ISO is needed")
+        return Finding("iso", Severity.WARN, f"{booted}; [iso] is not used",
+                       "remove the [iso] table from the lab spec")
     pending = [n.name for n in spec.nodes if n.name not in set(defined)]
     if not spec.iso.path:
         return Finding("iso", Severity.OK, f"the installer ISO is downloaded from {spec.iso.url}"
                        if spec.iso.url else "no installer ISO named")
     if not pending:
         return Finding("iso", Severity.OK, "every node is defined; the ISO is not needed")
-    why = _regular_file(spec.iso.path, root)
+    path = spec.local_path(spec.iso.path)
+    why = _regular_file(path, root)
     if why:
-        return Finding("iso", Severity.BLOCK, f"iso.path {spec.iso.path}: {why}",
-                       "fix iso.path in the lab spec, or give iso.url and iso.sha256 to "
-                       "download it")
-    return Finding("iso", Severity.OK, f"the installer ISO is {spec.iso.path}")
+        return Finding("iso", Severity.BLOCK, f"iso.path {path}: {why}",
+                       "fix iso.path in the lab spec (a relative path starts at the spec's "
+                       "directory), or give iso.url and iso.sha256 to download it")
+    return Finding("iso", Severity.OK, f"the installer ISO is {path}")
 
 
 def check_roles(spec: LabSpec, stage: str) -> Finding:
@@ -63,18 +72,34 @@ def check_roles(spec: LabSpec, stage: str) -> Finding:
                    f"{sum(n.is_compute for n in spec.nodes)} compute node(s)")
 
 
-def check_verify_image(spec: LabSpec, stage: str, root: Path = Path("/")) -> Finding | None:
+def check_verify_image(spec: LabSpec, stage: str) -> Finding | None:
+    """The spec's instance image, chosen exactly as `up` and `verify` choose it (a relative
+    path from the spec's directory, its manifest read and validated)."""
+    from oslab.install import instance_image
+
     if not spec.verify.image or stage not in ("verify", "all"):
         return None
-    why = _regular_file(spec.verify.image, root)
-    if why:
-        return Finding("verify-image", Severity.BLOCK, f"verify.image {spec.verify.image}: {why}",
-                       "fix verify.image in the lab spec, or remove it to use cirros")
-    return Finding("verify-image", Severity.OK, f"instances boot {spec.verify.image}")
+    try:
+        image = instance_image.choose(None, spec)
+    except OslabError as exc:
+        return Finding("verify-image", Severity.BLOCK, exc.message,
+                       exc.hint or "fix verify.image in the lab spec, or remove it to use "
+                                   "cirros")
+    return Finding("verify-image", Severity.OK,
+                   f"instances boot {image.path} (as {image.user}, {image.disk_format})")
+
+
+def check_packages(spec: LabSpec) -> Finding | None:
+    """[packages] says how Debian nodes get packages; other distros' nodes never read it."""
+    if spec.packages == Packages() or distro_for(spec.distro).family is Family.DEBIAN:
+        return None
+    return Finding("packages", Severity.WARN, f"{spec.distro} nodes install from their "
+                   "distro's repositories; [packages] is for Debian labs and is not used",
+                   "remove the [packages] table from the lab spec")
 
 
 def lab_findings(spec: LabSpec, stage: str, defined: Iterable[str],
                  root: Path = Path("/")) -> list[Finding]:
     found = [check_iso(spec, defined, root), check_roles(spec, stage)]
-    image = check_verify_image(spec, stage, root)
-    return found + ([image] if image else [])
+    optional = [check_packages(spec), check_verify_image(spec, stage)]
+    return found + [f for f in optional if f is not None]

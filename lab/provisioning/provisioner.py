@@ -255,7 +255,7 @@ class Provisioner:
 
     def installer_media(self) -> tuple[str, str, str]:
         """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
-        iso_path = download.fetch(self.spec.iso, cache_root() / "iso",
+        iso_path = download.fetch(self.spec.installer_iso, cache_root() / "iso",
                                   download.text_progress("installer ISO"))
         label = isomod.read_label(iso_path)
         self.report.lab(f"installer ISO {iso_path} (label {label})")

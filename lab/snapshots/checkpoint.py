@@ -131,7 +131,7 @@ class Checkpoints:
         snaps = LabSnapshots(self.conn, self.lab)
         if any(s.name == name for s in snaps.snapshots()):
             snaps.delete(name)
-        result = snaps.take(name, description or f"automatic checkpoint after {phase}")
+        result = snaps.take_reserved(name, description or f"automatic checkpoint after {phase}")
         self.last = name
         self.taken.append(result)
         self.say(f"checkpoint {name} taken in {result.seconds:.1f}s "

@@ -105,6 +105,12 @@ def decode_description(text: str) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
+# Names oslab's own commands take and replace: the installer's checkpoints (auto-<phase>), and
+# the prefixes kept for the commands to come (exercises, saves). A user's snapshot under one
+# of them would be deleted and retaken without a word, so users cannot take one.
+RESERVED_PREFIXES = ("auto-", "exercise-", "saved-")
+
+
 def check_name(name: str) -> None:
     if not NAME_RE.fullmatch(name):
         raise SnapshotError(f"{name!r} is not a valid snapshot name",
@@ -122,6 +128,17 @@ def find_snapshot(dom: Any, name: str, node: str) -> Any | None:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
             return None
         raise virt_error(exc, f"looking up snapshot {name!r} of node {node}") from exc
+
+
+def check_user_name(name: str) -> None:
+    """A name a user may take a snapshot under: valid, and not one of oslab's own."""
+    check_name(name)
+    reserved = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
+    if reserved is not None:
+        raise SnapshotError(f"snapshot names starting with {reserved!r} are oslab's own",
+                            hint=f"oslab takes, replaces and deletes {reserved}* snapshots "
+                                 "itself (auto-* are `oslab up`'s checkpoints), so yours would "
+                                 f"be lost; choose another name, such as my-{name}")
 
 
 class LabSnapshots:
@@ -174,8 +191,19 @@ class LabSnapshots:
     # -- take -------------------------------------------------------------------------------------
 
     def take(self, name: str, description: str = "") -> SnapResult:
-        start = time.monotonic()
+        """Take the user's snapshot ``name`` (never one of oslab's reserved names)."""
+        check_user_name(name)
+        return self._take(name, description)
+
+    def take_reserved(self, name: str, description: str = "") -> SnapResult:
+        """Take one of oslab's own snapshots (a checkpoint): ``name`` has a reserved prefix."""
         check_name(name)
+        if not name.startswith(RESERVED_PREFIXES):
+            raise ValueError(f"{name!r} is not one of oslab's reserved snapshot names")
+        return self._take(name, description)
+
+    def _take(self, name: str, description: str) -> SnapResult:
+        start = time.monotonic()
         doms = self._domains()
         self._guard(doms, name)
         running = [(i, d) for i, d in doms if d.isActive()]

@@ -20,8 +20,8 @@ from typing import Any
 
 import libvirt
 
-from oslab.errors import HostError, OwnershipError
-from oslab.files import write_atomic
+from oslab.errors import HostError, OslabError, OwnershipError
+from oslab.files import read_small, write_atomic
 from oslab.networks import NetworkDef
 from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
 from oslab.virt.metadata import LabMeta
@@ -377,11 +377,21 @@ def pool_path(pool: Any) -> Path:
     return Path(ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or "/nonexistent")
 
 
-def _marker_ok(path: Path, lab: str) -> bool:
+MAX_MARKER_BYTES = 4096
+
+
+def read_marker(directory: Path) -> Any:
+    """The JSON of oslab's marker in a pool's ``directory``; None when none reads as JSON.
+    Only a small regular file is read: a FIFO there would never answer."""
     try:
-        data = json.loads((path / POOL_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
+        return json.loads(read_small(directory / POOL_MARKER, MAX_MARKER_BYTES, "pool marker",
+                                     ""))
+    except (OslabError, ValueError, RecursionError):
+        return None
+
+
+def _marker_ok(path: Path, lab: str) -> bool:
+    data = read_marker(path)
     return isinstance(data, dict) and data.get("lab") == lab
 
 

@@ -335,6 +335,11 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(world: World, case: Case) -> None:
+    check_case(world, case)
+
+
+def check_case(world: World, case: Case) -> None:
+    """Run ``case`` through the real entry point and check all a bad input must give."""
     spec = ""
     if case.spec is not None:
         path = world.root / "cwd" / "lab.toml"

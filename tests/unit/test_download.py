@@ -258,6 +258,25 @@ def test_checksum_file_unreachable_uses_stamp(tmp_path: Path, server: Server) ->
         fetch(src, tmp_path)
 
 
+@pytest.mark.parametrize("stamp", ["x y z\n", "\xff", "", "fifo"])
+def test_a_stamp_oslab_did_not_write_is_summed_again(tmp_path: Path, server: Server,
+                                                     stamp: str) -> None:
+    """Not three words, not numbers, not UTF-8, or a FIFO: the file is hashed again (and the
+    stamp rewritten), never an internal error or a hang."""
+    server.served.files["/boot.iso"] = ISO_BYTES
+    src = DownloadSource(url=server.url("/boot.iso"), sha256=ISO_SHA)
+    fetch(src, tmp_path)
+    path = tmp_path / "boot.iso.sha256"
+    path.unlink()
+    if stamp == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(stamp.encode("latin-1"))
+    assert fetch(src, tmp_path).read_bytes() == ISO_BYTES
+    assert len(server.served.requests) == 1  # hashed, not downloaded again
+    assert path.read_text().split()[0] == ISO_SHA
+
+
 # -- local paths --------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ a failed write leaves the old file, and no temporary file is left behind."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
@@ -10,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from oslab.errors import OslabError
-from oslab.files import atomic_file, write_atomic, write_private
+from oslab.files import (
+    atomic_file,
+    open_append,
+    read_small,
+    read_tail,
+    write_atomic,
+    write_private,
+)
+from oslab.images.common import locked
+from oslab.report import Reporter, tail
 
 
 def mode(path: Path) -> int:
@@ -79,3 +89,82 @@ def test_only_files_py_opens_files_for_writing_with_os_open() -> None:
                    for p in (root / folder).rglob("*.py")
                    if "O_CREAT" in p.read_text() or "os.chmod(" in p.read_text())
     assert users == ["lab/files.py"]
+
+
+def _fifo(p: Path) -> None:
+    os.mkfifo(p)
+
+
+def _link(p: Path) -> None:
+    (p.parent / "target").write_text("not oslab's\n")
+    p.symlink_to(p.parent / "target")
+
+
+def _dev_null(p: Path) -> None:
+    p.symlink_to("/dev/null")
+
+
+# (what stands at a log's or lock's path, the error's message after "<what> <path>")
+NOT_APPENDABLE = [
+    (_fifo, "is not a regular file"),  # opening it to write would wait for a reader
+    (_link, "is not a regular file"),  # never followed
+    (_dev_null, "is not a regular file"),
+    (Path.mkdir, ""),
+]
+
+
+@pytest.mark.parametrize(("make", "problem"), NOT_APPENDABLE,
+                         ids=["fifo", "link", "device", "directory"])
+def test_open_append_takes_a_regular_file_only(tmp_path: Path, make: object,
+                                               problem: str) -> None:
+    path = tmp_path / "node.log"
+    make(path)  # type: ignore[operator]
+    with pytest.raises(OslabError) as err:
+        open_append(path, "the log", "remove it")
+    assert err.value.message.startswith(f"the log {path} {problem}" if problem else
+                                        f"cannot open the log {path}: ")
+    assert err.value.hint == "remove it"
+    if make is _link:
+        assert (tmp_path / "target").read_text() == "not oslab's\n"
+
+
+def test_open_append_appends(tmp_path: Path) -> None:
+    path = tmp_path / "node.log"
+    for line in ("one\n", "two\n"):
+        with open_append(path, "the log", "") as f:
+            f.write(line)
+    assert path.read_text() == "one\ntwo\n"
+
+
+def test_a_fifo_log_or_lock_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "n.log")
+    with pytest.raises(OslabError, match=r"n\.log is not a regular file"):
+        Reporter(stream=io.StringIO(), logs={"n": tmp_path / "n.log"}).node("n", "x")
+    os.mkfifo(tmp_path / "k.lock")
+    with pytest.raises(OslabError, match=r"k\.lock is not a regular file"), \
+            locked(tmp_path / "k.lock"):
+        pass
+
+
+def test_read_small_reads_a_regular_file_only(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 10)
+    assert read_small(tmp_path / "f", 10, "the file", "") == b"x" * 10
+    with pytest.raises(OslabError, match=r"^the file .*/f is larger than 0 KiB$"):
+        read_small(tmp_path / "f", 9, "the file", "")
+    os.mkfifo(tmp_path / "p")
+    with pytest.raises(OslabError, match=r"^the file .*/p is not a regular file$"):
+        read_small(tmp_path / "p", 10, "the file", "")
+
+
+def test_read_tail_reads_the_end_of_a_long_file_only(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    with log.open("wb") as f:
+        f.truncate(1 << 30)  # a sparse GiB: the tail is read, never the whole
+        f.seek(0, os.SEEK_END)
+        f.write(b"booting\r\n" * 10000 + b"login: \n")
+    assert read_tail(log, 17, "console log") == b"booting\r\nlogin: \n"
+    assert tail(log).splitlines() == ["  | booting"] * 24 + ["  | login: "]
+    os.mkfifo(tmp_path / "fifo.log")
+    assert tail(tmp_path / "fifo.log") == f"(console log {tmp_path}/fifo.log is not a regular file)"
+    assert tail(tmp_path / "none.log") == (f"(cannot read console log {tmp_path}/none.log: No "
+                                          "such file or directory)")

@@ -203,6 +203,22 @@ def test_prune_reads_the_uses_again(scene: Scene) -> None:
     assert said == [f"kept debian13-base-{K_NEW}: used meanwhile by lab1"]
 
 
+def test_prune_never_renames_an_entry_that_became_a_link(scene: Scene,
+                                                        tmp_path: Path) -> None:
+    """A cache entry swapped for a symbolic link after the plan was made: kept, untouched."""
+    bases, found = gather(scene.conn, scene.store, scene.cache)
+    plan = prune_plan(bases, found, frozenset(), keep_newest=False)
+    real = tmp_path / "elsewhere"
+    (scene.store / K_NEW).rename(real)
+    (scene.store / K_NEW).symlink_to(real)
+    said: list[str] = []
+    assert prune(scene.conn, scene.store, plan, said.append, scene.cache) == [
+        f"debian13-base-{K_OLD}"]
+    assert said == [f"kept debian13-base-{K_NEW}: {scene.store / K_NEW} is no longer a "
+                    "directory (a symbolic link?); left in place"]
+    assert (scene.store / K_NEW).is_symlink() and (real / "manifest.json").is_file()
+
+
 def test_an_inactive_pool_blocks_the_prune(scene: Scene) -> None:
     scene.conn.storagePoolLookupByName("other").destroy()
     with pytest.raises(OslabError) as err:

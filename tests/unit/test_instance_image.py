@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,18 +78,54 @@ def test_the_built_in_default_spec_boots_cirros() -> None:
 # (manifest as written beside the image, the exact error message after "<manifest>: ")
 BAD_MANIFESTS = [
     ("[1, 2]", "expected a JSON object"),
+    ("null", "expected a JSON object"),
     ("{nope", "not JSON: Expecting property name enclosed in double quotes (line 1)"),
+    ("[" * 20000 + "]" * 20000,
+     "not JSON: maximum recursion depth exceeded while decoding a JSON array from a unicode "
+     "string"),
+    ('{"user": "cirros", "min_ram_mib": 1' + "0" * 5000 + "}",
+     "not JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5001 "
+     "digits"),
     ({"user": "cirros", "min_disk": 1}, "unknown key(s) min_disk"),
     ({"name": "Big Image", "user": "cirros"}, "name 'Big Image' is not a usable image name"),
+    ({"name": "a" * 65, "user": "cirros"}, f"name '{'a' * 65}' is not a usable image name"),
     ({"name": "x"}, 'no "user": the user to log in as over SSH is needed'),
     ({"user": 7}, "user must be a string, not 7"),
+    ({"user": "cirros\nrm -rf /"}, "user 'cirros\\nrm -rf /' is not a valid user name"),
+    ({"user": "c;id"}, "user 'c;id' is not a valid user name"),
+    ({"user": "$(reboot)"}, "user '$(reboot)' is not a valid user name"),
+    ({"user": "Root"}, "user 'Root' is not a valid user name"),
+    ({"user": "u" * 33}, f"user '{'u' * 33}' is not a valid user name"),
     ({"user": "cirros", "disk_format": "vmdk"}, "disk_format 'vmdk' is not one of qcow2, raw"),
-    ({"user": "cirros", "min_ram_mib": -1}, "min_ram_mib must be a whole number >= 0, not -1"),
+    ({"user": "cirros", "min_ram_mib": -1},
+     "min_ram_mib must be a whole number from 0 to 1048576, not -1"),
+    ({"user": "cirros", "min_ram_mib": 10**23},
+     "min_ram_mib must be a whole number from 0 to 1048576, not 100000000000000000000000"),
+    ({"user": "cirros", "min_ram_mib": 1.5},
+     "min_ram_mib must be a whole number from 0 to 1048576, not 1.5"),
     ({"user": "cirros", "min_disk_gib": True},
-     "min_disk_gib must be a whole number >= 0, not true"),
+     "min_disk_gib must be a whole number from 0 to 16384, not true"),
+    ({"user": "cirros", "min_disk_gib": 16385},
+     "min_disk_gib must be a whole number from 0 to 16384, not 16385"),
+    ({"user": "cirros", "properties": ["hw_disk_bus"]}, "properties must map names to strings"),
     ({"user": "cirros", "properties": {"hw_disk_bus": 1}},
-     "properties must map names to strings"),
+     "properties: hw_disk_bus must be one line of at most 255 printable characters, not 1"),
+    ({"user": "cirros", "properties": {"hw_disk_bus\nos_distro": "x"}},
+     "properties: 'hw_disk_bus\\nos_distro' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"hw_disk_bus=scsi": "virtio"}},
+     "properties: 'hw_disk_bus=scsi' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"os distro": "x"}},
+     "properties: 'os distro' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"": "x"}}, "properties: '' is not a Glance property name"),
+    ({"user": "cirros", "properties": {"os_distro": "a\nb"}},
+     'properties: os_distro must be one line of at most 255 printable characters, not "a\\nb"'),
+    ({"user": "cirros", "properties": {f"p{i}": "x" for i in range(65)}},
+     "properties: 65 of them; at most 64"),
     ({"user": "cirros", "sha256": "abc"}, "sha256 is not 64 hex digits"),
+    ({"user": "cirros", "sha256": None}, "sha256 must be a string, not null"),
+    ({"user": "cirros", "build": ["x"]}, 'build must be a string, not ["x"]'),
+    ({"user": "cirros", "kernel": "6.1\n6.2"},
+     "kernel must be one line of at most 200 printable characters"),
 ]
 
 
@@ -98,6 +135,70 @@ def test_bad_manifest(tmp_path: Path, manifest: object, message: str) -> None:
     with pytest.raises(OslabError) as err:
         ii.choose(str(image), spec_file.load_default())
     assert err.value.message == f"{image}.json: {message}"
+    assert err.value.hint
+
+
+def test_good_manifest_names() -> None:
+    """What the rules above must still take: the users and Glance properties real images
+    have."""
+    data = {"name": "ubuntu-24.04_min", "user": "cloud-user",
+            "properties": {"hw_qemu_guest_agent": "yes", "os_distro": "ubuntu",
+                           "trait:CUSTOM_FAST": "required", "os_version": "24.04 LTS"}}
+    chosen = ii.parse_manifest(data, "m.json", Path("/x/img.qcow2"))
+    assert (chosen.label, chosen.user) == ("ubuntu-24.04_min", "cloud-user")
+    assert dict(chosen.properties)["trait:CUSTOM_FAST"] == "required"
+
+
+# (what stands where the manifest or the image should be, the exact error message)
+NOT_FILES = [
+    ("fifo-manifest", "instance image manifest {image}.json is not a regular file"),
+    ("dev-zero-manifest", "instance image manifest {image}.json is not a regular file"),
+    ("huge-manifest", "instance image manifest {image}.json is larger than 64 KiB"),
+    ("dir-manifest", "instance image manifest {image}.json is not a regular file"),
+    ("fifo-image", "--image: the instance image {image} is not a regular file"),
+    ("dir-image", "--image: the instance image {image} is not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("what", "message"), NOT_FILES, ids=[n[0] for n in NOT_FILES])
+def test_what_is_not_a_file_is_refused_at_once(tmp_path: Path, what: str, message: str) -> None:
+    """A FIFO would be waited on forever and /dev/zero read until memory ran out."""
+    image = tmp_path / "inst.qcow2"
+    manifest = Path(f"{image}.json")
+    if what.endswith("-image"):
+        (os.mkfifo if what == "fifo-image" else os.mkdir)(image)
+        manifest.write_text(json.dumps(MANIFEST))
+    else:
+        image.write_bytes(b"QFI\xfb")
+        {"fifo-manifest": lambda: os.mkfifo(manifest),
+         "dev-zero-manifest": lambda: manifest.symlink_to("/dev/zero"),
+         "huge-manifest": lambda: manifest.write_text(" " * (64 << 10) + "{}"),
+         "dir-manifest": lambda: manifest.mkdir()}[what]()
+    with pytest.raises(OslabError) as err:
+        ii.choose(str(image), spec_file.load_default())
+    assert err.value.message == message.format(image=image)
+    assert err.value.hint
+
+
+# (--image as given, the exact error message)
+BAD_OPTIONS = [
+    ("~nosuchuser/inst.qcow2",
+     "--image: '~nosuchuser/inst.qcow2' names another user's home; only ~/ (your own) is "
+     "expanded"),
+    ("", "--image: '' is empty"),
+    ("a\x00b", "--image: 'a\\x00b' is not a usable path (one line of at most 1024 printable "
+                "characters)"),
+    ("/x/" + "y" * 2000, "--image: '/x/" + "y" * 136 + "...(2005 characters) is not a usable "
+                        "path (one line of at most 1024 printable characters)"),
+]
+
+
+@pytest.mark.parametrize(("option", "message"), BAD_OPTIONS)
+def test_bad_image_option(option: str, message: str) -> None:
+    with pytest.raises(OslabError) as err:
+        ii.choose(option, spec_file.load_default())
+    assert err.value.message == message
+    assert err.value.hint
 
 
 def test_missing_image_and_missing_manifest(tmp_path: Path) -> None:
@@ -183,9 +284,9 @@ def test_cli_refuses_a_bad_image_before_touching_anything(
     assert result.exception.message == (f"--image: the instance image {tmp_path}/nope.qcow2 "
                                          "does not exist")
     spec = spec_with(tmp_path, "missing.qcow2")
-    # `up` says so before the host checks and an hour of building
+    # `up` says so in its host checks (`oslab check`'s), before an hour of building
     result = CliRunner().invoke(cli, ["-f", spec.source, "up", "--uri", "test:///default"])
     assert isinstance(result.exception, OslabError)
-    assert result.exception.message == ("[verify] image: the instance image "
-                                        f"{tmp_path}/labs/missing.qcow2 does not exist")
+    assert ("  - verify-image: [verify] image: the instance image "
+            f"{tmp_path}/labs/missing.qcow2 does not exist") in result.exception.message
     assert not (tmp_path / "state").exists()

@@ -425,6 +425,34 @@ def test_full_run_passes_and_cleans_up_in_reverse(tmp_path: Path) -> None:
     assert report.rows[-1].details == "14 resources removed"
 
 
+# ledger entries verify never writes: each would put its delete on the controller's shell
+HOSTILE_LEDGERS = [
+    [{"kind": "server", "ref": "x", "who": "demo", "delete": "server delete x; reboot"}],
+    [{"kind": "server", "ref": "x", "who": "demo", "delete": "server delete $(reboot)"}],
+    [{"kind": "server", "ref": "x", "who": "demo", "delete": "server delete x\nreboot"}],
+    [{"kind": "server", "ref": "x", "who": "root", "delete": "server delete x"}],
+    [{"kind": "server", "ref": "x", "who": "demo", "delete": "server delete x", "more": ""}],
+    [{"kind": "server", "ref": "x y", "who": "demo", "delete": "server delete x"}],
+    {"kind": "server"},
+    [["server"]],
+]
+
+
+@pytest.mark.parametrize("entries", HOSTILE_LEDGERS)
+def test_a_ledger_verify_did_not_write_is_refused_not_run(tmp_path: Path,
+                                                          entries: object) -> None:
+    (tmp_path / "verify-resources.json").write_text(json.dumps(entries))
+    cloud = FakeCloud()
+    with pytest.raises(OslabError) as err:
+        verify.Verifier(make_lab(cloud, tmp_path)).run(only=("identity",))
+    assert err.value.message.startswith(
+        f"the verify ledger {tmp_path}/verify-resources.json cannot be read (not a list of "
+        "the resources verify creates): ")
+    assert "reboot" not in (err.value.hint or "")  # never offered to be run by hand either
+    assert not deletes(cloud.commands)
+    assert not any("reboot" in c for c in cloud.commands)
+
+
 def test_keep_leaves_resources_and_the_next_run_sweeps_them(tmp_path: Path) -> None:
     cloud = FakeCloud()
     report = verify.Verifier(make_lab(cloud, tmp_path), keep=True).run()
@@ -499,9 +527,9 @@ DAMAGED_LEDGERS = [
      f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin), server "
      f"{SERVER}; delete those still in the cloud"),
     (json.dumps([{"kind": "volume", "ref": VOLUME}]),
-     "not a list of kind, ref, who, delete entries",
+     "not a list of the resources verify creates",
      f"it may name: volume {VOLUME}; delete those"),
-    (GOOD[1:-1], "not a list of kind, ref, who, delete entries",  # an object, not a list
+    (GOOD[1:-1], "not a list of the resources verify creates",  # an object, not a list
      f"it may name: image {IMAGE} (`openstack image delete {IMAGE}` as admin); delete"),
     ("\udcff\x00 garbage", "not JSON: ", "it names no resource oslab can read; look for "
      "verify's in the cloud (named oslab-verify-*: `openstack server list`"),
