@@ -54,10 +54,10 @@ NO_WAIT = click.option("--no-wait", is_flag=True,
 @click.command()
 @global_options
 @NODES
-@click.option("--timeout", type=click.FloatRange(10, 3600), default=600, show_default=True,
+@click.option("--timeout", type=click.IntRange(10, 3600), default=600, show_default=True,
               help="Seconds a node gets to shut down cleanly before it is powered off hard.")
 @pass_options
-def stop(opts: Options, nodes: tuple[str, ...], timeout: float) -> None:
+def stop(opts: Options, nodes: tuple[str, ...], timeout: int) -> None:
     """Shut the lab's nodes down cleanly (all, or NODE...): compute nodes first."""
     _print(_lifecycle(opts, timeout).stop(nodes), "stopped")
 

@@ -268,9 +268,11 @@ CASES = [
     Case("resume-no-lab", ("--uri", "test:///default", "resume"),
          "error: lab oslab has no nodes in libvirt"),
     Case("stop-timeout-zero", ("stop", "--timeout", "0"),
-         "error: Invalid value for '--timeout': 0.0 is not in the range 10<=x<=3600."),
+         "error: Invalid value for '--timeout': 0 is not in the range 10<=x<=3600."),
     Case("stop-timeout-word", ("stop", "--timeout", "soon"),
-         "error: Invalid value for '--timeout': 'soon' is not a valid float range."),
+         "error: Invalid value for '--timeout': 'soon' is not a valid integer range."),
+    Case("stop-timeout-nan", ("stop", "--timeout", "nan"),  # no range holds nan: not a bound
+         "error: Invalid value for '--timeout': 'nan' is not a valid integer range."),
     Case("start-no-libvirt", ("--uri", "{root}/cwd/none", "start"),
          "error: cannot connect to libvirt at {root}/cwd/none: "),
     Case("snapshot-delete-no-lab", ("--uri", "test:///default", "snapshot", "--delete", "s1"),
