@@ -146,7 +146,7 @@ class Lifecycle:
 
     def _ready_one(self, move: Move) -> Ready | OslabError:
         from oslab.install.boot import await_boot
-        from oslab.snapshots.checkpoint import FIX_CLOCK, clock_before
+        from oslab.snapshots.checkpoint import set_clock
 
         node = move.node.node
         target = self.state.target(node, move.node.address)
@@ -177,10 +177,7 @@ class Lifecycle:
         try:
             with Session(target, connect_timeout=60.0) as s:
                 if move.act in (Act.RESTORE, Act.UNPAUSE):
-                    now = time.time()
-                    out = s.run(FIX_CLOCK.format(now=time.strftime(
-                        "%Y-%m-%d %H:%M:%S", time.gmtime(now))), timeout=60, check=True)
-                    note = f"clock was {abs(now - clock_before(out.stdout)):.0f}s off, now set"
+                    note = f"clock was {set_clock(s):.0f}s off, now set"
                     say(note)
                 else:
                     await_boot(s, say, "going on")

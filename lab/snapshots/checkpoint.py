@@ -43,6 +43,14 @@ def clock_before(stdout: str) -> float:
     return float(first)
 
 
+def set_clock(session: Any, timeout: float = 60.0) -> float:
+    """Set the node's clock (over ``session``) to the host's; how far off it was, in seconds."""
+    now = time.time()
+    out = session.run(FIX_CLOCK.format(now=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))),
+                      timeout=timeout, check=True)
+    return abs(now - clock_before(out.stdout))
+
+
 @dataclass(frozen=True)
 class Settled:
     node: str
@@ -58,14 +66,11 @@ def settle(targets: dict[str, Target], timeout: float = 300.0) -> tuple[Settled,
     def one(target: Target) -> Settled:
         try:
             with open_when_ready(target, timeout) as s:
-                now = time.time()
-                out = s.run(FIX_CLOCK.format(now=time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                time.gmtime(now))),
-                            timeout=30, check=True)
+                skew = set_clock(s, timeout=30)
         except SSHError as exc:
             raise OslabError(f"{target.name}: setting the clock failed: {exc.message}",
                              hint=exc.hint) from exc
-        return Settled(target.name, time.monotonic() - start, abs(now - clock_before(out.stdout)))
+        return Settled(target.name, time.monotonic() - start, skew)
 
     def guarded(target: Target) -> Settled | OslabError:
         try:
