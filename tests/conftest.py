@@ -89,6 +89,10 @@ class Lab:
                                  f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
         return proc
 
+    def sh(self, node: str, command: str) -> str:
+        """``command``'s output on ``node`` (over `oslab ssh`), stripped."""
+        return self.run("ssh", node, "--", command).stdout.strip()
+
     def status(self) -> dict[str, object]:
         data: dict[str, object] = json.loads(self.run("status", "--json").stdout)
         return data
@@ -182,6 +186,14 @@ def make_module_lab(tmp_path_factory: pytest.TempPathFactory,
     factory = LabFactory(tmp_path_factory.mktemp("labs"), test_iso)
     yield factory
     factory.cleanup()
+
+
+@pytest.fixture(scope="module")
+def provisioned_lab(make_module_lab: LabFactory) -> Lab:
+    """A 2-node lab of the test guest, provisioned (no OpenStack), shared by a module's tests."""
+    lab = make_module_lab(nodes=2)
+    lab.run("up", "--stage", "provision")
+    return lab
 
 
 @pytest.fixture(scope="session", autouse=True)

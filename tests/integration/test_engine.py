@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,10 +33,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab(make_module_lab: Any) -> Lab:
-    lab: Lab = make_module_lab(nodes=2)
-    lab.run("up", "--stage", "provision")
-    return lab
+def lab(provisioned_lab: Lab) -> Lab:
+    return provisioned_lab
 
 
 def lab_state(spec_path: Path, home: Path) -> tuple[specmod.LabSpec, LabState]:
@@ -59,10 +56,6 @@ def engine(lab: Lab, steps: dict[str, list[StepDef]],
     return make_engine(lab.spec_path, lab.home, steps, screen)
 
 
-def sh(lab: Lab, node: str, command: str) -> str:
-    return lab.run("ssh", node, "--", command).stdout.strip()
-
-
 def changed(result: RunResult) -> dict[str, dict[str, bool]]:
     return {n.node: {s.step: s.changed for s in n.steps} for n in result.nodes}
 
@@ -82,11 +75,11 @@ def test_upload_sets_mode_and_owner_and_a_second_run_changes_nothing(lab: Lab) -
     first = engine(lab, steps, screen).run()
     assert changed(first) == {"ctl": {"files": True}}
     assert first.change_count == 2
-    assert sh(lab, "ctl", f"stat -c '%a %U %G' {a.path}") == "640 nobody users"
-    assert sh(lab, "ctl", f"stat -c '%a %U %G' {b.path}") == "600 root root"
-    assert sh(lab, "ctl", f"cat {a.path}") == "alpha = 1"
+    assert lab.sh("ctl", f"stat -c '%a %U %G' {a.path}") == "640 nobody users"
+    assert lab.sh("ctl", f"stat -c '%a %U %G' {b.path}") == "600 root root"
+    assert lab.sh("ctl", f"cat {a.path}") == "alpha = 1"
     # uploaded to a temporary name, then renamed: nothing is left behind
-    assert "oslab-new" not in sh(lab, "ctl", "ls -A /root/itest/files /root/itest/files/sub/dir")
+    assert "oslab-new" not in lab.sh("ctl", "ls -A /root/itest/files /root/itest/files/sub/dir")
 
     second = engine(lab, steps, screen).run()
     assert second.change_count == 0 and changed(second) == {"ctl": {"files": False}}
@@ -94,11 +87,11 @@ def test_upload_sets_mode_and_owner_and_a_second_run_changes_nothing(lab: Lab) -
     assert "files: no change" in screen.getvalue()
 
     # a wrong mode is put right without an upload; changed content is uploaded again
-    sh(lab, "ctl", f"chmod 666 {a.path}; echo tampered > {b.path}")
+    lab.sh("ctl", f"chmod 666 {a.path}; echo tampered > {b.path}")
     third = engine(lab, steps).run()
     assert third.change_count == 2
-    assert sh(lab, "ctl", f"stat -c '%a %U %G' {a.path}") == "640 nobody users"
-    assert sh(lab, "ctl", f"cat {b.path}") == "beta"
+    assert lab.sh("ctl", f"stat -c '%a %U %G' {a.path}") == "640 nobody users"
+    assert lab.sh("ctl", f"cat {b.path}") == "beta"
     assert engine(lab, steps).run().change_count == 0
 
 
@@ -135,7 +128,7 @@ def test_a_command_that_outlives_its_timeout_is_stopped_on_the_node(lab: Lab) ->
     assert time.monotonic() - start < 60
     assert "timed out after 5s; stopped it on the node" in err.value.message
     # neither sleep is left (the guest's busybox has no pgrep: read every command line)
-    procs = sh(lab, "cmp1", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done")
+    procs = lab.sh("cmp1", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done")
     assert "sleep 99" not in procs, procs
 
 
@@ -157,7 +150,7 @@ def test_a_secret_never_reaches_the_node_log_nor_the_screen(lab: Lab) -> None:
     with pytest.raises(StepFailed) as err:
         engine(lab, steps, screen).run()
     # the node got the real value
-    assert sh(lab, "ctl", "cat /root/itest/secret.conf") == f"password = {pw}"
+    assert lab.sh("ctl", "cat /root/itest/secret.conf") == f"password = {pw}"
     log = state.log_path("ctl").read_text()
     for text in (log, screen.getvalue(), str(err.value)):
         assert pw not in text
@@ -225,7 +218,7 @@ def test_resume_after_kill_9(lab: Lab) -> None:
 
     again = engine(lab, resume_steps()).run()
     assert changed(again) == {"ctl": {"r.first": False, "r.slow": True, "r.last": True}}
-    assert sh(lab, "ctl", f"cat {RESUME}/last.txt") == "last"
+    assert lab.sh("ctl", f"cat {RESUME}/last.txt") == "last"
     assert engine(lab, resume_steps()).run().change_count == 0
 
 
@@ -241,8 +234,8 @@ def test_steps_on_two_nodes_run_in_parallel(lab: Lab) -> None:
     result = engine(lab, steps).run()
     elapsed = time.monotonic() - start
     assert result.change_count == 2
-    starts = [int(sh(lab, n, "cat /root/itest/par/start")) for n in ("ctl", "cmp1")]
-    ends = [int(sh(lab, n, "cat /root/itest/par/end")) for n in ("ctl", "cmp1")]
+    starts = [int(lab.sh(n, "cat /root/itest/par/start")) for n in ("ctl", "cmp1")]
+    ends = [int(lab.sh(n, "cat /root/itest/par/end")) for n in ("ctl", "cmp1")]
     # the two windows overlap (node clocks), and the run took less than two windows (host clock)
     assert max(starts) < min(ends), (starts, ends)
     assert elapsed < 9.5, elapsed

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from typing import Any
 
 import libvirt
 import pytest
@@ -21,14 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab(make_module_lab: Any) -> Lab:
-    lab: Lab = make_module_lab(nodes=2)
-    lab.run("up", "--stage", "provision")
-    return lab
-
-
-def sh(lab: Lab, node: str, command: str) -> str:
-    return lab.run("ssh", node, "--", command).stdout.strip()
+def lab(provisioned_lab: Lab) -> Lab:
+    return provisioned_lab
 
 
 def states(lab: Lab) -> dict[str, str]:
@@ -39,8 +32,8 @@ def states(lab: Lab) -> dict[str, str]:
 def test_suspend_and_resume_keep_memory_and_set_the_clocks(lab: Lab) -> None:
     pids = {}
     for node in lab.nodes:
-        sh(lab, node, f"echo mem-{node} > /dev/shm/value")
-        pids[node] = sh(lab, node, "sleep 100000 >/dev/null 2>&1 </dev/null & echo $!")
+        lab.sh(node, f"echo mem-{node} > /dev/shm/value")
+        pids[node] = lab.sh(node, "sleep 100000 >/dev/null 2>&1 </dev/null & echo $!")
     out = lab.run("suspend")
     assert re.search(r"^lab \S+ suspended in \d+s$", out.stdout, re.M), out.stdout
     assert "every node paused" in out.stderr
@@ -58,9 +51,9 @@ def test_suspend_and_resume_keep_memory_and_set_the_clocks(lab: Lab) -> None:
     assert states(lab) == {"ctl": "running", "cmp1": "running"}
     for node in lab.nodes:
         # the same memory: the tmpfs file and the very same process
-        assert sh(lab, node, "cat /dev/shm/value") == f"mem-{node}"
-        assert sh(lab, node, f"kill -0 {pids[node]} && echo alive") == "alive"
-        assert abs(int(sh(lab, node, "date -u +%s")) - time.time()) < 10, node
+        assert lab.sh(node, "cat /dev/shm/value") == f"mem-{node}"
+        assert lab.sh(node, f"kill -0 {pids[node]} && echo alive") == "alive"
+        assert abs(int(lab.sh(node, "date -u +%s")) - time.time()) < 10, node
         assert re.search(rf"^  {node} +restore .*clock was \d+s off, now set", out.stdout,
                          re.M), out.stdout
     assert "OpenStack services: not waited for: OpenStack is not installed" in out.stdout
@@ -71,7 +64,7 @@ def test_suspend_and_resume_keep_memory_and_set_the_clocks(lab: Lab) -> None:
 
 def test_stop_then_start_keeps_the_disks_and_stops_compute_nodes_first(lab: Lab) -> None:
     for node in lab.nodes:
-        sh(lab, node, f"echo disk-{node} > /root/marker; sync; echo mem > /dev/shm/value")
+        lab.sh(node, f"echo disk-{node} > /root/marker; sync; echo mem > /dev/shm/value")
     out = lab.run("stop", timeout=900)
     lines = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")]
     assert lines == ["cmp1", "ctl"], out.stdout  # the compute node's wave, then the controller's
@@ -88,8 +81,8 @@ def test_stop_then_start_keeps_the_disks_and_stops_compute_nodes_first(lab: Lab)
     assert re.search(r"^  ctl +boot .*SSH after \d+s, ready after \d+s", out.stdout, re.M)
     assert out.stdout.index("  ctl ") < out.stdout.index("  cmp1 ")  # controllers first
     for node in lab.nodes:
-        assert sh(lab, node, "cat /root/marker") == f"disk-{node}"
-        assert sh(lab, node, "cat /dev/shm/value 2>/dev/null || echo gone") == "gone"
+        assert lab.sh(node, "cat /root/marker") == f"disk-{node}"
+        assert lab.sh(node, "cat /dev/shm/value 2>/dev/null || echo gone") == "gone"
 
 
 def test_one_node_stops_and_starts_alone(lab: Lab) -> None:
@@ -108,7 +101,7 @@ def test_one_node_stops_and_starts_alone(lab: Lab) -> None:
 def test_power_loss_then_start(lab: Lab) -> None:
     conn = libvirt.open(URI)
     for node in lab.nodes:
-        sh(lab, node, f"echo after-loss-{node} > /root/kept; sync")
+        lab.sh(node, f"echo after-loss-{node} > /root/kept; sync")
         os.kill(_qemu_pid(f"{lab.name}-{node}"), signal.SIGKILL)
     for node in lab.nodes:
         dom = conn.lookupByName(f"{lab.name}-{node}")
@@ -119,7 +112,7 @@ def test_power_loss_then_start(lab: Lab) -> None:
     assert set(states(lab).values()) == {"shut off"}
     lab.run("start", timeout=900)
     for node in lab.nodes:
-        assert sh(lab, node, "cat /root/kept") == f"after-loss-{node}"
+        assert lab.sh(node, "cat /root/kept") == f"after-loss-{node}"
 
 
 def test_up_on_a_suspended_lab_restores_it_and_sets_the_clocks(lab: Lab) -> None:
@@ -129,7 +122,7 @@ def test_up_on_a_suspended_lab_restores_it_and_sets_the_clocks(lab: Lab) -> None
     assert "restored from its saved memory" in out.stderr
     assert re.search(r"clock was \d+s off, now set", out.stderr)
     for node in lab.nodes:
-        assert abs(int(sh(lab, node, "date -u +%s")) - time.time()) < 10, node
+        assert abs(int(lab.sh(node, "date -u +%s")) - time.time()) < 10, node
 
 
 def _qemu_pid(domain: str) -> int:

@@ -16,14 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab(make_module_lab: Any) -> Lab:
-    lab: Lab = make_module_lab(nodes=2)
-    lab.run("up", "--stage", "provision")
-    return lab
-
-
-def sh(lab: Lab, node: str, command: str) -> str:
-    return lab.run("ssh", node, "--", command).stdout.strip()
+def lab(provisioned_lab: Lab) -> Lab:
+    return provisioned_lab
 
 
 def domain(lab: Lab, node: str) -> Any:
@@ -36,17 +30,17 @@ def snapshot_names(lab: Lab, node: str) -> list[str]:
 
 def test_revert_brings_back_disk_and_memory_on_every_node(lab: Lab) -> None:
     for node in lab.nodes:
-        sh(lab, node, f"echo disk-before-{node} > /root/marker; sync; "
+        lab.sh(node, f"echo disk-before-{node} > /root/marker; sync; "
                       f"echo shm-before-{node} > /dev/shm/value")
     out = lab.run("snapshot", "base", "--description", "before the risky step")
     assert "the lab was paused for" in out.stdout
     for node in lab.nodes:
-        sh(lab, node, "echo after > /root/marker; sync; echo after > /dev/shm/value")
+        lab.sh(node, "echo after > /root/marker; sync; echo after > /dev/shm/value")
     lab.run("revert", "base")
     for node in lab.nodes:
-        assert sh(lab, node, "cat /root/marker") == f"disk-before-{node}"
+        assert lab.sh(node, "cat /root/marker") == f"disk-before-{node}"
         # tmpfs lives in RAM only: it is back because the snapshot captured memory
-        assert sh(lab, node, "cat /dev/shm/value") == f"shm-before-{node}"
+        assert lab.sh(node, "cat /dev/shm/value") == f"shm-before-{node}"
     listed = json.loads(lab.run("snapshot", "--list", "--json").stdout)
     base = next(s for s in listed if s["name"] == "base")
     assert base["description"] == "before the risky step"
@@ -56,7 +50,7 @@ def test_revert_brings_back_disk_and_memory_on_every_node(lab: Lab) -> None:
 def test_revert_sets_the_clock_of_every_node(lab: Lab) -> None:
     # a clock far off when the snapshot is taken comes back with the memory on revert
     for node in lab.nodes:
-        sh(lab, node, "date -u -s '2020-01-01 00:00:00' >/dev/null")
+        lab.sh(node, "date -u -s '2020-01-01 00:00:00' >/dev/null")
     lab.run("snapshot", "clock")
     out = lab.run("revert", "clock").stdout
     assert out.startswith("reverted to clock in ")
@@ -64,7 +58,7 @@ def test_revert_sets_the_clock_of_every_node(lab: Lab) -> None:
         assert f"{phase} " in out.splitlines()[0]
     for node in lab.nodes:
         host = time.time()
-        assert abs(int(sh(lab, node, "date -u +%s")) - host) < 10, node
+        assert abs(int(lab.sh(node, "date -u +%s")) - host) < 10, node
         corrected = re.search(rf"^  {node} +answers SSH [0-9.]+s after the resume; "
                               r"clock corrected by ([0-9]+)s$", out, re.M)
         assert corrected is not None, out
@@ -80,7 +74,7 @@ def test_shut_off_node_is_shut_off_again_after_revert(lab: Lab) -> None:
     lab.run("revert", "half")
     assert not domain(lab, "cmp1").isActive()
     assert domain(lab, "ctl").isActive()
-    assert sh(lab, "ctl", "true") == ""
+    assert lab.sh("ctl", "true") == ""
     listed = json.loads(lab.run("snapshot", "--list", "--json").stdout)
     half = next(s for s in listed if s["name"] == "half")
     assert {n["node"]: n["state"] for n in half["nodes"]} == {"ctl": "running",
@@ -114,12 +108,12 @@ def test_revert_to_a_name_one_node_lacks_changes_nothing(lab: Lab) -> None:
     lab.run("snapshot", "partial")
     domain(lab, "cmp1").snapshotLookupByName("partial", 0).delete(0)
     for node in lab.nodes:
-        sh(lab, node, "echo kept > /root/after-partial; sync")
+        lab.sh(node, "echo kept > /root/after-partial; sync")
     out = lab.run("revert", "partial", check=False)
     assert out.returncode != 0
     assert "missing on node(s) cmp1" in out.stderr and "no node was touched" in out.stderr
     for node in lab.nodes:
-        assert sh(lab, node, "cat /root/after-partial") == "kept"
+        assert lab.sh(node, "cat /root/after-partial") == "kept"
 
 
 def test_guards_refuse_bad_and_used_names(lab: Lab) -> None:
