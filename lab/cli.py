@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from oslab import cli_boundary, cli_power, cli_print, spec_file
+from oslab import cli_access, cli_boundary, cli_power, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
@@ -416,7 +416,7 @@ def openrc(opts: Options, who: str, show: bool) -> None:
     click.echo(openrcmod.openrc_command(spec, LabState(spec.name), who, show=show).rstrip())
 
 
-for _command in cli_power.COMMANDS:
+for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS):
     cli.add_command(_command)
 
 

@@ -1,0 +1,61 @@
+"""Access from the host's own tools: `oslab ssh-config` and `oslab inventory`
+(``oslab.access.client_config``)."""
+
+from __future__ import annotations
+
+import click
+
+from oslab.access.client_config import FORMATS, LabAccess, NodeAccess, choose, inventory
+from oslab.access.client_config import ssh_config as render_ssh_config
+from oslab.cli_options import Options, global_options, pass_options
+from oslab.errors import OslabError
+
+
+def _access(opts: Options, names: tuple[str, ...]) -> LabAccess:
+    """The lab's nodes as libvirt knows them (running or not), its key, and its known_hosts
+    file, written with every chosen node's pinned host key."""
+    from oslab.access.inventory import write_known_hosts
+    from oslab.virt.lab_objects import LabObjects
+
+    lab = opts.lab_name()
+    state = opts.state()
+    domains = LabObjects(opts.connect(), lab).domains()
+    if not domains:
+        raise OslabError(f"lab {lab} has no nodes in libvirt",
+                         hint="build it with `oslab up`, or name another lab with --lab "
+                              "(`oslab status` shows what libvirt has)")
+    nodes = choose([NodeAccess(d.meta.node, d.meta.role, d.meta.address) for d in domains],
+                   names, lab)
+    targets = [state.target(n.node, n.address) for n in nodes]
+    if any(t is None for t in targets):
+        raise OslabError(f"lab {lab} has no SSH keys in {state.dir}",
+                         hint="they are made by `oslab up` on this host; pass the lab's spec "
+                              "with -f, or the right --lab")
+    found = [t for t in targets if t is not None]
+    known = write_known_hosts(state, found)
+    return LabAccess(lab, nodes, found[0].key_path, known)
+
+
+@click.command("ssh-config")
+@global_options
+@click.argument("nodes", nargs=-1)
+@pass_options
+def ssh_config(opts: Options, nodes: tuple[str, ...]) -> None:
+    """Print OpenSSH Host blocks for the lab's nodes (all, or NODE...), for
+    `ssh -F <(oslab ssh-config) controller` and `scp -F ...`. Host keys are pinned."""
+    click.echo(render_ssh_config(_access(opts, nodes)), nl=False)
+
+
+@click.command("inventory")
+@global_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="yaml", show_default=True,
+              help="Ansible's YAML inventory, the same as JSON, or ini (ini only from a file: "
+                   "Ansible cannot read it from a pipe such as <(oslab inventory)).")
+@pass_options
+def inventory_cmd(opts: Options, fmt: str) -> None:
+    """Print an Ansible inventory of the lab: groups controller and compute, both in
+    oslab_<lab>; for `ansible -i <(oslab inventory) all -m ping`."""
+    click.echo(inventory(_access(opts, ()), fmt), nl=False)
+
+
+COMMANDS = (ssh_config, inventory_cmd)
