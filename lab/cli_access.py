@@ -39,11 +39,24 @@ def _access(opts: Options, names: tuple[str, ...]) -> LabAccess:
 @click.command("ssh-config")
 @global_options
 @click.argument("nodes", nargs=-1)
+@click.option("--path", "path_only", is_flag=True,
+              help="Write the config into the lab's state directory and print its path, for "
+                   "`ssh -F \"$(oslab ssh-config --path)\" controller`.")
 @pass_options
-def ssh_config(opts: Options, nodes: tuple[str, ...]) -> None:
-    """Print OpenSSH Host blocks for the lab's nodes (all, or NODE...), for
-    `ssh -F <(oslab ssh-config) controller` and `scp -F ...`. Host keys are pinned."""
-    click.echo(render_ssh_config(_access(opts, nodes)), nl=False)
+def ssh_config(opts: Options, nodes: tuple[str, ...], path_only: bool) -> None:
+    """Print OpenSSH Host blocks for the lab's nodes (all, or NODE...), named like the nodes,
+    with their host keys pinned. ssh closes every inherited descriptor first, so it cannot read
+    `-F <(oslab ssh-config)`: use --path, or save the output to a file."""
+    from oslab.files import write_atomic
+
+    access = _access(opts, nodes)
+    text = render_ssh_config(access)
+    if not path_only:
+        click.echo(text, nl=False)
+        return
+    path = access.known_hosts.with_name("ssh_config")
+    write_atomic(path, text)
+    click.echo(str(path))
 
 
 @click.command("inventory")
