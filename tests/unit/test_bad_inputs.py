@@ -273,6 +273,12 @@ CASES = [
          "error: Invalid value for '--timeout': 'soon' is not a valid integer range."),
     Case("stop-timeout-nan", ("stop", "--timeout", "nan"),  # no range holds nan: not a bound
          "error: Invalid value for '--timeout': 'nan' is not a valid integer range."),
+    Case("ssh-config-no-lab", ("--uri", "test:///default", "ssh-config"),
+         "error: lab oslab has no nodes in libvirt"),
+    Case("inventory-no-lab", ("--uri", "test:///default", "--lab", "other", "inventory"),
+         "error: lab other has no nodes in libvirt"),
+    Case("inventory-format", ("inventory", "--format", "toml"),
+         "error: Invalid value for '--format': 'toml' is not one of 'ini', 'yaml', 'json'."),
     Case("start-no-libvirt", ("--uri", "{root}/cwd/none", "start"),
          "error: cannot connect to libvirt at {root}/cwd/none: "),
     Case("snapshot-delete-no-lab", ("--uri", "test:///default", "snapshot", "--delete", "s1"),
