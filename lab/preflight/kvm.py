@@ -23,7 +23,6 @@ import libvirt
 
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import VirtType
-from oslab.virt.definitions import TCG_VCPUS
 
 # Debian's build of libvirt runs qemu as libvirt-qemu with the kvm group.
 DEFAULT_QEMU_USER = "libvirt-qemu"
@@ -226,7 +225,7 @@ def choose_virt_type(root: Path = Path("/"),
     if flag is None:
         finding = _no_cpu_flag(root)
         choice = VirtChoice(VirtType.QEMU, (_why(finding),))
-        return choice, [finding, _nested_under_qemu(), _one_vcpu_under_qemu()]
+        return choice, [finding, _nested_under_qemu()]
     reasons = [f"the CPU has {flag} ({_VENDOR[flag][0]})"]
     problems: list[Finding] = []
     results = [check_dev_kvm(root, flag)]
@@ -239,7 +238,7 @@ def choose_virt_type(root: Path = Path("/"),
             reasons.append(result)
     if problems:
         choice = VirtChoice(VirtType.QEMU, tuple(_why(p) for p in problems))
-        return choice, [*problems, _nested_under_qemu(), _one_vcpu_under_qemu()]
+        return choice, [*problems, _nested_under_qemu()]
     ok = Finding("virt-type", Severity.OK, "using kvm: " + "; ".join(reasons))
     return VirtChoice(VirtType.KVM, tuple(reasons)), [ok, check_nested(root, flag)]
 
@@ -261,16 +260,6 @@ def _nested_under_qemu() -> Finding:
         "the compute nodes will run instances under nested qemu emulation (slow, but it works)",
         "fix the virt-type findings above so the lab runs on kvm, then enable nested kvm "
         "(options kvm_intel nested=1 or options kvm_amd nested=1 in /etc/modprobe.d/kvm.conf)")
-
-
-def _one_vcpu_under_qemu() -> Finding:
-    return Finding(
-        "tcg-vcpus", Severity.WARN,
-        f"under qemu each node runs with {TCG_VCPUS} vCPU, whatever the spec asks: with more, "
-        "QEMU's multi-threaded TCG panics the nodes' kernels (Oops: int3 at live code "
-        "patching, e.g. at a compute node's first iSCSI login)",
-        "run the lab on kvm (the virt-type findings above say how) to give nodes their "
-        "spec's vCPUs")
 
 
 def check_nested(root: Path, flag: str) -> Finding:

