@@ -146,6 +146,15 @@ def read_small(path: Path, limit: int, what: str, hint: str,
     return data
 
 
+def read_small_if_any(path: Path, limit: int, what: str, hint: str,
+                      error: type[OslabError] = OslabError) -> bytes | None:
+    """:func:`read_small`, or None when nothing is at ``path``. A link that names nothing is
+    something there: an error, like any other file that is not a regular one."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    return read_small(path, limit, what, hint, error)
+
+
 def read_tail(path: Path, size: int, what: str, hint: str = "") -> bytes:
     """The last ``size`` bytes (at most) of ``path``, a regular file of any length, as
     :func:`read_small` takes it."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from oslab.errors import OslabError
-from oslab.files import read_small, write_atomic
+from oslab.files import read_small_if_any, write_atomic
 from oslab.install import openrc
 from oslab.install.verify.checklist import PREFIX
 
@@ -108,10 +108,10 @@ class Ledger:
         command runs on the controller, so a ledger that is not one verify writes (not a
         regular file, too large, not JSON, or an entry verify would not write) is refused,
         never run: it raises :func:`damaged`, naming what can still be read of it."""
-        if not path.exists() and not path.is_symlink():
+        raw = read_small_if_any(path, MAX_LEDGER_BYTES, "the verify ledger",
+                                f"remove {path} once the resources it names are gone")
+        if raw is None:
             return []
-        hint = f"remove {path} once the resources it names are gone"
-        raw = read_small(path, MAX_LEDGER_BYTES, "the verify ledger", hint)
         text = raw.decode(errors="replace")
         try:
             data = json.loads(raw)

@@ -78,8 +78,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                          hint="`oslab up` builds it; check -f, --lab and XDG_STATE_HOME if it "
                               "was built")
     ledger = state.dir / "verify-resources.json"
-    if ledger.exists():
-        Ledger.load(ledger)  # a damaged ledger is refused before any node is reached
+    Ledger.load(ledger)  # a damaged ledger is refused before any node is reached
 
     key = state.ssh_key()
     sessions: list[Session] = []

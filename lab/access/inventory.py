@@ -10,7 +10,7 @@ from typing import Any
 from oslab.access.ssh import Target, reachable
 from oslab.access.state import LabState
 from oslab.errors import OwnershipError
-from oslab.files import read_small, write_atomic
+from oslab.files import read_small_if_any, write_atomic
 from oslab.virt.lab_objects import DomainState, LabObjects
 
 
@@ -104,11 +104,9 @@ def write_known_hosts(state: LabState, targets: list[Target]) -> Path:
     other addresses stay (an ssh-config written earlier names them all)."""
     path = state.dir / "known_hosts"
     ours = {t.address for t in targets}
-    kept = []
-    if path.exists() or path.is_symlink():
-        text = read_small(path, 1 << 20, "the lab's known_hosts file",
-                          f"it is oslab's own: remove {path} and run the command again")
-        kept = [line + "\n" for line in text.decode(errors="replace").splitlines()
-                if line.split(" ", 1)[0] not in ours and line.count(" ") >= 2]
+    text = read_small_if_any(path, 1 << 20, "the lab's known_hosts file",
+                             f"it is oslab's own: remove {path} and run the command again")
+    kept = [line + "\n" for line in (text or b"").decode(errors="replace").splitlines()
+            if line.split(" ", 1)[0] not in ours and line.count(" ") >= 2]
     write_atomic(path, "".join(kept) + "".join(known_hosts_line(t) for t in targets))
     return path
