@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from oslab.access.client_config import FORMATS, LabAccess, NodeAccess, choose, inventory
+from oslab.access.client_config import FORMATS, LabAccess, NodeAccess, inventory
 from oslab.access.client_config import ssh_config as render_ssh_config
 from oslab.cli_options import Options, global_options, pass_options
 from oslab.errors import OslabError
@@ -15,17 +15,12 @@ def _access(opts: Options, names: tuple[str, ...]) -> LabAccess:
     """The lab's nodes as libvirt knows them (running or not), its key, and its known_hosts
     file, written with every chosen node's pinned host key."""
     from oslab.access.inventory import write_known_hosts
-    from oslab.virt.lab_objects import LabObjects
+    from oslab.power.decide import read_facts, select
 
     lab = opts.lab_name()
     state = opts.state()
-    domains = LabObjects(opts.connect(), lab).domains()
-    if not domains:
-        raise OslabError(f"lab {lab} has no nodes in libvirt",
-                         hint="build it with `oslab up`, or name another lab with --lab "
-                              "(`oslab status` shows what libvirt has)")
-    nodes = choose([NodeAccess(d.meta.node, d.meta.role, d.meta.address) for d in domains],
-                   names, lab)
+    nodes = tuple(NodeAccess(f.node, f.role, f.address)
+                  for f in select(lab, read_facts(opts.connect(), lab), names))
     targets = [state.target(n.node, n.address) for n in nodes]
     if any(t is None for t in targets):
         raise OslabError(f"lab {lab} has no SSH keys in {state.dir}",

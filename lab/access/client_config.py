@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,14 +135,3 @@ def inventory(access: LabAccess, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(_tree(access), indent=2) + "\n"
     raise OslabError(f"unknown inventory format {fmt!r}", hint="use one of " + ", ".join(FORMATS))
-
-
-def choose(nodes: Sequence[NodeAccess], names: Sequence[str], lab: str) -> tuple[NodeAccess, ...]:
-    """The nodes named (every node when none is), in the lab's order; an unknown name is an
-    error naming the lab's nodes."""
-    known = [n.node for n in nodes]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise OslabError(f"lab {lab} has no node {unknown[0]!r}",
-                         hint="nodes: " + (", ".join(known) or "none (build it with `oslab up`)"))
-    return tuple(n for n in nodes if not names or n.node in names)

@@ -16,7 +16,6 @@ from oslab.access.client_config import (
     FORMATS,
     LabAccess,
     NodeAccess,
-    choose,
     group_name,
     inventory,
     ssh_config,
@@ -25,6 +24,8 @@ from oslab.access.inventory import write_known_hosts
 from oslab.access.ssh import Target
 from oslab.access.state import LabState
 from oslab.errors import OslabError
+from oslab.power.decide import NodeFact, select
+from oslab.virt.lab_objects import DomainState
 
 ANSIBLE_INVENTORY = Path(sys.executable).with_name("ansible-inventory")
 
@@ -124,14 +125,17 @@ def test_group_names_are_what_ansible_accepts() -> None:
     assert group_name("oslab") == "oslab_oslab"
 
 
-def test_choose_keeps_the_lab_order_and_names_an_unknown_node() -> None:
-    nodes = LABS[1][1]
-    assert [n.node for n in choose(nodes, ("x", "c0-z9"), "a-9")] == ["c0-z9", "x"]
-    assert choose(nodes, (), "a-9") == nodes
+def test_the_nodes_are_chosen_as_stop_and_start_choose_them() -> None:
+    """ssh-config NODE... takes the nodes as the lifecycle commands do (power.decide.select):
+    in the lab's order, an unknown name refused with the lab's nodes."""
+    facts = [NodeFact(n.node, f"a-9-{n.node}", n.role, n.address, DomainState.RUNNING)
+             for n in LABS[1][1]]
+    assert [f.node for f in select("a-9", facts, ("x", "c0-z9"))] == ["c0-z9", "x"]
+    assert [f.node for f in select("a-9", facts, ())] == ["c0-z9", "x", "compute-12"]
     with pytest.raises(OslabError) as err:
-        choose(nodes, ("x", "nope"), "a-9")
+        select("a-9", facts, ("x", "nope"))
     assert err.value.message == "lab a-9 has no node 'nope'"
-    assert err.value.hint == "nodes: c0-z9, x, compute-12"
+    assert err.value.hint == "its nodes: c0-z9, compute-12, x"
 
 
 def _target(name: str, address: str, key: str) -> Target:
