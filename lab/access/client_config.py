@@ -47,23 +47,22 @@ def _ssh_path(path: Path) -> str:
     return '"' + text.replace("%", "%%") + '"'
 
 
+def _pinning(known_hosts: str) -> tuple[tuple[str, str], ...]:
+    """The ssh options that offer only the lab's key and pin each node's host key to the lab's
+    own known_hosts file, never learning one."""
+    return (("IdentitiesOnly", "yes"), ("StrictHostKeyChecking", "yes"),
+            ("UserKnownHostsFile", known_hosts), ("GlobalKnownHostsFile", "/dev/null"))
+
+
 def ssh_config(access: LabAccess) -> str:
     """OpenSSH ``Host`` blocks, one per node, named like the node."""
-    key, known = _ssh_path(access.key_path), _ssh_path(access.known_hosts)
-    blocks = []
-    for n in access.nodes:
-        blocks.append(
-            f"# oslab lab {access.lab}, {n.role} node\n"
-            f"Host {n.node}\n"
-            f"    HostName {n.address}\n"
-            "    User root\n"
-            f"    IdentityFile {key}\n"
-            "    IdentitiesOnly yes\n"
-            "    StrictHostKeyChecking yes\n"
-            f"    UserKnownHostsFile {known}\n"
-            "    GlobalKnownHostsFile /dev/null\n"
-            "    CheckHostIP no\n")
-    return "\n".join(blocks)
+    options = (("IdentityFile", _ssh_path(access.key_path)),
+               *_pinning(_ssh_path(access.known_hosts)), ("CheckHostIP", "no"))
+    settings = "".join(f"    {name} {value}\n" for name, value in options)
+    return "\n".join(f"# oslab lab {access.lab}, {n.role} node\n"
+                     f"Host {n.node}\n"
+                     f"    HostName {n.address}\n"
+                     "    User root\n" + settings for n in access.nodes)
 
 
 def group_name(lab: str) -> str:
@@ -73,9 +72,8 @@ def group_name(lab: str) -> str:
 
 
 def _host_vars(access: LabAccess, node: NodeAccess) -> dict[str, str]:
-    common = " ".join(["-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-                       "-o", shlex.quote(f"UserKnownHostsFile={access.known_hosts}"),
-                       "-o", "GlobalKnownHostsFile=/dev/null"])
+    common = " ".join(f"-o {shlex.quote(f'{name}={value}')}"
+                      for name, value in _pinning(str(access.known_hosts)))
     return {"ansible_host": node.address, "ansible_user": "root",
             "ansible_ssh_private_key_file": str(access.key_path),
             "ansible_ssh_common_args": common}
