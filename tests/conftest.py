@@ -188,14 +188,6 @@ def make_module_lab(tmp_path_factory: pytest.TempPathFactory,
     factory.cleanup()
 
 
-@pytest.fixture(scope="module")
-def provisioned_lab(make_module_lab: LabFactory) -> Lab:
-    """A 2-node lab of the test guest, provisioned (no OpenStack), shared by a module's tests."""
-    lab = make_module_lab(nodes=2)
-    lab.run("up", "--stage", "provision")
-    return lab
-
-
 @pytest.fixture(scope="session", autouse=True)
 def sweep_test_labs() -> Iterator[None]:
     """At the end of the run, remove whatever any test lab left behind in libvirt."""

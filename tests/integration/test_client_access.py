@@ -18,11 +18,6 @@ pytestmark = pytest.mark.integration
 ANSIBLE = Path(sys.executable).with_name("ansible")
 
 
-@pytest.fixture(scope="module")
-def lab(provisioned_lab: Lab) -> Lab:
-    return provisioned_lab
-
-
 def client(lab: Lab, script: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``script`` run by bash with ``$OSLAB`` the lab's oslab command (so `<(...)` works)."""
     env = dict(lab.env, OSLAB=" ".join(lab.cmd()))

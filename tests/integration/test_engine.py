@@ -32,11 +32,6 @@ from tests.conftest import REPO, Lab
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab(provisioned_lab: Lab) -> Lab:
-    return provisioned_lab
-
-
 def lab_state(spec_path: Path, home: Path) -> tuple[specmod.LabSpec, LabState]:
     spec = spec_file.load(spec_path)
     return spec, LabState(spec.name, root=home / "state" / "oslab")

@@ -19,11 +19,6 @@ from tests.procfs import process_files
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab(provisioned_lab: Lab) -> Lab:
-    return provisioned_lab
-
-
 def states(lab: Lab) -> dict[str, str]:
     nodes: list[dict[str, str]] = lab.status()["nodes"]  # type: ignore[assignment]
     return {n["node"]: n["state"] for n in nodes}

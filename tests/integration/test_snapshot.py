@@ -15,11 +15,6 @@ from tests.conftest import URI, Lab
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab(provisioned_lab: Lab) -> Lab:
-    return provisioned_lab
-
-
 def domain(lab: Lab, node: str) -> Any:
     return libvirt.open(URI).lookupByName(f"{lab.name}-{node}")
 
