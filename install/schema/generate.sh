@@ -6,8 +6,8 @@
 # Usage: install/schema/generate.sh [UPPER_CONSTRAINTS_FILE]
 #
 #   UPPER_CONSTRAINTS_FILE  the release's upper-constraints file; default
-#                           ../shared/data/upper-constraints-2025.1.txt relative
-#                           to the repository root.
+#                           install/schema/upper-constraints-2025.1.txt (a copy of
+#                           ../shared/data/upper-constraints-2025.1.txt, kept in the repository).
 #
 # Environment:
 #   PYTHON   interpreter for the throwaway venv (default python3; Epoxy
@@ -62,7 +62,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 release="epoxy"
-constraints="${1:-$repo/../shared/data/upper-constraints-2025.1.txt}"
+constraints="${1:-$repo/install/schema/upper-constraints-2025.1.txt}"
 out_dir="${OUT_DIR:-$here/$release}"
 python="${PYTHON:-python3}"
 

@@ -5,7 +5,7 @@
 #   tests/keystone/setup.sh            prints the venv's path as its last line
 #
 # Keystone is pinned here (it is not in the constraints file); every other package comes
-# under the release's upper-constraints (shared/data/upper-constraints-2025.1.txt). The venv
+# under the release's upper-constraints (install/schema/upper-constraints-2025.1.txt). The venv
 # is cached under ${OSLAB_TEST_CACHE:-$HOME/.cache/oslab-tests}, keyed by this script, the
 # constraints file and the Python version, so a rerun with the same inputs is instant. Only
 # this step needs the network (PyPI); run it before entering the test network namespace.
@@ -16,7 +16,7 @@ log() { echo "keystone-setup: $*" >&2; }
 
 KEYSTONE_SPEC=${OSLAB_KEYSTONE_SPEC:-"keystone==27.*"}
 CLIENT_SPEC="python-openstackclient"
-constraints=${OSLAB_UPPER_CONSTRAINTS:-"$repo/../shared/data/upper-constraints-2025.1.txt"}
+constraints=${OSLAB_UPPER_CONSTRAINTS:-"$repo/install/schema/upper-constraints-2025.1.txt"}
 python=${OSLAB_PYTHON:-python3}
 cache=${OSLAB_TEST_CACHE:-"$HOME/.cache/oslab-tests"}
 
