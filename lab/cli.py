@@ -402,20 +402,6 @@ def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, .
         raise SystemExit(1)
 
 
-@cli.command()
-@global_options
-@click.argument("who", type=click.Choice(["admin", "demo"]), default="admin")
-@click.option("--print", "show", is_flag=True,
-              help="Print the file's contents (the password included) instead of its path.")
-@pass_options
-def openrc(opts: Options, who: str, show: bool) -> None:
-    """The path of the lab's admin or demo openrc file (or, with --print, its contents)."""
-    from oslab.install import openrc as openrcmod
-
-    spec = opts.spec()
-    click.echo(openrcmod.openrc_command(spec, LabState(spec.name), who, show=show).rstrip())
-
-
 for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS):
     cli.add_command(_command)
 

@@ -1,7 +1,10 @@
 """Access from the host's own tools: `oslab ssh-config` and `oslab inventory`
-(``oslab.access.client_config``)."""
+(``oslab.access.client_config``), and `oslab openrc` with its clouds.yaml
+(``oslab.install.openrc``, ``oslab.install.clouds_yaml``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -66,4 +69,41 @@ def inventory_cmd(opts: Options, fmt: str) -> None:
     click.echo(inventory(_access(opts, ()), fmt), nl=False)
 
 
-COMMANDS = (ssh_config, inventory_cmd)
+@click.command()
+@global_options
+@click.argument("who", type=click.Choice(["admin", "demo"]), default="admin")
+@click.option("--print", "show", is_flag=True,
+              help="Print the file's contents (the password included) instead of its path.")
+@click.option("--clouds-yaml", "clouds", is_flag=True,
+              help="Write the entries <lab>-admin and <lab>-demo into your clouds.yaml "
+                   "instead (every other entry and comment kept; mode 0600), for "
+                   "`openstack --os-cloud <lab>-admin`.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --clouds-yaml: this file instead of "
+                   "$XDG_CONFIG_HOME/openstack/clouds.yaml.")
+@pass_options
+def openrc(opts: Options, who: str, show: bool, clouds: bool, out: Path | None) -> None:
+    """The path of the lab's admin or demo openrc file (or, with --print, its contents); or,
+    with --clouds-yaml, the lab's entries merged into your clouds.yaml."""
+    from oslab.access.state import LabState
+    from oslab.install import clouds_yaml
+    from oslab.install import openrc as openrcmod
+
+    if out is not None and not clouds:
+        raise click.UsageError("--out goes with --clouds-yaml")
+    if show and clouds:
+        raise click.UsageError("--print and --clouds-yaml do not go together: the clouds.yaml "
+                               "entries are never printed (they hold the passwords)")
+    spec = opts.spec()
+    state = LabState(spec.name)
+    if not clouds:
+        click.echo(openrcmod.openrc_command(spec, state, who, show=show).rstrip())
+        return
+    done = clouds_yaml.write(spec, state, out)
+    kept = f"; its other {done.kept} cloud(s) are unchanged" if done.kept else ""
+    click.echo(f"wrote {' and '.join(done.names)} into {done.path} (mode 0600: it holds the "
+               f"lab's passwords{kept})")
+    click.echo(f"use: openstack --os-cloud {done.names[0]} token issue")
+
+
+COMMANDS = (ssh_config, inventory_cmd, openrc)

@@ -24,7 +24,7 @@ from oslab import spec as specmod
 from oslab import spec_file
 from oslab.access.ssh import NodeConn
 from oslab.access.state import LabState
-from oslab.install import openrc, verify
+from oslab.install import clouds_yaml, openrc, verify
 from oslab.install.verify import Status, checklist, connections, parsers
 from oslab.summary import render_table
 from tests.keystone import fixture
@@ -82,6 +82,32 @@ def test_openrc_files_authenticate_admin_and_demo(cloud: Cloud) -> None:
             token, project = result.stdout.split("}\n", 1)
             assert parsers.parse_token(token + "}").ok
             assert json.loads(project) == {"name": who}
+
+
+def test_clouds_yaml_logs_in_with_os_cloud(cloud: Cloud, tmp_path: Path) -> None:
+    """`oslab openrc --clouds-yaml` into the user's XDG clouds.yaml, beside a cloud of theirs;
+    then the real client, with no OS_* variable, finds it and logs in as admin and as demo."""
+    mine = ("# my own cloud\nclouds:\n  mine:   # keep\n    auth: {auth_url: "
+            "'http://127.0.0.1:9/v3', username: u, password: p, project_name: p}\n")
+    config = tmp_path / "config"
+    (config / "openstack").mkdir(parents=True)
+    (config / "openstack" / "clouds.yaml").write_text(mine)
+    env = {**cloud.ks.base_env(), "XDG_CONFIG_HOME": str(config)}
+    env.pop("OS_CLIENT_CONFIG_FILE", None)
+    done = clouds_yaml.write(cloud.spec, cloud.state, clouds_yaml.default_path(env),
+                             url=cloud.ks.url)
+    assert done.path == config / "openstack" / "clouds.yaml" and done.kept == 1
+    assert done.path.read_text().startswith(mine)
+    for who in ("admin", "demo"):
+        name = f"{cloud.spec.name}-{who}"
+        token = cloud.ks.openstack("--os-cloud", name, "token", "issue", "-f", "json", env=env)
+        assert parsers.parse_token(token.stdout).ok
+        project = cloud.ks.openstack("--os-cloud", name, "project", "show", who, "-f", "json",
+                                     "-c", "name", env=env)
+        assert json.loads(project.stdout) == {"name": who}
+    # the user's own entry is still theirs: the client still reads it (and finds no Keystone)
+    theirs = cloud.ks.openstack("--os-cloud", "mine", "token", "issue", env=env, check=False)
+    assert theirs.returncode != 0 and "127.0.0.1:9" in theirs.stderr
 
 
 def test_identity_and_catalog_pass(cloud: Cloud) -> None:

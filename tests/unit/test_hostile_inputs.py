@@ -129,6 +129,21 @@ def iso_url(url: str) -> str:
     return text.replace("[iso]\n", f'[iso]\nurl = "{url}"\nsha256 = "{"a" * 64}"\n') + "\n"
 
 
+def _clouds(kind: str) -> Callable[[World], None]:
+    """A built lab's passwords, and at cwd/clouds.yaml: a FIFO, a link, or a flow-style file."""
+    def setup(w: World) -> None:
+        _state(passwords={"keystone_admin": "abc", "keystone_demo": "def"})(w)
+        path = w.root / "cwd" / "clouds.yaml"
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "link":
+            (w.root / "other" / "clouds.yaml").write_text("clouds:\n")
+            path.symlink_to(w.root / "other" / "clouds.yaml")
+        else:
+            path.write_text(kind)
+    return setup
+
+
 MANIFEST_HINT = "a manifest is a small JSON file"
 PATH_HINT = "relative to the lab spec's directory"
 CASES = [
@@ -345,6 +360,28 @@ CASES = [
     Case("ledger-fifo", ("-f", SPEC, "verify"),
          f"error: the verify ledger {STATE}/verify-resources.json is not a regular file",
          spec=UNROUTED, setup=_state(keys=True, fifo="verify-resources.json")),
+    # -- openrc --clouds-yaml: the user's own file, never changed unless all of it is kept
+    Case("clouds-yaml-fifo", ("openrc", "--clouds-yaml", "--out", "{root}/cwd/clouds.yaml"),
+         "error: clouds.yaml {root}/cwd/clouds.yaml is not a regular file",
+         setup=_clouds("fifo")),
+    Case("clouds-yaml-link", ("openrc", "--clouds-yaml", "--out", "{root}/cwd/clouds.yaml"),
+         "error: {root}/cwd/clouds.yaml is a symbolic link; oslab does not write through one",
+         setup=_clouds("link"), hint="/other/clouds.yaml"),
+    Case("clouds-yaml-flow", ("openrc", "--clouds-yaml", "--out", "{root}/cwd/clouds.yaml"),
+         "error: cannot add the lab's entries to {root}/cwd/clouds.yaml without changing what "
+         "else it says (its layout: flow style, anchors or a document marker)",
+         setup=_clouds("clouds: {mine: {region_name: R}}\n"), hint="copy the entries"),
+    Case("clouds-yaml-list", ("openrc", "--clouds-yaml", "--out", "{root}/cwd/clouds.yaml"),
+         "error: {root}/cwd/clouds.yaml is not a mapping (it holds a list)",
+         setup=_clouds("- a\n")),
+    Case("clouds-yaml-print", ("openrc", "--clouds-yaml", "--print"),
+         "error: --print and --clouds-yaml do not go together: the clouds.yaml entries are "
+         "never printed (they hold the passwords)", setup=_clouds("fifo")),
+    Case("clouds-yaml-out-alone", ("openrc", "--out", "{root}/cwd/clouds.yaml"),
+         "error: --out goes with --clouds-yaml", setup=_clouds("fifo")),
+    Case("clouds-yaml-no-lab", ("openrc", "--clouds-yaml"),
+         "error: lab oslab has no passwords on this host: its install has not run (state "
+         f"directory {STATE})", hint="`oslab up` builds the lab"),
     # -- libvirt's pools: a marker that is a FIFO is no marker
     Case("pool-marker-fifo", ("--uri", "test://{root}/cwd/host.xml", "status"),
          "error: storage pool oslab exists but oslab did not make it for lab oslab (no "
