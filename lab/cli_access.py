@@ -104,6 +104,9 @@ def openrc(opts: Options, who: str, show: bool, clouds: bool, out: Path | None) 
     click.echo(f"wrote {' and '.join(done.names)} into {done.path} (mode 0600: it holds the "
                f"lab's passwords{kept})")
     click.echo(f"use: openstack --os-cloud {done.names[0]} token issue")
+    click.echo(f"note: the catalog names the controller `{spec.controller.name}`; for the other "
+               f"services from this host it must resolve here ({spec.controller.address} "
+               f"{spec.controller.name} in /etc/hosts)")
 
 
 COMMANDS = (ssh_config, inventory_cmd, openrc)

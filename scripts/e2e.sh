@@ -14,6 +14,9 @@
 #      verify; compute1 rebooted from inside and `verify --only services`; a power loss (every
 #      node's qemu killed with -9), `start` and a full verify; then no node's console shows a
 #      kernel panic;
+#   4c. from the host: `oslab openrc --clouds-yaml` and `openstack --os-cloud ... token issue`; the dashboard
+#      in Debian's headless Chromium (tests/e2e/browser.py): log in as demo, the instances page
+#      lists verify's instance, a screenshot in $E2E_DIR/dashboard.png;
 #   5. destroys the lab and checks that nothing of it is left.
 # It exits 0 only when every row passes; its last line is `N passed, N failed`.
 #
@@ -39,12 +42,16 @@ work=${E2E_DIR:-/var/tmp/oslab-e2e}
 if [ -z "${OSLAB_E2E_INSIDE:-}" ]; then
     mkdir -p "$work"
     started=$(date +%s)
-    scripts/setup-host.sh --test --no-services
+    scripts/setup-host.sh --test --e2e --no-services
     echo "e2e: building (or reusing) the test instance image" >&2
     image=$(tests/instance/build.sh | tail -n 1)
     sed "s|@IMAGE@|$image|" tests/e2e/debian13-lab.toml > "$work/lab.toml"
     # the lab's package repository, by the host's apt (the namespace reaches no archive)
     .venv/bin/python -m tests.debian_specs "$work/lab.toml"
+    # the release's openstack client from PyPI, for the clouds.yaml row (the namespace has no
+    # PyPI either)
+    E2E_CLIENT_VENV=$(tests/keystone/setup.sh | tail -n 1)
+    export E2E_CLIENT_VENV
     echo "$started" > "$work/started"
     # its own namespace and test libvirtd, whose objects outlive a run (so a rerun continues)
     export OSLAB_E2E_INSIDE=1 E2E_DIR="$work" OSLAB_TEST_NETNS=oslab-e2e OSLAB_TEST_KEEP_STATE=1
@@ -189,7 +196,36 @@ if [ "$up_rc" = 0 ]; then
     sleep 5
     timed "power loss (kill -9 of every node's qemu), then start" start-after-loss \
         "${oslab[@]}" start
-    timed "full verify after the power loss" verify-after-loss "${oslab[@]}" verify
+    # --keep: the browser row below looks for verify's instance (the next verify removes it)
+    timed "full verify after the power loss" verify-after-loss "${oslab[@]}" verify --keep
+
+    # 4c. day-two access from the host: clouds.yaml and the real client; the dashboard in a
+    # real browser (Debian's headless Chromium) as the demo user
+    rm -f "$work/clouds.yaml"
+    # (token issue: the catalog's other endpoints name the host `controller`, which only the
+    # nodes resolve)
+    if "${oslab[@]}" openrc --clouds-yaml --out "$work/clouds.yaml" >> "$work/clouds-yaml.log" \
+            2>&1 && ( for cloud in e2e-admin e2e-demo; do
+                OS_CLIENT_CONFIG_FILE="$work/clouds.yaml" "$E2E_CLIENT_VENV/bin/openstack" \
+                    --os-cloud "$cloud" token issue -f value -c project_id || exit 1
+            done ) >> "$work/clouds-yaml.log" 2>&1; then
+        row "openstack --os-cloud e2e-admin and e2e-demo token issue (openrc --clouds-yaml)" pass
+    else
+        row "openstack --os-cloud e2e-admin and e2e-demo token issue (openrc --clouds-yaml)" \
+            FAIL "see $work/clouds-yaml.log"
+    fi
+    address=$("${oslab[@]}" ssh-config controller | awk '$1 == "HostName" {print $2}')
+    t=$(stamp)
+    # shellcheck source=/dev/null
+    if ( . "$("${oslab[@]}" openrc demo)" && "$repo/.venv/bin/python" tests/e2e/browser.py \
+             --url "http://$address/dashboard/" --user demo --instance oslab-verify-vm \
+             --screenshot "$work/dashboard.png" ) > "$work/browser.log" 2>&1; then
+        row "the dashboard in headless Chromium: demo logs in, sees the instance" pass \
+            "$(( $(stamp) - t ))s; screenshot $work/dashboard.png"
+    else
+        row "the dashboard in headless Chromium: demo logs in, sees the instance" FAIL \
+            "see $work/browser.log; screenshot $work/dashboard.png"
+    fi
 
     if [ -n "${E2E_REBUILD:-}" ]; then
         "${oslab[@]}" destroy --yes

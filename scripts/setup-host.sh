@@ -4,15 +4,19 @@
 #
 #   scripts/setup-host.sh            packages, .venv, start virtlogd + libvirtd
 #   scripts/setup-host.sh --test     also what the test suite needs (guest build inputs, linters)
+#   scripts/setup-host.sh --e2e      also what scripts/e2e.sh's browser row needs (Debian's
+#                                    chromium and chromedriver, Selenium)
 #   scripts/setup-host.sh --no-services   do not start the daemons (scripts/test.sh starts
 #                                    its own libvirtd inside a network namespace)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 test_deps=0
+e2e_deps=0
 services=1
 for arg in "$@"; do
     case "$arg" in
         --test) test_deps=1 ;;
+        --e2e) e2e_deps=1 ;;
         --no-services) services=0 ;;
         *) echo "setup-host.sh: unknown option $arg" >&2; exit 2 ;;
     esac
@@ -42,6 +46,10 @@ if [ "$test_deps" = 1 ]; then
     done < <(grep -hv '^\s*#' "$repo/tests/guest/packages.txt" "$repo/tests/instance/packages.txt")
 fi
 
+if [ "$e2e_deps" = 1 ]; then
+    packages+=(chromium chromium-driver)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -58,8 +66,11 @@ if [ ! -x "$venv/bin/python" ]; then
     log "creating $venv"
     python3 -m venv "$venv"
 fi
+extras=()
+[ "$test_deps" = 1 ] && extras+=(test)
+[ "$e2e_deps" = 1 ] && extras+=(e2e)
 extra=""
-[ "$test_deps" = 1 ] && extra="[test]"
+[ "${#extras[@]}" -gt 0 ] && extra="[$(IFS=,; echo "${extras[*]}")]"
 stamp="$venv/.oslab-installed"
 want=$(cat "$repo/pyproject.toml" <(echo "$extra") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -11,6 +11,16 @@ from oslab.access.ssh import Result
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.verify.checklist import PHYSNET, PREFIX, REMOTE_TMP, SELF_SERVICE_CANDIDATES, TAG
+from oslab.install.verify.horizon import (
+    INSTANCES_PATH,
+    LOGIN_PATH,
+    Page,
+    login_fields,
+    login_form,
+    not_answering,
+    parse_instances,
+    parse_login,
+)
 from oslab.install.verify.parsers import (
     console_host_keys,
     field_of,
@@ -367,6 +377,44 @@ class CloudChecks(CheckRunner):
                                  lambda: parse_dashboard(*self.lab.http(url, 60.0), self.layer),
                                  f"{url}: ")
             d.append(f"{url}: {verdict.details}")
+        name = "dashboard: demo logs in, the instances page"
+        if not self.lab.demo_password:
+            self.skip(name, "no demo password given")
+        elif self.needs(name, "dashboard", "dashboard"):
+            with self.row(name, "dashboard") as d:
+                d.extend(self.dashboard_login(url))
+
+    def dashboard_login(self, url: str) -> list[str]:
+        """Log in to Horizon as the demo user, as a browser does (the form's CSRF token and
+        its cookie, then the session cookie), and open the project's instances page, which
+        must list verify's instance when the instance checks made one."""
+        web = self.lab.web()
+        page = web.get(url + LOGIN_PATH, self.t.command)
+        form = login_form(page)
+        if form is None:
+            bad = not_answering(page, self.layer) or Verdict(
+                False, f"no login form at {page.url}", "")
+            raise CheckFailed(bad.details + self.web_log(page), bad.hint)
+        user = openrc.credentials(openrc.DEMO).user
+        page = web.post(form.action, login_fields(form, user, self.lab.demo_password),
+                        self.t.command)
+        login = parse_login(page, self.layer)
+        if not login.ok:
+            raise CheckFailed(f"{user}: {login.details}{self.web_log(page)}", login.hint)
+        server = f"{PREFIX}-vm" if "server" in self.ids else ""
+        page = web.get(url + INSTANCES_PATH, self.t.command)
+        listed = parse_instances(page, server, self.layer)
+        if not listed.ok:
+            raise CheckFailed(listed.details + self.web_log(page), listed.hint)
+        return [f"{user}: {login.details}", listed.details]
+
+    def web_log(self, page: Page) -> str:
+        """After a server error, the last lines of the web server's error log."""
+        if page.status < 500:
+            return ""
+        tail = self.sh(f"tail -n 5 {self.layer.path('web-log')}")
+        lines = " | ".join(line.strip() for line in tail.stdout.splitlines() if line.strip())
+        return f"; {self.layer.path('web-log')} ends: {lines}" if lines else ""
 
 
 def dashboard_url(spec: LabSpec) -> str:

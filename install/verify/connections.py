@@ -1,20 +1,24 @@
 """How the checks reach this machine and the dashboard: :class:`LocalRunner` (a ``NodeConn``
-that runs commands here, the host side of the provider network), :func:`http_get`, and the
-types of the HTTP getter and the guest connector a :class:`~.runner.Lab` takes.
+that runs commands here, the host side of the provider network), :func:`http_get`,
+:class:`HttpSession` (a browser's session: cookies kept, redirects followed), and the types of
+the HTTP getter, the web session and the guest connector a :class:`~.runner.Lab` takes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
+from oslab.install.verify.horizon import Page
 
 
 class LocalRunner:
@@ -70,3 +74,47 @@ def http_get(url: str, timeout: float) -> tuple[int, str]:
             return exc.code, exc.read(1 << 16).decode(errors="replace")
     except OSError as exc:
         return 0, str(getattr(exc, "reason", exc))
+
+
+class WebSession(Protocol):
+    def get(self, url: str, timeout: float) -> Page: ...
+
+    def post(self, url: str, fields: Mapping[str, str], timeout: float) -> Page: ...
+
+
+WebConnect = Callable[[], WebSession]
+
+
+class HttpSession:
+    """What a browser keeps between pages: its cookies (Django's ``csrftoken`` and
+    ``sessionid``), with redirects followed (a POST answered by a redirect goes on as a GET,
+    as a browser does). A POST says where its form came from (``Referer``)."""
+
+    def __init__(self) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.last = ""
+
+    def _open(self, req: urllib.request.Request, timeout: float) -> Page:
+        req.add_header("User-Agent", "oslab-verify")
+        try:
+            with self.opener.open(req, timeout=timeout) as resp:
+                page = Page(int(resp.status), resp.read(4 << 20).decode(errors="replace"),
+                            resp.geturl())
+        except urllib.error.HTTPError as exc:
+            with contextlib.closing(exc):
+                page = Page(exc.code, exc.read(1 << 20).decode(errors="replace"), exc.geturl())
+        except OSError as exc:
+            return Page(0, str(getattr(exc, "reason", exc)), req.full_url)
+        self.last = page.url
+        return page
+
+    def get(self, url: str, timeout: float) -> Page:
+        return self._open(urllib.request.Request(url), timeout)
+
+    def post(self, url: str, fields: Mapping[str, str], timeout: float) -> Page:
+        data = urllib.parse.urlencode(dict(fields)).encode()
+        req = urllib.request.Request(url, data=data, method="POST")
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        req.add_header("Referer", self.last or url)
+        return self._open(req, timeout)

@@ -20,7 +20,13 @@ from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
 from oslab.install.services._layer import Layer, layer_for
 from oslab.install.verify.checklist import EXPECTED_SERVICES
-from oslab.install.verify.connections import GuestConnect, HttpGet, http_get
+from oslab.install.verify.connections import (
+    GuestConnect,
+    HttpGet,
+    HttpSession,
+    WebConnect,
+    http_get,
+)
 from oslab.install.verify.ledger import Created, Ledger
 from oslab.install.verify.parsers import explain, field_of
 from oslab.install.verify.results import CheckFailed, Report, Row, Status, Verdict
@@ -105,6 +111,8 @@ class Lab:
     instance: InstanceImage = CIRROS  # what the image is: its label, user, format, minimums
     secrets: Sequence[str] = ()
     http: HttpGet = http_get
+    web: WebConnect = HttpSession  # a browser's session, for the dashboard login
+    demo_password: str = ""  # the dashboard login's; without it that row is skipped
     openrc_dir: str = openrc.REMOTE_DIR
     client_dir: str | None = None  # run the client server there (CLIENT_DIR on a real lab)
     ledger_path: Path | None = None

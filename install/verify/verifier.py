@@ -115,7 +115,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   secrets=tuple(state.known_passwords()),
                   ledger_path=ledger,
                   timeouts=timeouts or Timeouts(), say=say,
-                  expected=expected_services(spec.scope), client_dir=CLIENT_DIR)
+                  expected=expected_services(spec.scope), client_dir=CLIENT_DIR,
+                  demo_password=state.password(openrc.DEMO_PASSWORD_KEY))
         return Verifier(lab, keep=keep).run(only=groups)
     finally:
         for s in sessions:

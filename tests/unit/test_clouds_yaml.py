@@ -206,7 +206,9 @@ def test_command_prints_no_password(tmp_path: Path) -> None:
     path = tmp_path / "config" / "openstack" / "clouds.yaml"
     assert proc.stdout.splitlines() == [
         f"wrote oslab-admin and oslab-demo into {path} (mode 0600: it holds the lab's "
-        "passwords)", "use: openstack --os-cloud oslab-admin token issue"]
+        "passwords)", "use: openstack --os-cloud oslab-admin token issue",
+        "note: the catalog names the controller `controller`; for the other services from "
+        "this host it must resolve here (10.0.0.11 controller in /etc/hosts)"]
     for key in ("keystone_admin", "keystone_demo"):
         assert state.password(key) not in proc.stdout + proc.stderr
         assert state.password(key) in path.read_text()

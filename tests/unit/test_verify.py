@@ -8,7 +8,7 @@ import ipaddress
 import json
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from oslab.install import openrc, verify
 from oslab.install.boot import BOOT_STATE, BOOT_WAIT
 from oslab.install.services._layer import DEBIAN, EL, Layer
 from oslab.install.verify import Status, connections, parsers
-from oslab.install.verify.checklist import GROUPS, selected_groups
+from oslab.install.verify.checklist import GROUPS, PREFIX, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
+from oslab.install.verify.horizon import Page
 from oslab.install.verify.runner import CLIENT_DIR, VOLUME_BUSY, client_script, osc
 from oslab.spec import Scope
 
@@ -326,6 +327,8 @@ class FakeCloud:
             ("volume create", lambda: json.dumps({"id": VOLUME})),
             ("volume show", lambda: rec(f"volume_show_{self.volume.replace('-', '_')}.json")),
             ("tail -n 15 /var/log/nova", lambda: "ERROR nova.compute.manager boom\n"),
+            ("tail -n 5 /var/log/httpd/error_log",
+             lambda: "[wsgi:error] Traceback\n[wsgi:error] KeyError: 'region'\n"),
         ]
         if "flavor show" in c:
             return "", 1, "No Flavor found for m1.nano"
@@ -351,8 +354,37 @@ class FakeGuest:
         return Result(command, 0, rec(name), "")
 
 
+DEMO_PASSWORD = "DemoPassw0rd"
+
+
+@dataclass
+class FakeWeb:
+    """Horizon as recorded from a real one (tests/unit/recorded/horizon_*): the login page; a
+    POST with the demo password lands on the project page, any other gets the login page with
+    its alert; the instances page (``instances_status``: an error instead) once logged in."""
+
+    instances_status: int = 200
+    logged_in: bool = False
+    posted: list[dict[str, str]] = field(default_factory=list)
+
+    def get(self, url: str, timeout: float) -> Page:
+        if url.endswith("/auth/login/") or not self.logged_in:
+            return Page(200, rec("horizon_login_debian13.html"), url)
+        if self.instances_status != 200:
+            return Page(self.instances_status, "<title>Server Error (500)</title>", url)
+        return Page(200, rec("horizon_instances_debian13.html"), url)
+
+    def post(self, url: str, fields: Mapping[str, str], timeout: float) -> Page:
+        self.posted.append(dict(fields))
+        if fields.get("password") == DEMO_PASSWORD and fields.get("username") == "demo":
+            self.logged_in = True
+            return Page(200, rec("horizon_project_debian13.html"),
+                        url.replace("auth/login/", "project/"))
+        return Page(200, rec("horizon_login_refused_debian13.html"), url)
+
+
 def make_lab(cloud: FakeCloud, tmp_path: Path, *, http_status: int = 200,
-             ledger: bool = True) -> verify.Lab:
+             ledger: bool = True, web: FakeWeb | None = None) -> verify.Lab:
     image = tmp_path / "cirros.img"
     image.write_bytes(b"QFI\xfb fake")
     clock = [0.0]
@@ -366,6 +398,7 @@ def make_lab(cloud: FakeCloud, tmp_path: Path, *, http_status: int = 200,
         host=host, guest=lambda address, key: FakeGuest(cloud), image=lambda: image,
         public_key="ssh-ed25519 AAAAC3Nza oslab-oslab",
         http=lambda url, t: (http_status, rec("horizon_login.html")),
+        web=lambda: web or FakeWeb(), demo_password=DEMO_PASSWORD,
         ledger_path=tmp_path / "verify-resources.json" if ledger else None,
         timeouts=verify.Timeouts(poll=1.0), clock=lambda: clock[0], sleep=sleep)
 
@@ -410,7 +443,8 @@ def test_full_run_passes_and_cleans_up_in_reverse(tmp_path: Path) -> None:
         "network: provider (flat, physnet provider)",
         "network: self-service, router, security group, keypair", "instance: boot cirros",
         "instance: console login prompt", "instance: floating IP, ping, SSH",
-        "volume: attach, see, detach", "dashboard", "cleanup"]
+        "volume: attach, see, detach", "dashboard", "dashboard: demo logs in, the instances page",
+        "cleanup"]
     teardown = deletes(cloud.commands)
     # the check detached the volume itself, so the teardown starts with the volume
     assert teardown[0] == f"server remove volume {SERVER} {VOLUME}"
@@ -632,7 +666,10 @@ def test_auth_failure_says_so_and_skips_the_rest(tmp_path: Path) -> None:
     assert [r.name for r in report.rows if r.status is Status.SKIP] == [
         "catalog", "services", "image: cirros active", "network: provider and self-service",
         "instance: boot cirros", "volume: attach, see, detach"]
-    assert report.rows[-1].name == "dashboard" and report.rows[-1].status is Status.PASS
+    assert report.rows[-2].name == "dashboard" and report.rows[-2].status is Status.PASS
+    # no instance was made: the login row asks only for the instances page
+    assert (report.rows[-1].status, report.rows[-1].details) == (
+        Status.PASS, "demo: logged in (/dashboard/project/); the instances page")
     assert deletes(cloud.commands) == []
 
 
@@ -812,6 +849,35 @@ def test_the_dashboard_is_asked_again_while_it_starts(tmp_path: Path, silent: in
     else:
         assert row.status is Status.FAIL and "nothing answers: timed out" in row.details
         assert 250 <= len(asked) <= 302
+
+
+DASHBOARD_LOGINS = [
+    # (what goes wrong, demo password given, instances page status, status, details, hint)
+    ("nothing", DEMO_PASSWORD, 200, Status.PASS,
+     f"demo: logged in (/dashboard/project/); the instances page lists {PREFIX}-vm", ""),
+    ("wrong-password", "not-it", 200, Status.FAIL, "demo: login refused: Invalid credentials.",
+     "oslab openrc demo --print"),
+    ("instances-500", DEMO_PASSWORD, 500, Status.FAIL,
+     "HTTP 500 from /dashboard/project/instances/ (Server Error (500)); "
+     "/var/log/httpd/error_log ends: [wsgi:error] Traceback | [wsgi:error] KeyError: 'region'",
+     "/var/log/httpd/error_log on the controller"),
+    ("no-password", "", 200, Status.SKIP, "no demo password given", ""),
+]
+
+
+@pytest.mark.parametrize(("password", "status", "want", "details", "hint"),
+                         [c[1:] for c in DASHBOARD_LOGINS], ids=[c[0] for c in DASHBOARD_LOGINS])
+def test_dashboard_login_row(tmp_path: Path, password: str, status: int, want: Status,
+                             details: str, hint: str) -> None:
+    web = FakeWeb(instances_status=status)
+    lab = replace(make_lab(FakeCloud(), tmp_path, web=web), demo_password=password)
+    report = verify.Verifier(lab).run()
+    row = next(r for r in report.rows if r.name == "dashboard: demo logs in, the instances page")
+    assert (row.status, row.details) == (want, details)
+    assert hint in row.hint
+    if password:
+        assert web.posted[0]["csrfmiddlewaretoken"] and web.posted[0]["domain"] == "Default"
+    assert password == "" or password not in summary.render_table(report)
 
 
 @dataclass
