@@ -28,7 +28,14 @@ import yaml
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.files import atomic_file, read_small_if_any
-from oslab.install.openrc import REGION, USERS, auth_url, credentials
+from oslab.install.openrc import (
+    ADMIN_PASSWORD_KEY,
+    REGION,
+    USERS,
+    auth_url,
+    credentials,
+    require_password,
+)
 from oslab.spec import LabSpec
 
 LIMIT = 1 << 20
@@ -183,7 +190,12 @@ def merge(text: str, clouds: Mapping[str, Mapping[str, Any]], what: str = "cloud
     """``text`` (a clouds.yaml, or "") with ``clouds`` added or replaced, all else unchanged.
     :class:`MergeError` when the text is not a clouds.yaml or its layout cannot be edited
     without a change to its other entries."""
-    old = _parse(text, what)
+    return _merge(_parse(text, what), text, clouds, what)
+
+
+def _merge(old: dict[str, Any], text: str, clouds: Mapping[str, Mapping[str, Any]],
+           what: str) -> str:
+    """:func:`merge`, given ``text`` already parsed (``old``)."""
     lines = text.splitlines()
     new_lines = _edit(lines, clouds)
     new = "\n".join(new_lines) + "\n" if new_lines else ""
@@ -210,13 +222,7 @@ class Written:
 def write(spec: LabSpec, state: LabState, out: Path | None = None,
           url: str | None = None) -> Written:
     """Merge the lab's clouds into ``out`` (the user's clouds.yaml by default), mode 0600."""
-    from oslab.install.openrc import ADMIN_PASSWORD_KEY
-
-    if not state.owned or state.stored_password(ADMIN_PASSWORD_KEY) is None:
-        raise OslabError(f"lab {spec.name} has no passwords on this host: its install has not "
-                         f"run (state directory {state.dir})",
-                         hint="`oslab up` builds the lab and makes the passwords; check -f, "
-                              "--lab and XDG_STATE_HOME if it was built")
+    require_password(spec, state, ADMIN_PASSWORD_KEY, "passwords")
     path = out if out is not None else default_path()
     hint = "pass --out a regular file (the clouds.yaml that a link names, for one)"
     if path.is_symlink():
@@ -229,12 +235,13 @@ def write(spec: LabSpec, state: LabState, out: Path | None = None,
     except UnicodeDecodeError:
         raise OslabError(f"{path} is not UTF-8 text", hint=hint) from None
     clouds = entries(spec, state.password, url)
-    merged = merge(text, clouds, str(path))
+    old = _parse(text, str(path))
+    merged = _merge(old, text, clouds, str(path))
     base = None
     if out is None:
         base = path.parent.parent  # $XDG_CONFIG_HOME: the openstack folder is made if missing
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
     with atomic_file(path, 0o600, base=base) as f:
         f.write(merged.encode())
-    others = set(_parse(text, str(path)).get("clouds") or {}) - set(clouds)
+    others = set(old.get("clouds") or {}) - set(clouds)
     return Written(path, tuple(clouds), len(others))

@@ -143,17 +143,22 @@ def file_specs(spec: LabSpec, password: Callable[[str], str], directory: str = R
                  for who in USERS)
 
 
+def require_password(spec: LabSpec, state: LabState, key: str, what: str) -> None:
+    """An error naming ``what`` is missing unless this host holds the lab's password ``key``
+    (made by its install): nothing can log in to a lab that was not built here."""
+    if not state.owned or state.stored_password(key) is None:
+        raise OslabError(f"lab {spec.name} has no {what} on this host: its install has not run "
+                         f"(state directory {state.dir})",
+                         hint="`oslab up` builds the lab and makes the passwords; check -f, "
+                              "--lab and XDG_STATE_HOME if it was built")
+
+
 def openrc_command(spec: LabSpec, state: LabState, who: str = ADMIN,
                    show: bool = False) -> str:
     """What ``oslab openrc WHO [--print]`` prints: the file's path, or with ``show`` its
     contents (password included). The file is (re)written first, so it is never stale.
     A lab whose install never made the password gets an error, and nothing is made."""
-    key = credentials(who).password_key
-    if not state.owned or state.stored_password(key) is None:
-        raise OslabError(f"lab {spec.name} has no {who} password on this host: its install "
-                         f"has not run (state directory {state.dir})",
-                         hint="`oslab up` builds the lab and makes the passwords; check -f, "
-                              "--lab and XDG_STATE_HOME if it was built")
+    require_password(spec, state, credentials(who).password_key, f"{who} password")
     path = write_local(spec, state, who)
     if show:
         return path.read_text()
