@@ -63,17 +63,27 @@ HttpGet = Callable[[str, float], tuple[int, str]]
 GuestConnect = Callable[[str, str], NodeConn]  # (address, pinned host key line) -> runner
 
 
-def http_get(url: str, timeout: float) -> tuple[int, str]:
-    """(HTTP status, body) of a GET; (0, reason) when nothing answers."""
-    req = urllib.request.Request(url, headers={"User-Agent": "oslab-verify"})
+def _fetch(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
+           timeout: float, limit: int, error_limit: int) -> Page:
+    """One request through ``opener``: the page (its body read up to ``limit``, an error
+    page's up to ``error_limit``), or status 0 with the reason when nothing answers."""
+    req.add_header("User-Agent", "oslab-verify")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status), resp.read(1 << 20).decode(errors="replace")
+        with opener.open(req, timeout=timeout) as resp:
+            return Page(int(resp.status), resp.read(limit).decode(errors="replace"),
+                        resp.geturl())
     except urllib.error.HTTPError as exc:
         with contextlib.closing(exc):
-            return exc.code, exc.read(1 << 16).decode(errors="replace")
+            return Page(exc.code, exc.read(error_limit).decode(errors="replace"), exc.geturl())
     except OSError as exc:
-        return 0, str(getattr(exc, "reason", exc))
+        return Page(0, str(getattr(exc, "reason", exc)), req.full_url)
+
+
+def http_get(url: str, timeout: float) -> tuple[int, str]:
+    """(HTTP status, body) of a GET; (0, reason) when nothing answers."""
+    page = _fetch(urllib.request.build_opener(), urllib.request.Request(url), timeout,
+                  1 << 20, 1 << 16)
+    return page.status, page.body
 
 
 class WebSession(Protocol):
@@ -96,17 +106,9 @@ class HttpSession:
         self.last = ""
 
     def _open(self, req: urllib.request.Request, timeout: float) -> Page:
-        req.add_header("User-Agent", "oslab-verify")
-        try:
-            with self.opener.open(req, timeout=timeout) as resp:
-                page = Page(int(resp.status), resp.read(4 << 20).decode(errors="replace"),
-                            resp.geturl())
-        except urllib.error.HTTPError as exc:
-            with contextlib.closing(exc):
-                page = Page(exc.code, exc.read(1 << 20).decode(errors="replace"), exc.geturl())
-        except OSError as exc:
-            return Page(0, str(getattr(exc, "reason", exc)), req.full_url)
-        self.last = page.url
+        page = _fetch(self.opener, req, timeout, 4 << 20, 1 << 20)
+        if page.status:
+            self.last = page.url
         return page
 
     def get(self, url: str, timeout: float) -> Page:
