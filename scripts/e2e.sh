@@ -11,7 +11,8 @@
 #      `oslab verify` passing again;
 #   4b. checks the nodes' identities are their own, then lives the lab's life, each with its
 #      time: `oslab suspend`, `resume` and `verify --only services`; `stop`, `start` and a full
-#      verify; compute1 rebooted from inside and `verify --only services`; a power loss (every
+#      verify; compute1 rebooted from inside and `verify --only services`; the host's libvirtd
+#      restarted under the running nodes and `verify --only services`; a power loss (every
 #      node's qemu killed with -9), `start` and a full verify; then no node's console shows a
 #      kernel panic;
 #   4c. from the host: `oslab openrc --clouds-yaml` and `openstack --os-cloud ... token issue`; the dashboard
@@ -25,16 +26,20 @@
 # (the lab is destroyed only after a build that succeeded).
 #
 #   scripts/e2e.sh [--keep]        --keep: skip step 5; the nodes are shut down, not removed
+#   scripts/e2e.sh --life [--keep] only steps 4b and 4c, on the lab a run with --keep left:
+#                                  `oslab start` of it (a timed row), then the lab's life
 #   E2E_REBUILD=1 scripts/e2e.sh   also destroy and rebuild from warm caches, and time it
 # Run as root. Output: the terminal, and everything under $E2E_DIR (default /var/tmp/oslab-e2e).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 keep=0
+life=0
 for arg in "$@"; do
     case "$arg" in
         --keep) keep=1 ;;
-        *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+        --life) life=1 ;;
+        *) echo "usage: $0 [--keep] [--life]" >&2; exit 2 ;;
     esac
 done
 work=${E2E_DIR:-/var/tmp/oslab-e2e}
@@ -99,6 +104,27 @@ finish() {
 }
 trap finish EXIT
 
+# The test libvirtd (scripts/in-testns.sh) stopped and started again while the nodes run, as a
+# host's libvirtd restarts on an upgrade: in the mount namespace its virtlogd still runs in,
+# with its pid file where in-testns.sh's clean-up finds it. Its guests must run on.
+restart_libvirtd() {
+    local pid_file=$OSLAB_TEST_RUN/libvirtd.pid old
+    old=$(cat "$pid_file")
+    kill "$old"
+    for _ in $(seq 300); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$old" 2>/dev/null; then echo "libvirtd $old did not stop in 30s"; return 1; fi
+    nsenter --target "$(cat "$OSLAB_TEST_RUN/virtlogd.pid")" --mount --net \
+        libvirtd -d -p "$pid_file" 9>&-
+    for _ in $(seq 300); do
+        if [ -s "$pid_file" ] && [ "$(cat "$pid_file")" != "$old" ] \
+                && virsh list --name > /dev/null 2>&1; then break; fi
+        sleep 0.1
+    done
+    echo "libvirtd $old stopped, $(cat "$pid_file") started; its domains:"
+    virsh list --all
+    [ "$(virsh domstate e2e-controller)" = running ] && [ "$(virsh domstate e2e-compute1)" = running ]
+}
+
 # A row for one command: pass or FAIL with its time; its output in $work/NAME.log.
 timed() {
     local name=$1 log=$2 t
@@ -117,6 +143,18 @@ panics() {
     else row "no node's kernel panicked (serial console logs)" FAIL "$(echo "$found" | tr '\n' ' ')"; fi
 }
 
+if [ "$life" = 1 ]; then
+    # --life: the lab a run with --keep left, shut off; its cold boot is the first row
+    t0=$(stamp)
+    if "${oslab[@]}" start > "$work/start-kept.log" 2>&1; then
+        up_rc=0
+        row "start of the kept lab, until every service is up" pass "$(( $(stamp) - t0 ))s"
+    else
+        up_rc=1
+        row "start of the kept lab, until every service is up" FAIL \
+            "exit after $(( $(stamp) - t0 ))s; see $work/start-kept.log"
+    fi
+else
 # 2. the whole build, verification included
 t0=$(stamp)
 set +e
@@ -169,6 +207,10 @@ if [ "$up_rc" = 0 ]; then
         row "verify passes after oslab revert before-risk" FAIL "see $work/verify-reverted.log"
     fi
 
+fi
+fi
+
+if [ "$up_rc" = 0 ]; then
     # 4b. the lab's life: identities, suspend/resume, stop/start, a reboot, a power loss
     ids=$(for node in controller compute1; do
               "${oslab[@]}" ssh "$node" -- 'cat /etc/machine-id; sed -n "s/^InitiatorName=//p" \
@@ -189,6 +231,13 @@ if [ "$up_rc" = 0 ]; then
     sleep 20
     timed "compute1 rebooted from inside: verify --only services" verify-rebooted \
         "${oslab[@]}" verify --only services
+    if restart_libvirtd >> "$work/libvirtd-restart.log" 2>&1; then
+        timed "the host's libvirtd restarted under the running nodes: verify --only services" \
+            verify-libvirtd "${oslab[@]}" verify --only services
+    else
+        row "the host's libvirtd restarted under the running nodes: verify --only services" \
+            FAIL "the test libvirtd did not restart; see $work/libvirtd-restart.log"
+    fi
     for dom in e2e-controller e2e-compute1; do
         pid=$(pgrep -f -- "guest=$dom," | head -n 1 || true)
         if [ -n "$pid" ]; then kill -9 "$pid"; fi
@@ -250,8 +299,10 @@ if [ "$keep" = 0 ] && [ "$up_rc" = 0 ]; then
 fi
 
 echo
-echo "== time per stage (from oslab up)"
-sed -n '/^time per stage:/,/total/p' "$work/up.log"
+if [ "$life" = 0 ]; then
+    echo "== time per stage (from oslab up)"
+    sed -n '/^time per stage:/,/total/p' "$work/up.log"
+fi
 echo "whole e2e run: $(( $(stamp) - $(cat "$work/started") ))s"
 if [ -s "$work/memory.txt" ]; then
     echo "== peak memory used per node (MiB, free -m every 30 s)"

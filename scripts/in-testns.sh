@@ -45,7 +45,7 @@ started=()
 own_libvirtd=0
 made_ns=0
 cleanup() {
-    local rc=$? i pid dom net
+    local rc=$? i pid dom net name
     if [ "$own_libvirtd" = 1 ]; then
         # a run killed midway can leave test guests running; qemu outlives libvirtd
         for dom in $(virsh_test list --name 2>/dev/null | grep -E '^(tst|bch)'); do
@@ -54,6 +54,14 @@ cleanup() {
         # and their networks, whose dnsmasq would outlive libvirtd too
         for net in $(virsh_test net-list --name 2>/dev/null | grep -E '^(tst|bch)'); do
             virsh_test net-destroy "$net" >/dev/null 2>&1 || true
+        done
+    fi
+    if [ "$own_libvirtd" = 1 ]; then
+        # read now: a run may have restarted the test libvirtd (scripts/e2e.sh does), and the
+        # one to stop is the one running
+        started=()
+        for name in virtlogd libvirtd; do
+            if alive "$run/$name.pid"; then started+=("$(cat "$run/$name.pid")"); fi
         done
     fi
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
@@ -125,7 +133,7 @@ else
             mount --bind "$run/qemu.conf" /etc/libvirt/qemu.conf
         fi
         virtlogd -d -p "$run/virtlogd.pid"
-        exec libvirtd -d -p "$run/libvirtd.pid"' libvirtd-in-testns "$run" "$hide_kvm"
+        exec libvirtd -d -p "$run/libvirtd.pid"' libvirtd-in-testns "$run" "$hide_kvm" 9>&-
     for _ in $(seq 100); do
         [ -s "$run/libvirtd.pid" ] && [ -S "$run/libvirt/libvirt-sock" ] && break
         sleep 0.1
@@ -135,5 +143,7 @@ else
 fi
 
 export LIBVIRT_DEFAULT_URI=$uri
+# where the test daemons' pid files are (scripts/e2e.sh restarts libvirtd there)
+export OSLAB_TEST_RUN=$run
 # not exec: the trap must run afterwards
 ip netns exec "$ns" "$@"
