@@ -16,6 +16,7 @@ from oslab.preflight.resources import (
     check_pool_dir,
     lab_domains,
 )
+from oslab.preflight.tcg import check_tcg_patching, qemu_version
 from oslab.spec import LabSpec
 from oslab.virt.definitions import pool_dir as lab_pool_dir
 
@@ -26,7 +27,11 @@ def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/")
     and `oslab up` both run exactly this."""
     pool = pool_dir if pool_dir is not None else lab_pool_dir(spec)
     findings = [check_libvirtd(conn, uri)]
-    findings.extend(choose_virt_type(root, conn)[1])
+    choice, virt_findings = choose_virt_type(root, conn)
+    findings.extend(virt_findings)
+    tcg = check_tcg_patching(spec.nodes, choice.virt_type, qemu_version(conn))
+    if tcg is not None:
+        findings.append(tcg)
     domains = lab_domains(spec, conn)
     findings.append(check_memory(spec, root, running=[n for n, up in domains.items() if up]))
     findings.append(check_pool_dir(pool))

@@ -24,7 +24,7 @@ import pytest
 
 from oslab import preflight
 from oslab.access.state import LabState
-from oslab.preflight import Finding, Severity, kvm, network_clashes, resources
+from oslab.preflight import Finding, Severity, kvm, network_clashes, resources, tcg
 from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
 from oslab.spec import LabSpec, VirtType
@@ -301,6 +301,55 @@ def test_this_machine_rule() -> None:
     choice, _ = kvm.choose_virt_type(Path("/"))
     if kvm.cpu_virt_flag(Path("/")) is None:
         assert choice.virt_type == "qemu"
+
+
+# -- multi-vCPU TCG on a QEMU that races live code patching (issue 21) --------------------------
+
+
+class QemuConn:
+    """What the two calls of ``tcg.qemu_version`` return on a real qemu:///system."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def getType(self) -> str:
+        return "QEMU"
+
+    def getVersion(self) -> int:
+        return self.version
+
+
+@pytest.mark.parametrize(("virt", "vcpus", "libvirt_version", "severity", "named"), [
+    (VirtType.QEMU, (2, 2), 7_002_022, Severity.WARN, "controller, compute1"),  # Debian 12
+    (VirtType.QEMU, (1, 2), 7_002_022, Severity.WARN, "compute1"),
+    (VirtType.QEMU, (2, 2), 8_000_004, Severity.WARN, "controller, compute1"),
+    (VirtType.QEMU, (2, 2), 8_001_000, Severity.OK, None),   # the fix's release
+    (VirtType.QEMU, (2, 2), 10_000_002, Severity.OK, None),  # bookworm-backports
+    (VirtType.QEMU, (1, 1), 7_002_022, None, None),          # one vCPU each: no race
+    (VirtType.KVM, (2, 2), 7_002_022, None, None),           # no TCG
+    (VirtType.QEMU, (2, 2), None, None, None),               # QEMU's version unknown
+])
+def test_multi_vcpu_tcg_on_an_old_qemu_warns(virt: VirtType, vcpus: tuple[int, int],
+                                             libvirt_version: int | None,
+                                             severity: Severity | None,
+                                             named: str | None) -> None:
+    spec = make_spec()
+    nodes = [replace(n, vcpus=v) for n, v in zip(spec.nodes, vcpus, strict=True)]
+    conn = QemuConn(libvirt_version) if libvirt_version is not None else None
+    finding = tcg.check_tcg_patching(nodes, virt, tcg.qemu_version(conn))
+    if severity is None:
+        assert finding is None
+        return
+    assert finding is not None and finding.severity is severity
+    if named is not None:
+        assert f"runs {named} with several vCPUs" in finding.message
+        assert finding.hint is not None and "bookworm-backports" in finding.hint
+        assert "vcpus = 1" in finding.hint
+
+
+def test_qemu_version_is_none_for_a_driver_that_is_not_qemu(test_conn: Any) -> None:
+    assert tcg.qemu_version(test_conn()) is None  # the test driver: type "TEST"
+    assert tcg.qemu_version(QemuConn(7_002_022)) == (7, 2)
 
 
 # -- libvirtd, memory, disk, pool dir -------------------------------------------------------------
