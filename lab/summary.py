@@ -45,7 +45,10 @@ def render_summary(spec: LabSpec, report: Report | None, stages: Mapping[str, fl
     lines.append(f"dashboard:       {dashboard_url(spec)}  (domain Default, user admin or demo)")
     lines.append("admin password:  oslab openrc admin --print")
     lines.append("openrc files:    oslab openrc admin  /  oslab openrc demo  (path; "
-                 ". it, then `openstack server list`)")
+                 ". it, then `openstack token issue`)")
+    # the catalog's endpoints name the controller, which only the nodes resolve
+    lines.append(f"                 the other services need `{spec.controller.address} "
+                 f"{spec.controller.name}` in this host's /etc/hosts")
     ssh = f"oslab ssh {spec.controller.name}"
     if key_path is not None:
         ssh += f"   or   ssh -i {key_path} root@{spec.controller.address}"

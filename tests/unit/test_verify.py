@@ -712,6 +712,11 @@ def test_render_summary(tmp_path: Path) -> None:
     assert "  compute1     compute    10.0.0.31       oslab ssh compute1" in lines
     assert any(line.startswith("dashboard:       http://10.0.0.11/dashboard/") for line in lines)
     assert "admin password:  oslab openrc admin --print" in lines
+    # from the host only Keystone answers until `controller` resolves there (the catalog's name)
+    assert any("`openstack token issue`" in line for line in lines)
+    assert "                 the other services need `10.0.0.11 controller` in this host's " \
+        "/etc/hosts" in lines
+    assert "server list" not in text
     assert f"ssh:             oslab ssh controller   or   ssh -i {tmp_path}/id_ed25519 " \
            "root@10.0.0.11" in lines
     assert "  network agents               FAIL       2.0s  not alive: L3 agent on controller" \
