@@ -18,12 +18,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from oslab.distro import RELEASES
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
+from oslab.install.openrc import ADMIN, DEMO, KEYSTONE_PORT, REGION, remote_path
 from oslab.install.services._layer import Layer, layer_for
 from oslab.spec import LabSpec, Node, VirtType
 
-REGION = "RegionOne"
-ADMIN_OPENRC = "/root/admin-openrc"
-DEMO_OPENRC = "/root/demo-openrc"
+# the controller's openrc files, as `oslab verify` and the user's shell source them
+ADMIN_OPENRC = remote_path(ADMIN)
+DEMO_OPENRC = remote_path(DEMO)
 
 
 @cache
@@ -99,7 +100,7 @@ class Site:
     @property
     def keystone(self) -> str:
         """Keystone's only port since Queens (35357 is gone)."""
-        return f"http://{self.host}:5000"
+        return f"http://{self.host}:{KEYSTONE_PORT}"
 
     @property
     def keystone_v3(self) -> str:

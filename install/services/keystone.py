@@ -6,11 +6,11 @@ from __future__ import annotations
 from oslab.install import openrc as rc
 from oslab.install.markers import once
 from oslab.install.model import Database, Guarded, StepDef, Where
+from oslab.install.openrc import REGION
 from oslab.install.services import _debian
 from oslab.install.services._base import (
     ADMIN_OPENRC,
     DEMO_OPENRC,
-    REGION,
     Site,
     as_user,
     config,
