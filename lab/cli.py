@@ -86,7 +86,7 @@ def check(opts: Options, stage: str) -> None:
     findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
     for f in findings:
         click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
-        if f.hint and f.severity.value != "ok":
+        if f.hint and f.severity is not preflight.Severity.OK:
             click.echo(f"       hint: {f.hint}")
     if preflight.blocking(findings):
         raise SystemExit(1)

@@ -107,7 +107,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
     findings = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
                                     stage=options.stage)
-    blockers = [f for f in findings if f.severity.value == "block"]
+    blockers = preflight.blockers(findings)
     if blockers:
         raise OslabError("the host cannot run this lab:\n" + "\n".join(
             f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
@@ -116,7 +116,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     state = LabState(spec.name).ensure()
     reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
     for f in findings:
-        if f.severity.value == "warn":
+        if f.severity is preflight.Severity.WARN:
             reporter.lab(f"warning: {f.check}: {f.message}")
     reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
                  f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")

@@ -26,9 +26,14 @@ class Finding:
     hint: str | None = None
 
 
+def blockers(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings that stop the lab from being built."""
+    return [f for f in findings if f.severity is Severity.BLOCK]
+
+
 def blocking(findings: Iterable[Finding]) -> bool:
     """True when any finding stops the lab from being built."""
-    return any(f.severity is Severity.BLOCK for f in findings)
+    return bool(blockers(findings))
 
 
 def read_text(root: Path, rel: str) -> str | None:
