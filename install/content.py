@@ -20,7 +20,7 @@ from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.files import write_atomic
 from oslab.install import facts
-from oslab.install.model import InstallContext, StepDef
+from oslab.install.model import InstallContext, StepDef, check_nodes
 from oslab.kickstart.render import kickstarts
 from oslab.spec import LabSpec, VirtType
 
@@ -35,11 +35,7 @@ def steps_for(spec: LabSpec, state: LabState, virt_types: Mapping[str, str],
     """``content``'s steps for the lab, with its passwords and the compute nodes' virt types."""
     ctx = InstallContext(spec=spec, password=state.password, virt_types=dict(virt_types))
     steps = content(ctx)
-    names = {n.name for n in spec.nodes}
-    unknown = sorted(set(steps) - names)
-    if unknown:
-        raise OslabError("the install content returned steps for unknown node(s): "
-                         + ", ".join(unknown), hint="this is a bug in the install content")
+    check_nodes(spec, steps)
     return steps
 
 

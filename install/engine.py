@@ -41,7 +41,7 @@ from oslab.files import open_append
 from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
 from oslab.install.boot import await_boot
-from oslab.install.model import StepDef
+from oslab.install.model import StepDef, check_nodes
 from oslab.install.plan import NodePlan, Plan, planned_step
 from oslab.report import LOG_HINT, Reporter
 from oslab.spec import LabSpec
@@ -176,11 +176,8 @@ class Engine:
                  checkpoints: CheckpointSink | None = None,
                  connect: Callable[[Target], NodeConn] = ssh.connect,
                  retry_delay: float = 10.0) -> None:
+        check_nodes(spec, steps)
         names = [n.name for n in spec.nodes]
-        unknown = [n for n in steps if n not in names]
-        if unknown:
-            raise OslabError(f"install steps for unknown node(s) {', '.join(unknown)}",
-                             hint=f"lab {spec.name} has nodes: {', '.join(names)}")
         graph.check(steps)
         self.spec = spec
         self.family = distro_for(spec.distro).family
@@ -240,7 +237,6 @@ class Engine:
         forced = graph.forced_from(self.steps, from_step) if from_step else set()
         for node in self.steps:
             self._target(node)
-        self.secrets = ops.Secrets(self.state.password, self.state.known_passwords())
         sched = _Schedule(self.steps, checkpoints=self.checkpoints is not None)
         results = {n: NodeRun(n) for n in self.steps}
         taken: list[str] = []

@@ -11,10 +11,11 @@ Service content (``oslab.install.services``) is written only in these types.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from oslab.errors import OslabError
 from oslab.spec import LabSpec
 
 
@@ -117,3 +118,12 @@ class InstallContext:
     password: Callable[[str], str]
     virt_types: dict[str, str]
 
+
+def check_nodes(spec: LabSpec, nodes: Iterable[str]) -> None:
+    """Refuse steps for a node the lab does not have (the install content's bug, or a caller's)."""
+    names = [n.name for n in spec.nodes]
+    unknown = sorted(set(nodes) - set(names))
+    if unknown:
+        raise OslabError(f"install steps for unknown node(s): {', '.join(unknown)}",
+                         hint=f"this is a bug in the install content (or its caller): lab "
+                              f"{spec.name} has nodes {', '.join(names)}")

@@ -204,7 +204,7 @@ def bad_node(ctx: InstallContext) -> dict[str, list[StepDef]]:
 @pytest.mark.parametrize(("damage", "content", "message", "hint"), [
     # the content cannot make the lab's passwords: its steps cannot be built
     ('{"x": ', None, "passwords.json is damaged", "restore it from a backup"),
-    ("", bad_node, "the install content returned steps for unknown node(s): nope",
+    ("", bad_node, "install steps for unknown node(s): nope",
      "this is a bug in the install content"),
     ("", rdo_steps, "the install content gives the Debian lab oslab RDO's packages "
                     "(centos-release-openstack-epoxy)", "this is a bug in the install content"),
