@@ -1,4 +1,6 @@
-"""The install guide's steps for Epoxy on CentOS Stream 9 with RDO, as data for the engine.
+"""The install guide's steps for Epoxy, as data for the engine: on CentOS Stream 9 with RDO's
+packages, and on Debian 13 with Debian's (a per-family layer names the packages, units and
+paths; the configs are the same).
 
 ``steps_for(ctx)`` maps each node name to its ordered steps. Steps on one node run in list
 order; ``after`` names a step (on any node) that must be done first, and is used only where a

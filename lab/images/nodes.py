@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oslab.access.state import LabState
-from oslab.distro import DISTROS, RELEASES, Family
-from oslab.errors import OslabError
+from oslab.distro import DISTROS, Family
 from oslab.images.build import (
     BASE_PACKAGES,
     ImageInputs,
@@ -47,9 +46,7 @@ def lab_packages(spec: LabSpec, state: LabState, virt_type: str,
     An error of the install content (a damaged passwords.json, a bug) goes out as it is:
     the base images and the package repository are keyed by these packages, so an empty
     list here would build, and cache, bases and a repository without the role's packages,
-    and the nodes would then fail to install them, far from the cause. (Before the content
-    had a Debian layer, its EL steps were taken for "no Debian steps yet"; now such steps
-    for a Debian lab are a bug, said as one.)"""
+    and the nodes would then fail to install them, far from the cause."""
     roles = sorted({n.role for n in spec.nodes})
     if DISTROS[spec.distro].family is not Family.DEBIAN:
         return {r: () for r in roles}
@@ -63,11 +60,6 @@ def lab_packages(spec: LabSpec, state: LabState, virt_type: str,
     for node, node_steps in steps.items():
         for step in node_steps:
             packages[role_of[node]].update(step.packages)
-    rdo = RELEASES[spec.release].rdo_release_package
-    if any(rdo in p for p in packages.values()):
-        raise OslabError(f"the install content gives the Debian lab {spec.name} RDO's "
-                         f"packages ({rdo}), so its base images cannot be built",
-                         hint="this is a bug in the install content (its distro layer)")
     return {r: tuple(sorted(p)) for r, p in packages.items()}
 
 
@@ -100,12 +92,6 @@ def debconf_preseed(spec: LabSpec) -> str:
     from oslab.install.debian import debconf_selections
 
     return debconf_selections()
-
-
-def preinstall_files(spec: LabSpec) -> tuple[tuple[str, str], ...]:
-    """Files to write before the role packages install (e.g. /etc/default/nova-consoleproxy,
-    which its maintainer scripts read instead of debconf), from the install content."""
-    return ()
 
 
 def overlay_volumes(objs: LabObjects, node: Node, base: BaseVolumes) -> list[str]:
@@ -173,8 +159,7 @@ class ImageNodes:
             inputs = ImageInputs(
                 distro=self.spec.distro, suite=self.suite, role=role.value if baked else "base",
                 repo=repo.inputs.key(), packages=baked,
-                preseed=debconf_preseed(self.spec) if baked else "",
-                files=preinstall_files(self.spec) if baked else ())
+                preseed=debconf_preseed(self.spec) if baked else "")
             if inputs not in by_inputs:
                 chosen = chosen_inputs(inputs, self.fresh_image)
                 self.holds.enter_context(locked(use_path(images_dir(), chosen.key()),

@@ -21,7 +21,7 @@ from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_
 from oslab.images.nodes import lab_packages
 from oslab.images.seed import SeedInput, seed_files, write_seed
 from oslab.install.content import Content
-from oslab.install.model import InstallContext, StepDef, Where
+from oslab.install.model import InstallContext, StepDef
 from oslab.provisioning.provisioner import READY_PROBE
 from oslab.spec import Role, VirtType
 from oslab.virt.definitions import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
@@ -191,12 +191,6 @@ def test_a_debian_labs_packages_are_its_roles_install_steps(tmp_path: Path) -> N
     assert list(controller) == sorted(set(controller))  # sorted, once each: the image key's
 
 
-def rdo_steps(ctx: InstallContext) -> dict[str, list[StepDef]]:
-    """Content that gives a Debian lab EL steps (what it did before it had a Debian layer)."""
-    return {"controller": [StepDef("env.rdo", Where.ALL, "RDO",
-                                   packages=("centos-release-openstack-epoxy",))]}
-
-
 def bad_node(ctx: InstallContext) -> dict[str, list[StepDef]]:
     return {"nope": []}
 
@@ -206,9 +200,7 @@ def bad_node(ctx: InstallContext) -> dict[str, list[StepDef]]:
     ('{"x": ', None, "passwords.json is damaged", "restore it from a backup"),
     ("", bad_node, "install steps for unknown node(s): nope",
      "this is a bug in the install content"),
-    ("", rdo_steps, "the install content gives the Debian lab oslab RDO's packages "
-                    "(centos-release-openstack-epoxy)", "this is a bug in the install content"),
-], ids=["damaged-passwords", "content-bug", "rdo-packages"])
+], ids=["damaged-passwords", "content-bug"])
 def test_a_debian_lab_whose_packages_cannot_be_listed_builds_no_base(
         tmp_path: Path, damage: str, content: Content | None, message: str, hint: str) -> None:
     """Not an empty list, which baked (and cached) bases and a package repository without the
