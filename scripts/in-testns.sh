@@ -41,11 +41,10 @@ uri="qemu:///system?socket=$run/libvirt/libvirt-sock"
 virsh_test() { LIBVIRT_DEFAULT_URI=$uri virsh "$@"; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-started=()
 own_libvirtd=0
 made_ns=0
 cleanup() {
-    local rc=$? i pid dom net name
+    local rc=$? pid dom net name
     if [ "$own_libvirtd" = 1 ]; then
         # a run killed midway can leave test guests running; qemu outlives libvirtd
         for dom in $(virsh_test list --name 2>/dev/null | grep -E '^(tst|bch)'); do
@@ -55,22 +54,16 @@ cleanup() {
         for net in $(virsh_test net-list --name 2>/dev/null | grep -E '^(tst|bch)'); do
             virsh_test net-destroy "$net" >/dev/null 2>&1 || true
         done
-    fi
-    if [ "$own_libvirtd" = 1 ]; then
-        # read now: a run may have restarted the test libvirtd (scripts/e2e.sh does), and the
-        # one to stop is the one running
-        started=()
-        for name in virtlogd libvirtd; do
-            if alive "$run/$name.pid"; then started+=("$(cat "$run/$name.pid")"); fi
+        # the daemons in the reverse order of their start, by the pid files read now: a run
+        # may have restarted the test libvirtd (scripts/e2e.sh does), and the one to stop is
+        # the one running
+        for name in libvirtd virtlogd; do
+            alive "$run/$name.pid" || continue
+            pid=$(cat "$run/$name.pid")
+            kill "$pid" 2>/dev/null || true
+            # wait (bounded) until it is gone, so the next run never finds it half-stopped
+            for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         done
-    fi
-    for ((i = ${#started[@]} - 1; i >= 0; i--)); do
-        pid=${started[i]}
-        kill "$pid" 2>/dev/null || true
-        # wait (bounded) until it is gone, so the next run never finds it half-stopped
-        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    done
-    if [ "$own_libvirtd" = 1 ]; then
         if [ "$keep_state" = 1 ]; then rm -rf "$run/libvirt" "$run"/*.pid; else rm -rf "$run"; fi
     fi
     if [ "$made_ns" = 1 ]; then ip netns del "$ns" 2>/dev/null || true; fi
@@ -138,8 +131,8 @@ else
         [ -s "$run/libvirtd.pid" ] && [ -S "$run/libvirt/libvirt-sock" ] && break
         sleep 0.1
     done
-    started+=("$(cat "$run/virtlogd.pid")" "$(cat "$run/libvirtd.pid")")
-    log "started libvirtd (pid ${started[-1]}) in namespace $ns, socket $run/libvirt/libvirt-sock"
+    log "started libvirtd (pid $(cat "$run/libvirtd.pid")) in namespace $ns, socket" \
+        "$run/libvirt/libvirt-sock"
 fi
 
 export LIBVIRT_DEFAULT_URI=$uri
