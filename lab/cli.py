@@ -390,13 +390,16 @@ def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, .
     """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
     from oslab.install import instance_image
     from oslab.install import verify as verifymod
+    from oslab.power.decide import read_facts
     from oslab.report import Reporter
     from oslab.summary import render_table
 
     spec = opts.spec()
     image = instance_image.choose(image_path, spec)
+    conn = opts.connect()
     report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
-                                  image=image, only=only)
+                                  image=image, only=only,
+                                  domains=lambda: read_facts(conn, spec.name))
     click.echo(render_table(report))
     if not report.ok:
         raise SystemExit(1)

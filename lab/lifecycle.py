@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from oslab.access.ssh import Session, wait_ready
+from oslab.access.ssh import Session
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.power.apply import Done, Power, apply_plan, ensure_shared
@@ -30,6 +30,7 @@ from oslab.power.decide import (
     plan_suspend,
     read_facts,
 )
+from oslab.power.reach import await_ssh
 from oslab.report import Reporter
 from oslab.spec import LabSpec, Scope
 from oslab.virt.lab_objects import libvirt_calls
@@ -158,19 +159,11 @@ class Lifecycle:
         def say(message: str) -> None:
             self.say(node, message)
 
-        last = [0.0]
-
-        def tick(elapsed: float, reason: str) -> None:
-            if elapsed - last[0] >= 30:
-                last[0] = elapsed
-                say(f"waiting for SSH at {move.node.address} ({elapsed:.0f}s: {reason})")
-
-        ok, reason = wait_ready(target, self.boot_timeout(), on_wait=tick)
-        if not ok:
-            return OslabError(f"{node}: no SSH at {move.node.address} after "
-                              f"{self.boot_timeout():.0f}s ({reason})",
-                              hint=f"look at `oslab console {node}`; rerun the command to "
-                                   "go on waiting")
+        try:
+            await_ssh(self.lab, target, self.boot_timeout(), say,
+                      lambda: read_facts(self.conn, self.lab))
+        except OslabError as exc:
+            return exc
         ssh_s = time.monotonic() - self.start_time
         say(f"SSH answers after {ssh_s:.0f}s")
         note = ""

@@ -227,10 +227,23 @@ if [ "$up_rc" = 0 ]; then
     timed "stop" stop "${oslab[@]}" stop
     timed "start, until every service is up" start "${oslab[@]}" start
     timed "full verify after stop and start" verify-started "${oslab[@]}" verify
+    boot_id() { "${oslab[@]}" ssh compute1 -- 'cat /proc/sys/kernel/random/boot_id' 2>/dev/null; }
+    before=$(boot_id || true)
     "${oslab[@]}" ssh compute1 -- 'systemctl reboot' >/dev/null 2>&1 || true
-    sleep 20
+    # until its SSH has gone with the old boot; verify then waits for the new one
+    for _ in $(seq 60); do
+        now=$(boot_id) || break
+        [ "$now" = "$before" ] || break
+        sleep 2
+    done
     timed "compute1 rebooted from inside: verify --only services" verify-rebooted \
         "${oslab[@]}" verify --only services
+    after=$(boot_id || true)
+    if [ -n "$after" ] && [ "$after" != "$before" ]; then
+        row "compute1 came back from its reboot (a new boot id)" pass
+    else
+        row "compute1 came back from its reboot (a new boot id)" FAIL "before $before, after $after"
+    fi
     if restart_libvirtd >> "$work/libvirtd-restart.log" 2>&1; then
         timed "the host's libvirtd restarted under the running nodes: verify --only services" \
             verify-libvirtd "${oslab[@]}" verify --only services

@@ -19,6 +19,8 @@ from oslab.install.verify.health import HealthChecks
 from oslab.install.verify.ledger import Ledger
 from oslab.install.verify.results import Report
 from oslab.install.verify.runner import CLIENT_DIR, Lab, Timeouts
+from oslab.power.decide import NodeFact
+from oslab.power.reach import await_ssh
 from oslab.spec import LabSpec, Node
 
 
@@ -60,12 +62,16 @@ class Verifier(HealthChecks, CloudChecks):
 def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
                timeouts: Timeouts | None = None,
-               image: InstanceImage | None = None, only: tuple[str, ...] = ()) -> Report:
+               image: InstanceImage | None = None, only: tuple[str, ...] = (),
+               domains: Callable[[], Sequence[NodeFact]] | None = None) -> Report:
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros). ``only`` names the check groups to run (with the groups they need); by default
-    every group of the lab's scope."""
+    every group of the lab's scope. ``domains`` reads the lab's domains from libvirt: with it,
+    a node whose domain runs but whose SSH does not answer yet (it is booting) is waited for,
+    up to the spec's boot timeout, and one whose domain does not run is refused at once with
+    a hint; without it each node gets one try."""
     from oslab.access.ssh import HostKeyMismatch, Session, Target
 
     groups = selected_groups(spec.scope, only)
@@ -84,7 +90,11 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     sessions: list[Session] = []
 
     def connect(node: Node) -> Session:
-        session = Session(state.node_target(node))
+        target = state.node_target(node)
+        if domains is not None:
+            await_ssh(spec.name, target, float(spec.boot_timeout_s),
+                      lambda line: say(f"verify: {node.name}: {line}"), domains)
+        session = Session(target)
         sessions.append(session)
         return session
 

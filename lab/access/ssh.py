@@ -397,9 +397,11 @@ def open_when_ready(target: Target, timeout: float) -> Session:
 
 def wait_ready(target: Target, timeout: float, interval: float = 2.0,
                on_wait: Callable[[float, str], None] | None = None,
-               probe: str = "true") -> tuple[bool, str]:
+               probe: str = "true",
+               give_up: Callable[[], str] | None = None) -> tuple[bool, str]:
     """Poll until SSH answers with the pinned key and ``probe`` succeeds there; (True, "ok")
-    or (False, last reason)."""
+    or (False, last reason). ``give_up``, asked after each failed attempt, says why waiting
+    longer is pointless (the node's domain is no longer running), or ""."""
     start = time.monotonic()
     reason = "not tried"
     while (elapsed := time.monotonic() - start) < timeout:
@@ -413,5 +415,7 @@ def wait_ready(target: Target, timeout: float, interval: float = 2.0,
             return False, reason
         if on_wait is not None:
             on_wait(time.monotonic() - start, reason)
+        if give_up is not None and (why := give_up()):
+            return False, why
         time.sleep(interval)
     return False, reason

@@ -164,3 +164,24 @@ def plan_resume(lab: str, facts: Sequence[NodeFact]) -> PowerPlan:
         raise PowerError(f"lab {lab} is stopped, not suspended: there is no saved memory to "
                          "resume", hint=f"`oslab --lab {lab} start` boots it")
     return PowerPlan("resume", lab, (tuple(moves),))
+
+
+def unreachable(lab: str, node: str, facts: Sequence[NodeFact]) -> PowerError | None:
+    """Why ``node`` of ``lab`` cannot answer SSH now, from its domain's state in ``facts``;
+    None when its domain runs (it may still be booting, so its SSH is worth waiting for)."""
+    fact = next((f for f in facts if f.node == node), None)
+    if fact is None:
+        return PowerError(f"lab {lab} has no node {node} in libvirt",
+                          hint="`oslab up` builds it; `oslab status` shows what libvirt has")
+    if fact.state in (DomainState.RUNNING, DomainState.NO_STATE):
+        return None
+    if fact.state is DomainState.SHUTTING_DOWN:
+        return PowerError(f"node {node} is shutting down",
+                          hint=f"wait until it is shut off (`oslab status`), then `oslab --lab "
+                               f"{lab} start`")
+    if fact.state is DomainState.PM_SUSPENDED:
+        return PowerError(f"node {node} suspended itself (ACPI sleep)",
+                          hint=f"`virsh dompmwakeup {fact.domain}` wakes it")
+    how = " from its saved memory" if fact.state is DomainState.SAVED else ""
+    return PowerError(f"node {node} is {fact.state}",
+                      hint=f"`oslab --lab {lab} start` brings it up{how}")

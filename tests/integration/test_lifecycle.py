@@ -13,6 +13,10 @@ import time
 import libvirt
 import pytest
 
+from oslab.access.ssh import reachable
+from oslab.access.state import LabState
+from oslab.power.decide import read_facts
+from oslab.power.reach import await_ssh
 from tests.conftest import URI, Lab
 from tests.procfs import process_files
 
@@ -86,11 +90,36 @@ def test_one_node_stops_and_starts_alone(lab: Lab) -> None:
     refused = lab.run("ssh", "cmp1", "--", "true", check=False)
     assert "node cmp1 is not running" in refused.stderr
     assert "start cmp1` boots it" in refused.stderr
+    # verify refuses the stopped node at once, with the command that brings it back
+    refused = lab.run("verify", "--only", "services", check=False, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert "node cmp1 is shut off" in refused.stderr
+    assert f"`oslab --lab {lab.name} start` brings it up" in refused.stderr
     unknown = lab.run("start", "cmp9", check=False)
     assert unknown.returncode == 2
     assert "has no node 'cmp9'" in unknown.stderr and "its nodes: cmp1, ctl" in unknown.stderr
     lab.run("start", "cmp1", timeout=900)
     assert states(lab) == {"ctl": "running", "cmp1": "running"}
+
+
+def test_a_node_rebooting_from_inside_is_waited_for(lab: Lab) -> None:
+    """What `oslab verify` and `start` do for a node whose domain runs but whose SSH is gone:
+    wait for it (oslab.power.reach), not fail at the first refusal."""
+    conn = libvirt.open(URI)
+    state = LabState(lab.name, lab.home / "state" / "oslab")
+    target = state.target("cmp1", lab.addresses["cmp1"])
+    assert target is not None
+    before = lab.sh("cmp1", "cat /proc/sys/kernel/random/boot_id")
+    lab.sh("cmp1", "(sleep 1; reboot) >/dev/null 2>&1 </dev/null &")
+    deadline = time.monotonic() + 120
+    while reachable(target, timeout=3)[0]:  # until its SSH has gone with the old boot
+        assert time.monotonic() < deadline, "cmp1 did not go down for its reboot"
+        time.sleep(0.5)
+    assert states(lab)["cmp1"] == "running"
+    took = await_ssh(lab.name, target, 600, lambda _line: None,
+                     lambda: read_facts(conn, lab.name))
+    assert took > 0
+    assert lab.sh("cmp1", "cat /proc/sys/kernel/random/boot_id") != before
 
 
 def test_power_loss_then_start(lab: Lab) -> None:

@@ -27,6 +27,7 @@ from oslab.power.decide import (
     plan_stop,
     plan_suspend,
     read_facts,
+    unreachable,
 )
 from oslab.virt.definitions import PoolDef, domain_def
 from oslab.virt.lab_objects import DomainState, LabObjects
@@ -119,6 +120,40 @@ def test_refusals(case: tuple[Any, ...]) -> None:
         call()
     assert info.value.message == message
     assert hint in (info.value.hint or "")
+
+
+# -- reaching a node over SSH: its domain's state -> wait for it, or the refusal's words ---------
+
+REACH = [
+    ("running: wait (it may be booting)", S.RUNNING, None, None),
+    ("no state: wait", S.NO_STATE, None, None),
+    ("shut off", S.SHUT_OFF, "node c1 is shut off", "`oslab --lab lab start` brings it up"),
+    ("crashed", S.CRASHED, "node c1 is crashed", "`oslab --lab lab start` brings it up"),
+    ("paused", S.PAUSED, "node c1 is paused", "`oslab --lab lab start` brings it up"),
+    ("suspended", S.SAVED, "node c1 is suspended",
+     "`oslab --lab lab start` brings it up from its saved memory"),
+    ("shutting down", S.SHUTTING_DOWN, "node c1 is shutting down",
+     "wait until it is shut off (`oslab status`), then `oslab --lab lab start`"),
+    ("asleep", S.PM_SUSPENDED, "node c1 suspended itself (ACPI sleep)",
+     "`virsh dompmwakeup lab-c1` wakes it"),
+]
+
+
+@pytest.mark.parametrize("case", REACH, ids=[c[0] for c in REACH])
+def test_reach_a_node_by_its_domain_state(case: tuple[Any, ...]) -> None:
+    _id, state, message, hint = case
+    lab = facts(("ctl", "controller", S.RUNNING), ("c1", "compute", state))
+    why = unreachable("lab", "c1", lab)
+    if message is None:
+        assert why is None
+    else:
+        assert why is not None and why.message == message and why.hint == hint
+
+
+def test_reach_a_node_libvirt_does_not_have() -> None:
+    why = unreachable("lab", "c9", LAB)
+    assert why is not None and why.message == "lab lab has no node c9 in libvirt"
+    assert "`oslab up` builds it" in (why.hint or "")
 
 
 # -- applied on libvirt's test driver ----------------------------------------------------------
