@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import json
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
@@ -84,6 +85,29 @@ def http_get(url: str, timeout: float) -> tuple[int, str]:
     page = _fetch(urllib.request.build_opener(), urllib.request.Request(url), timeout,
                   1 << 20, 1 << 16)
     return page.status, page.body
+
+
+def http_api(method: str, url: str, headers: Mapping[str, str], body: Any,
+             timeout: float) -> tuple[int, Mapping[str, str], str]:
+    """One JSON API call (``body`` sent as JSON when not None): (HTTP status, the answer's
+    headers, its body), or (0, {}, the reason) when nothing answers."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    req.add_header("User-Agent", "oslab-verify")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.build_opener().open(req, timeout=timeout) as resp:
+            return int(resp.status), dict(resp.headers), resp.read(4 << 20).decode(
+                errors="replace")
+    except urllib.error.HTTPError as exc:
+        with contextlib.closing(exc):
+            return exc.code, dict(exc.headers), exc.read(1 << 16).decode(errors="replace")
+    except OSError as exc:
+        return 0, {}, str(getattr(exc, "reason", exc))
 
 
 class WebSession(Protocol):

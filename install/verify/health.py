@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from oslab.install import facts, openrc
 from oslab.install.facts import FactError, UnitState
+from oslab.install.services._layer import Layer
 from oslab.install.verify.parsers import (
     parse_catalog,
     parse_compute_services,
@@ -20,6 +21,13 @@ from oslab.install.verify.parsers import (
 from oslab.install.verify.results import CheckFailed, Verdict
 from oslab.install.verify.runner import CheckRunner
 from oslab.install.verify.settle import SERVICES_ROWS, ServicesRow, give_up
+
+# by the services row's name: its parser, given the lab's distro layer for the hints
+PARSERS: dict[str, Callable[[str, Layer], Verdict]] = {
+    "compute services": parse_compute_services,
+    "network agents": lambda text, _layer: parse_network_agents(text),
+    "volume services": parse_volume_services,
+}
 
 
 class HealthChecks(CheckRunner):
@@ -45,13 +53,10 @@ class HealthChecks(CheckRunner):
         g = "services"
         if not self.needs("services", g, "identity"):
             return
-        parse: dict[str, Callable[[str], Verdict]] = {
-            "compute services": lambda t: parse_compute_services(t, self.layer),
-            "network agents": parse_network_agents,
-            "volume services": lambda t: parse_volume_services(t, self.layer),
-        }
         for services in SERVICES_ROWS:
-            self.services_row(services, parse[services.name])
+            self.services_row(services)
+        if self.lab.api is not None:  # only whether they report up, asked from this host
+            return
         for command in ("nova-status upgrade check", "placement-status upgrade check"):
             with self.row(command, g) as d:
                 result = self.sh(command)
@@ -60,14 +65,24 @@ class HealthChecks(CheckRunner):
                     raise CheckFailed(verdict.details, verdict.hint)
                 d.append(verdict.details)
 
-    def services_row(self, services: ServicesRow, parse: Callable[[str], Verdict]) -> None:
+    def listed(self, services: ServicesRow) -> Verdict:
+        """The row's listing and what its parser says of it: from the client on the
+        controller, or over REST from this host (``Lab.api``)."""
+        parse = PARSERS[services.name]
+        if self.lab.api is None:
+            return parse(self.openstack(services.listing, openrc.ADMIN, services.name),
+                         self.layer)
+        got = self.lab.api.listing(services.name)
+        return got if isinstance(got, Verdict) else parse(got, self.layer)
+
+    def services_row(self, services: ServicesRow) -> None:
         """The listing and its verdict, asked again until it passes or the settle time has
         gone (a service that just started reports down), unless systemd on a node says a
         unit behind it failed (:func:`.settle.give_up`): then the row ends at once."""
         units = tuple(dict.fromkeys(self.layer.unit_of(b) for b in services.binaries))
 
         def verdict() -> Verdict:
-            listed = parse(self.openstack(services.listing, openrc.ADMIN, services.name))
+            listed = self.listed(services)
             final = None if listed.ok else give_up(listed, self.unit_states(units))
             if final is not None:
                 raise CheckFailed(final.details, final.hint)

@@ -19,6 +19,7 @@ from oslab.errors import OslabError
 from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
 from oslab.install.services._layer import Layer, layer_for
+from oslab.install.verify.api import ServiceApi
 from oslab.install.verify.checklist import EXPECTED_SERVICES
 from oslab.install.verify.connections import (
     GuestConnect,
@@ -115,6 +116,9 @@ class Lab:
     demo_password: str = ""  # the dashboard login's; without it that row is skipped
     openrc_dir: str = openrc.REMOTE_DIR
     client_dir: str | None = None  # run the client server there (CLIENT_DIR on a real lab)
+    # the services rows' listings over REST from this host, instead of the client on the
+    # controller (`oslab start` and `resume`: only the services rows then run)
+    api: ServiceApi | None = None
     ledger_path: Path | None = None
     expected: Mapping[str, str] = field(default_factory=lambda: dict(EXPECTED_SERVICES))
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -12,9 +12,10 @@ from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.boot import await_boot
 from oslab.install.instance_image import InstanceImage
+from oslab.install.verify.api import ServiceApi
 from oslab.install.verify.checklist import GROUPS, PREFIX, expected_services, selected_groups
 from oslab.install.verify.cloud import CloudChecks
-from oslab.install.verify.connections import LocalRunner
+from oslab.install.verify.connections import LocalRunner, http_api
 from oslab.install.verify.health import HealthChecks
 from oslab.install.verify.ledger import Ledger
 from oslab.install.verify.results import Report
@@ -42,6 +43,9 @@ class Verifier(HealthChecks, CloudChecks):
         await_boot(self.lab.controller, lambda line: self.lab.say(f"verify: the controller: "
                                                                  f"{line}"),
                    "verifying", clock=self.lab.clock)
+        if self.lab.api is not None:  # start and resume: does every service report up?
+            self.check_services()
+            return self.report
         self.start_client()
         try:
             self.sweep(left)
@@ -63,7 +67,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
                timeouts: Timeouts | None = None,
                image: InstanceImage | None = None, only: tuple[str, ...] = (),
-               domains: Callable[[], Sequence[NodeFact]] | None = None) -> Report:
+               domains: Callable[[], Sequence[NodeFact]] | None = None,
+               via_api: bool = False) -> Report:
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
@@ -71,7 +76,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     every group of the lab's scope. ``domains`` reads the lab's domains from libvirt: with it,
     a node whose domain runs but whose SSH does not answer yet (it is booting) is waited for,
     up to the spec's boot timeout, and one whose domain does not run is refused at once with
-    a hint; without it each node gets one try."""
+    a hint; without it each node gets one try. ``via_api`` runs only the services rows, their
+    listings asked over REST from this host (:mod:`.api`): `oslab start` and `resume`."""
     from oslab.access.ssh import HostKeyMismatch, Session, Target
 
     groups = selected_groups(spec.scope, only)
@@ -126,7 +132,11 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                   ledger_path=ledger,
                   timeouts=timeouts or Timeouts(), say=say,
                   expected=expected_services(spec.scope), client_dir=CLIENT_DIR,
-                  demo_password=state.password(openrc.DEMO_PASSWORD_KEY))
+                  demo_password=state.password(openrc.DEMO_PASSWORD_KEY),
+                  api=ServiceApi(openrc.auth_url(spec), str(spec.controller.address),
+                                 openrc.credentials(openrc.ADMIN),
+                                 state.password(openrc.ADMIN_PASSWORD_KEY), http_api)
+                  if via_api else None)
         return Verifier(lab, keep=keep).run(only=groups)
     finally:
         for s in sessions:

@@ -13,10 +13,14 @@ the venv outside it. To run it alone without the namespace (it needs only loopba
 from __future__ import annotations
 
 import json
+import re
 import stat
+import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -26,6 +30,8 @@ from oslab.access.ssh import NodeConn
 from oslab.access.state import LabState
 from oslab.install import clouds_yaml, openrc, verify
 from oslab.install.verify import Status, checklist, connections, parsers
+from oslab.install.verify.api import ServiceApi
+from oslab.install.verify.runner import Timeouts
 from oslab.summary import render_table
 from tests.keystone import fixture
 
@@ -173,3 +179,62 @@ def test_keystone_down_and_service_down(cloud: Cloud, tmp_path: Path) -> None:
     assert rows["network agents"].details.startswith("network agents: cannot reach "
                                                      "http://127.0.0.1:9696/")
     assert rows["nova-status upgrade check"].status is Status.FAIL
+
+
+class _Nova(BaseHTTPRequestHandler):
+    """nova's GET /v2.1/os-services as its API reference shows it: the one stand-in here, so
+    that a listing that answers is judged too (neutron's and cinder's ports stay closed)."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("X-Auth-Token", "")))
+        body = json.dumps({"services": [
+            {"id": i, "binary": b, "host": h, "zone": "internal", "status": "enabled",
+             "state": "up", "updated_at": None, "disabled_reason": None}
+            for i, (b, h) in enumerate((("nova-conductor", "controller"),
+                                        ("nova-scheduler", "controller"),
+                                        ("nova-compute", "compute1")))]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_start_s_services_rows_over_rest_from_this_host(cloud: Cloud) -> None:
+    """`oslab start`'s wait: the admin's token from the real Keystone, each API's endpoint from
+    that token's catalog, the listings asked with the token, no client and no upgrade check."""
+    server = ThreadingHTTPServer(("127.0.0.1", 8774), _Nova)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = ServiceApi(cloud.ks.url, "127.0.0.1", openrc.credentials(openrc.ADMIN),
+                         cloud.state.password(openrc.ADMIN_PASSWORD_KEY), connections.http_api)
+        lab = replace(cloud.lab(), api=api, timeouts=Timeouts(settle=3.0, poll=1.0))
+        report = verify.Verifier(lab).run(only=("services",))
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = {r.name: r for r in report.rows}
+    assert list(rows) == ["compute services", "network agents", "volume services"]
+    assert (rows["compute services"].status, rows["compute services"].details) == (
+        Status.PASS, "3 up; nova-compute on compute1")
+    path, token = _Nova.seen[0]
+    assert path == "/v2.1/os-services" and len(token) > 20
+    assert rows["network agents"].status is Status.FAIL
+    assert rows["network agents"].details.startswith(
+        "network agents: cannot reach http://127.0.0.1:9696/v2.0/agents")
+    # cinder's endpoint, with the admin project's id that Keystone put in the catalog
+    assert re.match(r"volume services: cannot reach http://127\.0\.0\.1:8776/v3/[0-9a-f]{32}/"
+                    r"os-services", rows["volume services"].details)
+
+    wrong = replace(cloud.lab(), timeouts=Timeouts(settle=2.0, poll=1.0),
+                    api=ServiceApi(cloud.ks.url, "127.0.0.1", openrc.credentials(openrc.ADMIN),
+                                   "wrong-password", connections.http_api))
+    refused = verify.Verifier(wrong).run(only=("services",)).rows[0]
+    assert refused.status is Status.FAIL
+    assert refused.details.startswith(f"keystone: {cloud.ks.url}/auth/tokens answered HTTP 401")
+    assert "wrong-password" not in refused.details
