@@ -18,7 +18,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -135,6 +134,13 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
+def remove_tree(path: Path) -> None:
+    """Remove a build's work tree, never walking into a bind mount left inside it."""
+    if path.exists():
+        unmount_below(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def images_dir(base: Path | None = None) -> Path:
     """The host cache of base images (``base`` replaces ``<cache>/debian``)."""
     return (base or debian_cache()) / "images"
@@ -177,8 +183,12 @@ def _build(repo: Repo, inputs: ImageInputs, say: Say, cache: Path) -> Image:
         tmp = image.dir.with_name(image.dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with tempfile.TemporaryDirectory(prefix="oslab-image-", dir=cache) as work_dir:
-            work = Path(work_dir)
+        # the work tree is named by the key, so a build killed with it (SIGTERM, kill -9,
+        # a power loss) leaves nothing the next build of that image does not remove
+        work = image.dir.with_name(image.dir.name + ".work")
+        remove_tree(work)
+        work.mkdir(parents=True)
+        try:
             preseed = work / "preseed.txt"
             preseed.write_text(inputs.preseed)
             files_dir = work / "files"
@@ -213,6 +223,11 @@ def _build(repo: Repo, inputs: ImageInputs, say: Say, cache: Path) -> Image:
                 f"ext4 of {used / 1e6:.0f} MB (mke2fs -d)")
             run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw),
                  str(tmp / "root.qcow2")], say, "convert to qcow2")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed build publishes nothing
+            raise
+        finally:
+            remove_tree(work)
         manifest = {"inputs": asdict(inputs), "key": inputs.key(), "name": image.name,
                     "cmdline": image.cmdline, "built_s": round(time.monotonic() - start, 1),
                     "built_at": round(time.time())}

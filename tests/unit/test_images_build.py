@@ -9,6 +9,7 @@ from typing import cast
 
 import pytest
 
+from oslab.errors import OslabError
 from oslab.images.build import (
     BASE_PACKAGES,
     FORMAT,
@@ -18,7 +19,7 @@ from oslab.images.build import (
     mount_points_below,
 )
 from oslab.images.common import digest
-from oslab.images.repo import Repo
+from oslab.images.repo import Repo, RepoInputs
 
 MOUNTINFO = """\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -75,3 +76,22 @@ def test_later_runs_use_the_latest_fresh_image(tmp_path: Path) -> None:
     # the fresh one pruned: back to the base of the plain inputs
     (tmp_path / "images" / fresh.key() / "manifest.json").unlink()
     assert chosen_inputs(INPUTS, False, tmp_path) == INPUTS
+
+
+def test_a_build_leaves_no_work_tree_nor_one_a_killed_build_left(tmp_path: Path) -> None:
+    """The work tree is named by the image's key: a build killed with it (kill -9, a power
+    loss) left it behind, and the next build of that image removes it, as a failed build
+    removes its own (and its unfinished image). Real mmdebstrap, on an empty repository: it
+    fails in seconds."""
+    empty = tmp_path / "repo"
+    empty.mkdir()
+    stale = tmp_path / "images" / f"{INPUTS.key()}.work"
+    (stale / "root" / "usr").mkdir(parents=True)
+    (stale / "root" / "usr" / "big").write_bytes(b"\0" * 4096)
+    said: list[str] = []
+    with pytest.raises(OslabError) as info:
+        build_image(Repo(empty, RepoInputs.of("trixie", "http://deb.debian.org/debian", [])),
+                    INPUTS, said.append, tmp_path)
+    assert "mmdebstrap trixie for base" in info.value.message
+    # only the lock file, which is how builds of one image take turns
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [f"{INPUTS.key()}.lock"]
