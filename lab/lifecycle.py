@@ -4,8 +4,9 @@ Each command reads the nodes' states from libvirt, decides (``oslab.power.decide
 plan wave by wave (``oslab.power.apply``), and for ``start`` and ``resume`` waits after each wave
 until its nodes are ready: SSH with the pinned host key, then a clock put right (restored
 memory brings its old clock back) or a boot that systemd says has finished. Last, on a lab whose
-OpenStack is installed and whose spec is at hand, it waits until every service reports up,
-with verify's own service checks. Like ``up``, it neither parses options nor prints.
+OpenStack is installed and whose spec is at hand, it waits until every service reports up:
+verify's own services rows, their listings asked over the APIs' REST from this host
+(``oslab.install.verify.api``). Like ``up``, it neither parses options nor prints.
 """
 
 from __future__ import annotations
