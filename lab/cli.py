@@ -83,7 +83,8 @@ def check(opts: Options, stage: str) -> None:
         conn = opts.connect()
     except OslabError:
         conn = None
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec), stage=stage)
+    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec),
+                                    stage=stage).findings
     for f in findings:
         click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
         if f.hint and f.severity is not preflight.Severity.OK:

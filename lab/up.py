@@ -105,14 +105,14 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
         _check_step(spec, options.from_step, lab.install_content())
     conn = lab.connect()
     # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
-    findings = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
-                                    stage=options.stage)
+    host = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
+                                stage=options.stage)
+    findings, choice = host.findings, host.virt
     blockers = preflight.blockers(findings)
     if blockers:
         raise OslabError("the host cannot run this lab:\n" + "\n".join(
             f"  - {f.check}: {f.message}" + (f"\n    hint: {f.hint}" if f.hint else "")
             for f in blockers), hint="fix the above, then rerun; `oslab check` shows them all")
-    choice, _ = preflight.choose_virt_type(conn=conn)
     state = LabState(spec.name).ensure()
     reporter = Reporter(logs={n.name: state.log_path(n.name) for n in spec.nodes})
     for f in findings:

@@ -14,7 +14,7 @@ with the exact fix. ``root`` is the filesystem root the checks read ``/proc``, `
 
 from oslab.preflight.findings import Finding, Severity, blockers, blocking
 from oslab.preflight.kvm import VirtChoice, choose_virt_type
-from oslab.preflight.runner import run_checks
+from oslab.preflight.runner import HostCheck, run_checks
 
-__all__ = ["Finding", "Severity", "VirtChoice", "blockers", "blocking", "choose_virt_type",
-           "run_checks"]
+__all__ = ["Finding", "HostCheck", "Severity", "VirtChoice", "blockers", "blocking",
+           "choose_virt_type", "run_checks"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oslab.preflight.findings import Finding
-from oslab.preflight.kvm import choose_virt_type
+from oslab.preflight.kvm import VirtChoice, choose_virt_type
 from oslab.preflight.lab_checks import lab_findings
 from oslab.preflight.network_clashes import check_networks
 from oslab.preflight.resources import (
@@ -21,8 +22,17 @@ from oslab.spec import LabSpec
 from oslab.virt.definitions import pool_dir as lab_pool_dir
 
 
+@dataclass(frozen=True)
+class HostCheck:
+    """What the host check found, and the virt type it chose for the nodes (decided here
+    once: `up` provisions with this choice, not with a second look at the host)."""
+
+    findings: list[Finding]
+    virt: VirtChoice
+
+
 def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),
-               pool_dir: Path | None = None, stage: str = "all") -> list[Finding]:
+               pool_dir: Path | None = None, stage: str = "all") -> HostCheck:
     """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`
     and `oslab up` both run exactly this."""
     pool = pool_dir if pool_dir is not None else lab_pool_dir(spec)
@@ -38,4 +48,4 @@ def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/")
     findings.append(check_disk(spec, pool, defined=domains))
     findings.extend(check_networks(spec, conn, root))
     findings.extend(lab_findings(spec, stage, defined=domains, root=root))
-    return findings
+    return HostCheck(findings, choice)

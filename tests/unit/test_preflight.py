@@ -357,7 +357,7 @@ def test_qemu_version_is_none_for_a_driver_that_is_not_qemu(test_conn: Any) -> N
 
 def test_libvirtd_unreachable_blocks(host: FakeHost, tmp_path: Path) -> None:
     findings = preflight.run_checks(make_spec(), None, "qemu:///system", host.root,
-                                    pool_dir=tmp_path / "pool")
+                                    pool_dir=tmp_path / "pool").findings
     libvirtd = only(findings, "libvirtd")
     assert libvirtd.severity is Severity.BLOCK
     assert "qemu:///system" in libvirtd.message
@@ -367,8 +367,11 @@ def test_libvirtd_unreachable_blocks(host: FakeHost, tmp_path: Path) -> None:
 
 def test_all_fine(host: FakeHost, tmp_path: Path, test_conn: Any) -> None:
     host.write("srv/boot.iso", "an ISO")
-    findings = preflight.run_checks(make_spec(), test_conn(), "test:///x", host.root,
-                                    pool_dir=tmp_path / "pool")
+    checked = preflight.run_checks(make_spec(), test_conn(), "test:///x", host.root,
+                                   pool_dir=tmp_path / "pool")
+    findings = checked.findings
+    # the virt type is chosen once, by the check, and `up` provisions with it
+    assert checked.virt == preflight.choose_virt_type(host.root, test_conn())[0]
     assert not preflight.blocking(findings), findings
     for check in ("libvirtd", "memory", "pool-dir", "network-management", "network-provider"):
         assert only(findings, check).severity is Severity.OK
@@ -400,7 +403,7 @@ def test_running_lab_nodes_are_not_counted_again(host: FakeHost, tmp_path: Path,
                      dom_xml("other-controller", "compute1", "other", 4096))
     assert resources.lab_domains(make_spec(), conn) == {"controller": True}
     findings = preflight.run_checks(make_spec(), conn, "test:///x", host.root,
-                                    pool_dir=tmp_path / "pool")
+                                    pool_dir=tmp_path / "pool").findings
     memory = only(findings, "memory")
     assert memory.severity is not Severity.BLOCK
     assert "4096 MiB" in memory.message
@@ -496,7 +499,7 @@ def test_check_looks_where_up_creates_the_pool(host: FakeHost, test_conn: Any,
     pool = tmp_path / "lab-pool"
     spec = replace(make_spec(), pool_dir=str(pool))
     assert pool_dir(spec) == pool
-    checked = next(f for f in preflight.run_checks(spec, None, "test:///x", host.root)
+    checked = next(f for f in preflight.run_checks(spec, None, "test:///x", host.root).findings
                    if f.check == "pool-dir")
     assert checked.message == f"the pool directory {pool} will be created (in {tmp_path})"
     conn = test_conn()
