@@ -21,8 +21,9 @@ from oslab import cli_access, cli_boundary, cli_power, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
+from oslab.cli_boundary import Exit
 from oslab.cli_options import Options, global_options, node_target, pass_options
-from oslab.errors import OslabError
+from oslab.errors import Failed, OslabError
 from oslab.install.verify.checklist import GROUPS as VERIFY_GROUPS
 
 # how long `oslab ssh` gives a node to finish the SSH handshake: under TCG in its boot storm a
@@ -90,7 +91,7 @@ def check(opts: Options, stage: str) -> None:
         if f.hint and f.severity is not preflight.Severity.OK:
             click.echo(f"       hint: {f.hint}")
     if preflight.blocking(findings):
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
     click.echo("host is ready for `oslab up`")
 
 
@@ -121,6 +122,10 @@ def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
             cli_print.print_installed(done)
         else:
             cli_print.print_verified(done)
+            if not done.report.ok:
+                raise Failed("verification failed: see the rows above",
+                             hint="fix what the failed rows point at, then `oslab verify`; "
+                                  "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
 @cli.command()
@@ -172,8 +177,8 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
         click.echo(f"  {n.name:<12} {count} files in {out / n.name}")
     click.echo(f"wrote {len(written)} files (compute virt type {virt_type}); files with "
                "secrets and the kickstarts (ks.cfg, on the node's OEMDRV disk) are mode 0600")
-    if check_configs:
-        cli_print.check_rendered(spec.release, steps)
+    if check_configs and not cli_print.check_rendered(spec.release, steps):
+        raise SystemExit(Exit.FAILED)
 
 
 @cli.command()
@@ -219,7 +224,7 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
         raise OslabError("destroy asks before it removes anything, and there is no terminal "
                          "to ask on", hint="pass --yes to remove it all, or --dry-run to list it")
     if not yes and not click.confirm("remove all of this?", default=False):
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
     for warning in do_destroy(conn, lab, state):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"lab {lab} destroyed (the ISO cache is kept)")
@@ -403,7 +408,7 @@ def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, .
                                   domains=lambda: read_facts(conn, spec.name))
     click.echo(render_table(report))
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from oslab import spec as specmod
+from oslab.cli_boundary import Exit
 from oslab.cli_options import Options, global_options, pass_options
 from oslab.lifecycle import Lifecycle, PowerOutcome, lifecycle_for
 
@@ -42,8 +43,13 @@ def _print(out: PowerOutcome, verb: str) -> None:
     elif out.services_note and plan.command in ("start", "resume"):
         click.echo(f"OpenStack services: {out.services_note}")
     click.echo(f"lab {plan.lab} {verb} in {out.seconds:.0f}s")
+
+
+def _done(out: PowerOutcome, verb: str) -> None:
+    """Print the outcome; exit FAILED when a service did not report up."""
+    _print(out, verb)
     if not out.ok:
-        raise SystemExit(1)
+        raise SystemExit(Exit.FAILED)
 
 
 NODES = click.argument("nodes", nargs=-1, metavar="[NODE]...")
@@ -59,7 +65,7 @@ NO_WAIT = click.option("--no-wait", is_flag=True,
 @pass_options
 def stop(opts: Options, nodes: tuple[str, ...], timeout: int) -> None:
     """Shut the lab's nodes down cleanly (all, or NODE...): compute nodes first."""
-    _print(_lifecycle(opts, timeout).stop(nodes), "stopped")
+    _done(_lifecycle(opts, timeout).stop(nodes), "stopped")
 
 
 @click.command()
@@ -70,7 +76,7 @@ def stop(opts: Options, nodes: tuple[str, ...], timeout: int) -> None:
 def start(opts: Options, nodes: tuple[str, ...], no_wait: bool) -> None:
     """Boot the lab's nodes (all, or NODE...), controllers first; wait until each has booted
     and every OpenStack service reports up."""
-    _print(_lifecycle(opts).start(nodes, wait_services=not no_wait), "started")
+    _done(_lifecycle(opts).start(nodes, wait_services=not no_wait), "started")
 
 
 @click.command()
@@ -78,7 +84,7 @@ def start(opts: Options, nodes: tuple[str, ...], no_wait: bool) -> None:
 @pass_options
 def suspend(opts: Options) -> None:
     """Save every node's memory to disk at one moment; the nodes then use no memory."""
-    _print(_lifecycle(opts).suspend(), "suspended")
+    _done(_lifecycle(opts).suspend(), "suspended")
 
 
 @click.command()
@@ -87,7 +93,7 @@ def suspend(opts: Options) -> None:
 @pass_options
 def resume(opts: Options, no_wait: bool) -> None:
     """Bring a suspended lab back from its saved memory, every node at once, clocks set."""
-    _print(_lifecycle(opts).resume(wait_services=not no_wait), "resumed")
+    _done(_lifecycle(opts).resume(wait_services=not no_wait), "resumed")
 
 
 COMMANDS = (stop, start, suspend, resume)

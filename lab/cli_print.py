@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import click
 
 from oslab import up as upflow
-from oslab.errors import OslabError
 
 if TYPE_CHECKING:
     from oslab.access.inventory import LabStatus
@@ -51,10 +50,6 @@ def print_verified(done: upflow.Verified) -> None:
     click.echo("")
     click.echo(render_summary(done.spec, done.report, done.times,
                               key_path=done.key_path))
-    if not done.report.ok:
-        raise OslabError("verification failed: see the rows above",
-                         hint="fix what the failed rows point at, then `oslab verify`; "
-                              "`oslab snapshot --list` shows the checkpoints to revert to")
 
 
 def print_plan(done: LabPlan) -> None:
@@ -80,9 +75,9 @@ def print_plan(done: LabPlan) -> None:
     click.echo(render_plan(done.plan), nl=False)
 
 
-def check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None:
-    """`render --check`: each problem as ``<node>/<path>:LINE: error|warning: ...``, a count,
-    and exit 1 if there is an error (the files stay written, to be read at those lines)."""
+def check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> bool:
+    """`render --check`: each problem as ``<node>/<path>:LINE: error|warning: ...``, and a
+    count; whether no file has an error (the files stay written, to be read at those lines)."""
     from oslab.install.confcheck import check_configs, format_problem
 
     files = {f"{node}{f.path}": f.content for node, lst in steps.items()
@@ -94,8 +89,7 @@ def check_rendered(release: str, steps: Mapping[str, Sequence[StepDef]]) -> None
     warnings = len(problems) - errors
     click.echo(f"checked {len(checked)} service configs against the {release} option schema: "
                f"{_count(errors, 'error')}, {_count(warnings, 'warning')}")
-    if errors:
-        raise SystemExit(1)
+    return not errors
 
 
 def _count(n: int, noun: str) -> str:

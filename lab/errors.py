@@ -18,6 +18,11 @@ class OslabError(Exception):
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
+class Failed(OslabError):
+    """What was asked ran, and found the lab not working: a verification with failed rows
+    (exit 1, where any other OslabError exits 2; see ``cli_boundary.Exit``)."""
+
+
 class SpecError(OslabError):
     """The lab spec is invalid."""
 

@@ -13,12 +13,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import libvirt
 import pytest
 
+from oslab import cli_boundary
 from oslab.access.ssh import Session, SSHError, Target, reachable
 from oslab.access.state import LabState
-from oslab.errors import OslabError
+from oslab.cli_boundary import Exit
+from oslab.errors import Failed, OslabError
 from oslab.provisioning.provisioner import combined
 from oslab.virt.lab_objects import LabObjects, VirtError, libvirt_calls
 
@@ -226,3 +229,38 @@ def test_a_handshake_that_never_finished_is_said_plainly() -> None:
                                     "handshake within 10s (a node that is still booting, or "
                                     "overloaded, answers slowly)")
     assert _describe(exc) == "No existing session"  # not a handshake: paramiko's words
+
+
+def _raising(exc: BaseException) -> click.Group:
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command()
+    def go() -> None:
+        raise exc
+
+    return group
+
+
+EXITS = [
+    ("a check found the lab not working", Failed("verification failed", hint="rows"),
+     Exit.FAILED, "error: verification failed"),
+    ("a refusal with a hint", OslabError("lab x is stopped", hint="start it"), Exit.ERROR,
+     "error: lab x is stopped"),
+    ("a file the host refused", PermissionError(13, "Permission denied", "/x"), Exit.ERROR,
+     "error: /x: Permission denied"),
+    ("a bug", KeyError("k"), Exit.BUG, "error: internal error: KeyError: 'k'"),
+    ("Ctrl-C", KeyboardInterrupt(), Exit.INTERRUPTED, "aborted"),
+]
+
+
+@pytest.mark.parametrize("case", EXITS, ids=[c[0] for c in EXITS])
+def test_the_exit_code_table(case: tuple[object, ...],
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    _id, exc, code, said = case
+    with pytest.raises(SystemExit) as info:
+        cli_boundary.run(_raising(exc), ["go"])  # type: ignore[arg-type]
+    assert info.value.code == code
+    assert said in capsys.readouterr().err
+    assert [int(e) for e in Exit] == [0, 1, 2, 70, 130, 141]
