@@ -14,6 +14,7 @@ import stat
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -394,18 +395,36 @@ def revert(opts: Options, name: str) -> None:
 @pass_options
 def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, ...]) -> None:
     """Prove the cloud works: services, image, networks, an instance, a volume, the dashboard."""
+    from oslab.access.ssh import Target
     from oslab.install import instance_image
     from oslab.install import verify as verifymod
     from oslab.power.decide import read_facts
+    from oslab.power.reach import await_ssh
     from oslab.report import Reporter
     from oslab.summary import render_table
 
     spec = opts.spec()
     image = instance_image.choose(image_path, spec)
-    conn = opts.connect()
-    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=Reporter().lab,
-                                  image=image, only=only,
-                                  domains=lambda: read_facts(conn, spec.name))
+    say = Reporter().lab
+    conns: list[Any] = []
+
+    def booted(target: Target) -> None:
+        """Wait for a node whose domain runs but whose SSH does not answer yet (it boots);
+        refuse one whose domain does not run. libvirt is reached on the first call, after
+        verify's own checks of its arguments; without it each node gets one try."""
+        if not conns:
+            try:
+                conns.append(opts.connect())
+            except OslabError as exc:
+                conns.append(None)
+                say(f"verify: {exc.message}: a node that still boots is not waited for")
+        if conns[0] is not None:
+            await_ssh(spec.name, target, float(spec.boot_timeout_s),
+                      lambda line: say(f"verify: {target.name}: {line}"),
+                      lambda: read_facts(conns[0], spec.name))
+
+    report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=say,
+                                  image=image, only=only, booted=booted)
     click.echo(render_table(report))
     if not report.ok:
         raise SystemExit(Exit.FAILED)

@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from oslab.distro import RELEASES
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef, Where
 from oslab.install.openrc import ADMIN, DEMO, KEYSTONE_PORT, REGION, remote_path
-from oslab.install.services._layer import Layer, layer_for
+from oslab.install.services.layer import Layer, layer_for
 from oslab.spec import LabSpec, Node, VirtType
 
 # the controller's openrc files, as `oslab verify` and the user's shell source them

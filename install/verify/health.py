@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from oslab.install import facts, openrc
 from oslab.install.facts import FactError, UnitState
-from oslab.install.services._layer import Layer
+from oslab.install.services.layer import Layer
 from oslab.install.verify.parsers import (
     parse_catalog,
     parse_compute_services,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-from oslab.install.services._layer import Layer
+from oslab.install.services.layer import Layer
 from oslab.install.verify.results import Verdict
 
 LOGIN_PATH = "auth/login/"

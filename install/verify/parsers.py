@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oslab.access.ssh import Result
-from oslab.install.services._layer import EL, Layer
+from oslab.install.services.layer import Layer
 from oslab.install.verify.checklist import EXPECTED_SERVICES, INTERFACES
 from oslab.install.verify.results import CheckFailed, Verdict
 
@@ -38,7 +38,7 @@ def _journal(binaries: list[str], layer: Layer) -> str:
     return "journalctl " + " ".join(f"-u {layer.unit_of(b)}" for b in dict.fromkeys(binaries))
 
 
-def parse_compute_services(text: str, layer: Layer = EL) -> Verdict:
+def parse_compute_services(text: str, layer: Layer) -> Verdict:
     """``openstack compute service list -f json``: every service enabled and up, and at least
     a conductor, a scheduler and one nova-compute. ``layer``, the lab's distro family, names
     the units in the hint (as do the other parsers' ``layer``)."""
@@ -81,7 +81,7 @@ def parse_network_agents(text: str) -> Verdict:
     return Verdict(True, f"{len(rows)} agents alive")
 
 
-def parse_volume_services(text: str, layer: Layer = EL) -> Verdict:
+def parse_volume_services(text: str, layer: Layer) -> Verdict:
     """``openstack volume service list -f json``: cinder-scheduler and cinder-volume up."""
     rows = json_rows(text, "volume service list")
     down = [f"{r.get('Binary')} on {r.get('Host')} is {r.get('State')}"
@@ -256,7 +256,7 @@ def parse_partitions(text: str, device: str) -> Verdict:
                    "/var/log/cinder/volume.log (iSCSI target, LVM) on the controller")
 
 
-def parse_dashboard(status: int, body: str, layer: Layer = EL) -> Verdict:
+def parse_dashboard(status: int, body: str, layer: Layer) -> Verdict:
     """The dashboard's answer: Horizon's login page (a form posting username and password)."""
     if status == 0:
         return Verdict(False, f"nothing answers: {body}",
@@ -272,7 +272,7 @@ def parse_dashboard(status: int, body: str, layer: Layer = EL) -> Verdict:
                    f"{layer.path('horizon-settings')} (WEBROOT, OPENSTACK_HOST)")
 
 
-def explain(result: Result, what: str, layer: Layer = EL) -> CheckFailed:
+def explain(result: Result, what: str, layer: Layer) -> CheckFailed:
     """Turn a failed ``openstack`` command into a failure that says what to look at."""
     err = (result.stderr or result.stdout).strip()
     last = err.splitlines()[-1] if err else f"exit code {result.returncode}"

@@ -18,7 +18,7 @@ from oslab.access.ssh import NodeConn, Result
 from oslab.errors import OslabError
 from oslab.install import openrc
 from oslab.install.instance_image import CIRROS, InstanceImage
-from oslab.install.services._layer import Layer, layer_for
+from oslab.install.services.layer import Layer, layer_for
 from oslab.install.verify.api import ServiceApi
 from oslab.install.verify.checklist import EXPECTED_SERVICES
 from oslab.install.verify.connections import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 
-from oslab.access.ssh import NodeConn
+from oslab.access.ssh import NodeConn, Target
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
@@ -20,8 +20,6 @@ from oslab.install.verify.health import HealthChecks
 from oslab.install.verify.ledger import Ledger
 from oslab.install.verify.results import Report
 from oslab.install.verify.runner import CLIENT_DIR, Lab, Timeouts
-from oslab.power.decide import NodeFact
-from oslab.power.reach import await_ssh
 from oslab.spec import LabSpec, Node
 
 
@@ -67,18 +65,18 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                say: Callable[[str], None] = lambda _line: None,
                timeouts: Timeouts | None = None,
                image: InstanceImage | None = None, only: tuple[str, ...] = (),
-               domains: Callable[[], Sequence[NodeFact]] | None = None,
+               booted: Callable[[Target], None] | None = None,
                via_api: bool = False) -> Report:
     """Verify a running lab: SSH to its nodes (pinned host keys), write the openrc files
     (state dir and /root on the controller), run every check, clean up unless ``keep``.
     ``image`` is the instance image to boot (default: the spec's ``[verify] image``, else
     cirros). ``only`` names the check groups to run (with the groups they need); by default
-    every group of the lab's scope. ``domains`` reads the lab's domains from libvirt: with it,
-    a node whose domain runs but whose SSH does not answer yet (it is booting) is waited for,
-    up to the spec's boot timeout, and one whose domain does not run is refused at once with
-    a hint; without it each node gets one try. ``via_api`` runs only the services rows, their
+    every group of the lab's scope. ``booted`` is called with each node's SSH target before it
+    is reached: `oslab verify` waits there for a node that still boots (its domain runs) and
+    refuses one whose domain does not run (``oslab.power.reach``); without it each node gets
+    one try. ``via_api`` runs only the services rows, their
     listings asked over REST from this host (:mod:`.api`): `oslab start` and `resume`."""
-    from oslab.access.ssh import HostKeyMismatch, Session, Target
+    from oslab.access.ssh import HostKeyMismatch, Session
 
     groups = selected_groups(spec.scope, only)
     from oslab.access.state import cache_root
@@ -97,9 +95,8 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
 
     def connect(node: Node) -> Session:
         target = state.node_target(node)
-        if domains is not None:
-            await_ssh(spec.name, target, float(spec.boot_timeout_s),
-                      lambda line: say(f"verify: {node.name}: {line}"), domains)
+        if booted is not None:
+            booted(target)
         session = Session(target)
         sessions.append(session)
         return session

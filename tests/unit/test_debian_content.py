@@ -31,7 +31,7 @@ from oslab.install import debian
 from oslab.install.confcheck import available_schemas, check_ini, format_problem, load_schema
 from oslab.install.model import FileSpec, Guarded, InstallContext, StepDef
 from oslab.install.services import steps_for
-from oslab.install.services._layer import DEBIAN, EL, LAYERS
+from oslab.install.services.layer import DEBIAN, EL, LAYERS
 from oslab.spec import LabSpec
 
 GOLDEN = Path(__file__).parent / "golden" / "plan" / "debian13.txt"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from oslab.install.services._layer import DEBIAN, EL
+from oslab.install.services.layer import DEBIAN, EL
 from oslab.install.verify.connections import HttpSession
 from oslab.install.verify.horizon import (
     INSTANCES_PATH,

@@ -20,7 +20,7 @@ from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.install import openrc, verify
 from oslab.install.boot import BOOT_STATE, BOOT_WAIT
-from oslab.install.services._layer import DEBIAN, EL, Layer
+from oslab.install.services.layer import DEBIAN, EL, Layer
 from oslab.install.verify import Status, connections, parsers
 from oslab.install.verify.checklist import GROUPS, PREFIX, selected_groups
 from oslab.install.verify.cloud import allocation_pool, self_service_cidr
@@ -39,9 +39,9 @@ def rec(name: str) -> str:
 
 
 def test_compute_services() -> None:
-    good = parsers.parse_compute_services(rec("compute_service_list.json"))
+    good = parsers.parse_compute_services(rec("compute_service_list.json"), EL)
     assert good.ok and "nova-compute on compute1" in good.details
-    bad = parsers.parse_compute_services(rec("compute_service_list_down.json"))
+    bad = parsers.parse_compute_services(rec("compute_service_list_down.json"), EL)
     assert not bad.ok
     assert bad.details == "nova-compute on compute1 is down"
     assert "compute1" in bad.hint and "nova" in bad.hint
@@ -88,7 +88,7 @@ def test_unit_of(layer: Layer, binary: str, unit: str) -> None:
 def test_compute_services_missing_binary() -> None:
     rows = [r for r in json.loads(rec("compute_service_list.json"))
             if r["Binary"] != "nova-compute"]
-    v = parsers.parse_compute_services(json.dumps(rows))
+    v = parsers.parse_compute_services(json.dumps(rows), EL)
     assert not v.ok and "no nova-compute registered" in v.details
 
 
@@ -103,8 +103,8 @@ def test_network_agents() -> None:
 
 
 def test_volume_services() -> None:
-    assert parsers.parse_volume_services(rec("volume_service_list.json")).ok
-    bad = parsers.parse_volume_services(rec("volume_service_list_down.json"))
+    assert parsers.parse_volume_services(rec("volume_service_list.json"), EL).ok
+    bad = parsers.parse_volume_services(rec("volume_service_list_down.json"), EL)
     assert not bad.ok and bad.details == "cinder-volume on controller@lvm is down"
     assert "cinder-volumes" in bad.hint
 
@@ -150,7 +150,7 @@ def test_token() -> None:
 
 def test_not_json() -> None:
     with pytest.raises(verify.CheckFailed, match="not JSON: Traceback"):
-        parsers.parse_compute_services("Traceback (most recent call last):\n...")
+        parsers.parse_compute_services("Traceback (most recent call last):\n...", EL)
 
 
 def test_server() -> None:
@@ -205,12 +205,12 @@ def test_partitions() -> None:
 
 
 def test_dashboard() -> None:
-    assert parsers.parse_dashboard(200, rec("horizon_login.html")).ok
-    assert parsers.parse_dashboard(200, rec("horizon_login_debian13.html")).ok
-    assert not parsers.parse_dashboard(200, "<html>It works!</html>").ok
-    v = parsers.parse_dashboard(500, "")
+    assert parsers.parse_dashboard(200, rec("horizon_login.html"), EL).ok
+    assert parsers.parse_dashboard(200, rec("horizon_login_debian13.html"), DEBIAN).ok
+    assert not parsers.parse_dashboard(200, "<html>It works!</html>", EL).ok
+    v = parsers.parse_dashboard(500, "", EL)
     assert not v.ok and "error_log" in v.hint
-    assert "nothing answers" in parsers.parse_dashboard(0, "Connection refused").details
+    assert "nothing answers" in parsers.parse_dashboard(0, "Connection refused", EL).details
 
 
 @pytest.mark.parametrize(("name", "details", "hint"), [
@@ -222,7 +222,7 @@ def test_dashboard() -> None:
      "region not found", "not in the catalog"),
 ])
 def test_explain_recorded_errors(name: str, details: str, hint: str) -> None:
-    failure = parsers.explain(Result("openstack x", 1, "", rec(name)), "x")
+    failure = parsers.explain(Result("openstack x", 1, "", rec(name)), "x", EL)
     assert details in failure.details
     assert hint in failure.hint
 

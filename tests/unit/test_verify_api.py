@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from oslab.install.openrc import credentials
-from oslab.install.services._layer import DEBIAN
+from oslab.install.services.layer import DEBIAN
 from oslab.install.verify.api import LISTINGS, client_json, endpoint, token_request
 from oslab.install.verify.health import PARSERS
 
