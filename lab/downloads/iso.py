@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pycdlib
@@ -18,8 +19,18 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from oslab.errors import OslabError
 
-# -- reading the ISO ----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class InstallerMedia:
+    """The installer as the pool holds it for a kickstart boot: its kernel's and initrd's
+    volume paths, and the ISO's volume label (the installer finds its stage 2 by it)."""
+
+    kernel: str
+    initrd: str
+    label: str
+
+
+# -- reading the ISO ----------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _opened(iso: Path) -> Iterator[pycdlib.PyCdlib]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oslab.access.state import LabState
+from oslab.downloads.iso import InstallerMedia
 from oslab.images import rebuilds
 from oslab.images.build import images_dir, lock_path
 from oslab.images.common import digest, locked
@@ -49,13 +50,13 @@ class Provisioner(Protocol):
     objs: LabObjects
     changed: list[str]
 
-    def installer_media(self) -> tuple[str, str, str]: ...
+    def installer_media(self) -> InstallerMedia: ...
 
-    def definition(self, node: Node, media: tuple[str, str, str] | None) -> DomainDef: ...
+    def definition(self, node: Node, media: InstallerMedia | None) -> DomainDef: ...
 
     def meta(self, dom: Any) -> LabMeta: ...
 
-    def install(self, node: Node, dom: Any, phase: str, media: tuple[str, str, str],
+    def install(self, node: Node, dom: Any, phase: str, media: InstallerMedia,
                 changed: list[str], then: str = ...) -> None: ...
 
 FORMAT = 1  # bump when the golden kickstart's shape or the copy changes

@@ -31,6 +31,7 @@ from oslab.access.state import LabState, cache_root
 from oslab.distro import DISTROS, Distro, NodeOs, node_os
 from oslab.downloads import download
 from oslab.downloads import iso as isomod
+from oslab.downloads.iso import InstallerMedia
 from oslab.errors import OslabError, ProvisionError
 from oslab.kickstart.render import kickstarts, oemdrv_iso
 from oslab.networks import network_def
@@ -253,8 +254,8 @@ class Provisioner:
             self.changed.append(f"pool {self.spec.name}")
             self.report.lab(f"storage pool {self.spec.name} at {pool_dir(self.spec)}")
 
-    def installer_media(self) -> tuple[str, str, str]:
-        """Upload the installer ISO, kernel and initrd into the pool: (kernel, initrd, label)."""
+    def installer_media(self) -> InstallerMedia:
+        """Upload the installer ISO, kernel and initrd into the pool."""
         iso_path = download.fetch(self.spec.installer_iso, cache_root() / "iso",
                                   download.text_progress("installer ISO"))
         label = isomod.read_label(iso_path)
@@ -268,7 +269,7 @@ class Provisioner:
                 iso_path, self.distro.kernel_path, self.distro.initrd_path, Path(tmp))
             kvol = self.objs.upload(INSTALLER_KERNEL, kernel)
             ivol = self.objs.upload(INSTALLER_INITRD, initrd)
-        return kvol.path(), ivol.path(), label
+        return InstallerMedia(kvol.path(), ivol.path(), label)
 
     # -- one node -----------------------------------------------------------------------------
 
@@ -277,18 +278,18 @@ class Provisioner:
         assert meta is not None
         return meta
 
-    def definition(self, node: Node, media: tuple[str, str, str] | None) -> DomainDef:
-        kernel, initrd, label = media or ("", "", "")
+    def definition(self, node: Node, media: InstallerMedia | None) -> DomainDef:
+        media = media or InstallerMedia("", "", "")
         return domain_def(self.spec, node, virt_type=self.virt_type,
                           console_log=self.state.console_log_path(node.name),
-                          kernel=kernel, initrd=initrd, iso_label=label)
+                          kernel=media.kernel, initrd=media.initrd, iso_label=media.label)
 
-    def node(self, node: Node, media: tuple[str, str, str] | None,
+    def node(self, node: Node, media: InstallerMedia | None,
              image: DomainDef | None = None) -> NodeOutcome:
         with libvirt_calls(f"provisioning node {node.name}"):
             return self._node(node, media, image)
 
-    def _node(self, node: Node, media: tuple[str, str, str] | None,
+    def _node(self, node: Node, media: InstallerMedia | None,
               image: DomainDef | None = None) -> NodeOutcome:
         start = time.monotonic()
         out = NodeOutcome(node.name, str(node.address), self.virt_type)
@@ -344,7 +345,7 @@ class Provisioner:
         say(f"ready: ssh root@{node.address} (oslab ssh {node.name})")
         return out
 
-    def install(self, node: Node, dom: Any, phase: str, media: tuple[str, str, str],
+    def install(self, node: Node, dom: Any, phase: str, media: InstallerMedia,
                 changed: list[str], then: str = "now boots from disk") -> None:
         say = functools.partial(self.report.node, node.name)
         definition = self.definition(node, media)
