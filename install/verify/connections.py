@@ -72,10 +72,11 @@ def _fetch(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
     try:
         with opener.open(req, timeout=timeout) as resp:
             return Page(int(resp.status), resp.read(limit).decode(errors="replace"),
-                        resp.geturl())
+                        resp.geturl(), dict(resp.headers))
     except urllib.error.HTTPError as exc:
         with contextlib.closing(exc):
-            return Page(exc.code, exc.read(error_limit).decode(errors="replace"), exc.geturl())
+            return Page(exc.code, exc.read(error_limit).decode(errors="replace"), exc.geturl(),
+                        dict(exc.headers))
     except OSError as exc:
         return Page(0, str(getattr(exc, "reason", exc)), req.full_url)
 
@@ -94,20 +95,12 @@ def http_api(method: str, url: str, headers: Mapping[str, str], body: Any,
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
-    req.add_header("User-Agent", "oslab-verify")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     for name, value in headers.items():
         req.add_header(name, value)
-    try:
-        with urllib.request.build_opener().open(req, timeout=timeout) as resp:
-            return int(resp.status), dict(resp.headers), resp.read(4 << 20).decode(
-                errors="replace")
-    except urllib.error.HTTPError as exc:
-        with contextlib.closing(exc):
-            return exc.code, dict(exc.headers), exc.read(1 << 16).decode(errors="replace")
-    except OSError as exc:
-        return 0, {}, str(getattr(exc, "reason", exc))
+    page = _fetch(urllib.request.build_opener(), req, timeout, 4 << 20, 1 << 16)
+    return page.status, page.headers, page.body
 
 
 class WebSession(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -31,12 +32,13 @@ LOGIN_ERRORS = (
 
 @dataclass(frozen=True)
 class Page:
-    """One answer, after its redirects: the status, the body, and the URL it came from.
-    Status 0: nothing answered (the body says why)."""
+    """One answer, after its redirects: the status, the body, the URL it came from and its
+    headers. Status 0: nothing answered (the body says why)."""
 
     status: int
     body: str
     url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from a list of facts read in turn, as libvirt would answer while the wait goes o
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,13 +19,7 @@ from oslab.errors import OslabError
 from oslab.power.decide import NodeFact, PowerError
 from oslab.power.reach import await_ssh
 from oslab.virt.lab_objects import DomainState
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+from tests.unit.test_revert_settle import closed_port
 
 
 def target(tmp_path: Path) -> Target:
