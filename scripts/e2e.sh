@@ -29,18 +29,28 @@
 #   scripts/e2e.sh --life [--keep] only steps 4b and 4c, on the lab a run with --keep left:
 #                                  `oslab start` of it (a timed row), then the lab's life
 #   E2E_REBUILD=1 scripts/e2e.sh   also destroy and rebuild from warm caches, and time it
+#   scripts/e2e.sh --attaches N [--keep]
+#                                  the issue-21 panic proof instead of steps 3 to 4c: after the
+#                                  build (a rerun continues a kept lab), N times compute1 stopped and
+#                                  started, then its first iSCSI login since boot (a volume
+#                                  attached to verify's shut-off instance, then detached), and
+#                                  its console read for a panic; a row per attach, with times
 # Run as root. Output: the terminal, and everything under $E2E_DIR (default /var/tmp/oslab-e2e).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 keep=0
 life=0
-for arg in "$@"; do
-    case "$arg" in
+attaches=0
+while [ $# -gt 0 ]; do
+    case "$1" in
         --keep) keep=1 ;;
         --life) life=1 ;;
-        *) echo "usage: $0 [--keep] [--life]" >&2; exit 2 ;;
+        --attaches) attaches=${2:-}; shift
+            [[ "$attaches" =~ ^[1-9][0-9]*$ ]] || { echo "--attaches: a count" >&2; exit 2; } ;;
+        *) echo "usage: $0 [--keep] [--life] [--attaches N]" >&2; exit 2 ;;
     esac
+    shift
 done
 work=${E2E_DIR:-/var/tmp/oslab-e2e}
 
@@ -175,7 +185,53 @@ done < "$work/verify-table.txt"
 if [ "$up_rc" = 0 ]; then row "oslab up (all stages)" pass "${t_up}s"
 else row "oslab up (all stages)" FAIL "exit $up_rc after ${t_up}s; see $work/up.log"; fi
 
-if [ "$up_rc" = 0 ]; then
+if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
+    # the issue-21 proof: each attach is compute1's first iSCSI login since its boot. Nova
+    # attaches a volume to a shut-off instance too (os-brick logs in on its compute node), so
+    # verify's kept instance, shut off by compute1's stop, needs no boot of its own.
+    timed "verify --only volume --keep (the instance and volume the attaches use)" \
+        verify-keep "${oslab[@]}" verify --only volume --keep
+    on_controller() { "${oslab[@]}" ssh controller -- ". ~/demo-openrc && $1"; }
+    vol_status() { on_controller "openstack volume show oslab-verify-vol -f value -c status"; }
+    wait_status() {     # wait_status WANT: until the volume's status is WANT, for 10 min
+        local s=""
+        for _ in $(seq 120); do
+            s=$(vol_status 2>/dev/null || true)
+            [ "$s" = "$1" ] && return 0
+            case "$s" in error*) break ;; esac
+            sleep 5
+        done
+        echo "volume status $s, not $1"; return 1
+    }
+    console=${XDG_STATE_HOME:-$HOME/.local/state}/oslab/e2e/logs/compute1.console.log
+    for i in $(seq "$attaches"); do
+        t=$(stamp)
+        if ! { "${oslab[@]}" stop compute1 && "${oslab[@]}" start compute1; } \
+                > "$work/attach-$i-restart.log" 2>&1; then
+            row "attach $i: compute1 stopped and started" FAIL "see $work/attach-$i-restart.log"
+            break
+        fi
+        t_boot=$(( $(stamp) - t ))
+        mark=$(wc -l < "$console" 2>/dev/null || echo 0)
+        t=$(stamp)
+        if { on_controller "openstack server add volume oslab-verify-vm oslab-verify-vol" \
+                && wait_status in-use \
+                && on_controller "openstack server remove volume oslab-verify-vm oslab-verify-vol" \
+                && wait_status available; } > "$work/attach-$i.log" 2>&1; then
+            result=pass
+        else
+            result=FAIL
+        fi
+        panic=$(tail -n +"$((mark + 1))" "$console" 2>/dev/null \
+                | grep -E -A3 'Kernel panic|Oops:|BUG: ' | head -n 20 | tr '\n' ' ' || true)
+        if [ -n "$panic" ]; then result=FAIL; fi
+        row "attach $i: first iSCSI login after compute1's boot" "$result" \
+            "boot ${t_boot}s, attach+detach $(( $(stamp) - t ))s${panic:+; PANIC: $panic}"
+        if [ "$result" = FAIL ] && [ -z "$panic" ]; then
+            row "attach $i: the attach" FAIL "see $work/attach-$i.log"
+        fi
+    done
+elif [ "$up_rc" = 0 ]; then
     # 3. a rerun changes nothing
     "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
     if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
@@ -210,7 +266,7 @@ if [ "$up_rc" = 0 ]; then
 fi
 fi
 
-if [ "$up_rc" = 0 ]; then
+if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ]; then
     # 4b. the lab's life: identities, suspend/resume, stop/start, a reboot, a power loss
     ids=$(for node in controller compute1; do
               "${oslab[@]}" ssh "$node" -- 'cat /etc/machine-id; sed -n "s/^InitiatorName=//p" \
