@@ -24,6 +24,7 @@ import pytest
 
 from oslab import preflight
 from oslab.access.state import LabState
+from oslab.images.nodes import Bake
 from oslab.preflight import Finding, Severity, kvm, network_clashes, resources, tcg
 from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
@@ -276,9 +277,13 @@ def test_dev_kvm_missing(host: FakeHost) -> None:
     assert hint is not None and "modprobe kvm_intel" in hint
 
 
-def test_libvirt_without_kvm_domains_picks_qemu(host: FakeHost, test_conn: Any) -> None:
-    conn = test_conn()  # the test driver has no kvm domain capabilities
-    choice, findings = kvm.choose_virt_type(host.root, conn)
+def test_libvirt_without_kvm_domains_picks_qemu(host: FakeHost) -> None:
+    class Conn:  # libvirt's qemu driver on a host whose qemu cannot use /dev/kvm
+        def getDomainCapabilities(self, *args: object) -> str:
+            raise libvirt.libvirtError("invalid argument: KVM is not supported by "
+                                       "'/usr/bin/qemu-system-x86_64' on this host")
+
+    choice, findings = kvm.choose_virt_type(host.root, Conn())
     assert choice.virt_type == "qemu"
     warn = only(findings, "virt-type")
     assert "libvirt does not offer kvm" in warn.message
@@ -504,7 +509,7 @@ def test_check_looks_where_up_creates_the_pool(host: FakeHost, test_conn: Any,
     assert checked.message == f"the pool directory {pool} will be created (in {tmp_path})"
     conn = test_conn()
     provisioner = Provisioner(spec, conn, LabState(spec.name, tmp_path / "state"),
-                              Reporter(io.StringIO()), VirtType.QEMU)
+                              Reporter(io.StringIO()), VirtType.QEMU, Bake({}))
     provisioner.ensure_shared()
     assert pool.is_dir()
     assert f"<path>{pool}</path>" in conn.storagePoolLookupByName(spec.name).XMLDesc(0)
