@@ -77,7 +77,7 @@ def init(path: str, force: bool, distro: str) -> None:
 @pass_options
 def check(opts: Options, stage: str) -> None:
     """Host preflight: can this host run the lab?"""
-    from oslab import preflight
+    from oslab import preflight, resolve
     from oslab.virt.definitions import pool_dir
 
     spec = opts.spec()
@@ -85,8 +85,7 @@ def check(opts: Options, stage: str) -> None:
         conn = opts.connect()
     except OslabError:
         conn = None
-    findings = preflight.run_checks(spec, conn, opts.uri, pool_dir=pool_dir(spec),
-                                    stage=stage).findings
+    findings = resolve.host_check(spec, conn, opts.uri, pool_dir(spec), stage).findings
     for f in findings:
         click.echo(f"{f.severity.value:>5}  {f.check}: {f.message}")
         if f.hint and f.severity is not preflight.Severity.OK:

@@ -88,7 +88,7 @@ Stage = Provisioned | Installed | Verified
 def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     """Build the lab (or finish building it) up to ``options.stage``. Every input that can be
     wrong is checked before anything is made; the host check's blockers stop it there."""
-    from oslab import preflight
+    from oslab import preflight, resolve
     from oslab.provisioning.provisioner import Provisioner
     from oslab.report import Reporter
     from oslab.virt.definitions import pool_dir
@@ -105,8 +105,7 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
         _check_step(spec, options.from_step, lab.install_content())
     conn = lab.connect()
     # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
-    host = preflight.run_checks(spec, conn, lab.uri, pool_dir=pool_dir(spec),
-                                stage=options.stage)
+    host = resolve.host_check(spec, conn, lab.uri, pool_dir(spec), options.stage)
     findings, choice = host.findings, host.virt
     blockers = preflight.blockers(findings)
     if blockers:
@@ -120,7 +119,8 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
             reporter.lab(f"warning: {f.check}: {f.message}")
     reporter.lab(f"lab {spec.name} from {spec.source}: {len(spec.nodes)} nodes, "
                  f"virt type {choice.virt_type} ({'; '.join(choice.reasons)})")
-    result = Provisioner(spec, conn, state, reporter, choice.virt_type,
+    bake = resolve.bake(spec, state, choice.virt_type, lab.install_content())
+    result = Provisioner(spec, conn, state, reporter, choice.virt_type, bake,
                          fresh_image=options.fresh_image).run()
     yield Provisioned(spec, result)
     if not options.install:

@@ -50,7 +50,7 @@ def fetch(texts: list[str]) -> None:
     """Build (or find) the package repository of each lab spec text."""
     from oslab import preflight, spec_file
     from oslab.access.state import LabState
-    from oslab.images.nodes import lab_repository
+    from oslab.resolve import lab_repository
 
     virt_type = preflight.choose_virt_type()[0].virt_type
     with tempfile.TemporaryDirectory(prefix="oslab-prefetch-") as state:

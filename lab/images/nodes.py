@@ -9,12 +9,14 @@ the nodes from the management gateway while oslab runs.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from oslab.access.state import LabState
-from oslab.distro import DISTROS, Family
+from oslab.distro import DISTROS
 from oslab.images.build import (
     BASE_PACKAGES,
     ImageInputs,
@@ -33,34 +35,15 @@ from oslab.spec import LabSpec, Node, PackageSource, Role
 from oslab.virt.definitions import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
 from oslab.virt.lab_objects import LabObjects
 
-if TYPE_CHECKING:
-    from oslab.install.content import Content
 
+@dataclass(frozen=True)
+class Bake:
+    """What a Debian lab's base images carry beyond the base packages: each role's packages
+    and the debconf answers preseeded before they install. Worked out from the install
+    content by the command (``oslab.resolve.bake``); nothing of it for another family."""
 
-def lab_packages(spec: LabSpec, state: LabState, virt_type: str,
-                 content: Content | None = None) -> dict[Role, tuple[str, ...]]:
-    """Each of the lab's roles with the packages of its nodes' install steps (``content``'s,
-    by default oslab's); () for every role of a lab of another family (CentOS nodes install
-    their packages themselves). The lab's steps are built once.
-
-    An error of the install content (a damaged passwords.json, a bug) goes out as it is:
-    the base images and the package repository are keyed by these packages, so an empty
-    list here would build, and cache, bases and a repository without the role's packages,
-    and the nodes would then fail to install them, far from the cause."""
-    roles = sorted({n.role for n in spec.nodes})
-    if DISTROS[spec.distro].family is not Family.DEBIAN:
-        return {r: () for r in roles}
-    from oslab.install import content as install
-    from oslab.install.services import steps_for
-
-    steps = install.steps_for(spec, state, install.host_virt_types(spec, virt_type),
-                              content or steps_for)
-    role_of = {n.name: n.role for n in spec.nodes}
-    packages: dict[Role, set[str]] = {r: set() for r in roles}
-    for node, node_steps in steps.items():
-        for step in node_steps:
-            packages[role_of[node]].update(step.packages)
-    return {r: tuple(sorted(p)) for r, p in packages.items()}
+    packages: Mapping[Role, tuple[str, ...]]
+    preseed: str = ""
 
 
 def suite_and_mirror(spec: LabSpec) -> tuple[str, str]:
@@ -69,29 +52,11 @@ def suite_and_mirror(spec: LabSpec) -> tuple[str, str]:
     return getattr(DISTROS[spec.distro], "suite", ""), spec.packages.mirror or host_mirror()
 
 
-def repository_inputs(spec: LabSpec, packages: dict[Role, tuple[str, ...]]) -> RepoInputs:
+def repository_inputs(spec: LabSpec, packages: Mapping[Role, tuple[str, ...]]) -> RepoInputs:
     """The lab's package repository: the base image's packages and every role's."""
     every = set(BASE_PACKAGES).union(*packages.values())
     suite, mirror = suite_and_mirror(spec)
     return RepoInputs.of(suite, mirror, sorted(every))
-
-
-def lab_repository(spec: LabSpec, state: LabState, virt_type: str, say: Say) -> Repo | None:
-    """Build (or find cached) the package repository a Debian lab's nodes need, as `oslab up`
-    would; None for a lab of another family. Needs the archive only when not cached."""
-    if DISTROS[spec.distro].family is not Family.DEBIAN:
-        return None
-    return build_repo(repository_inputs(spec, lab_packages(spec, state, virt_type)), say)
-
-
-def debconf_preseed(spec: LabSpec) -> str:
-    """The debconf answers to preseed before the role packages install: the install
-    content's, so that the packages configure no database, endpoint or vhost themselves."""
-    if DISTROS[spec.distro].family is not Family.DEBIAN:
-        return ""
-    from oslab.install.debian import debconf_selections
-
-    return debconf_selections()
 
 
 def overlay_volumes(objs: LabObjects, node: Node, base: BaseVolumes) -> list[str]:
@@ -122,13 +87,13 @@ def seed_volume(objs: LabObjects, state: LabState, spec: LabSpec, node: Node, su
 
 class ImageNodes:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
-                 virt_type: str, fresh_image: bool = False) -> None:
+                 bake: Bake, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
         self.objs = objs
         self.say = say
-        self.virt_type = virt_type
+        self.bake = bake
         self.suite, self.mirror = suite_and_mirror(spec)
         self.repo: Repo | None = None
         self.fresh_image = fresh_image  # build new bases instead of the cached ones
@@ -136,13 +101,13 @@ class ImageNodes:
         self.holds = ExitStack()
         self.waiting: set[str] = set()  # the nodes whose overlay is not made yet
 
-    def repository(self, packages: dict[Role, tuple[str, ...]]) -> Repo:
+    def repository(self, packages: Mapping[Role, tuple[str, ...]]) -> Repo:
         self.repo = build_repo(repository_inputs(self.spec, packages), self.say)
         return self.repo
 
     def bases(self, nodes: list[Node]) -> dict[str, BaseVolumes]:
         """The base volumes of each of ``nodes``, built and uploaded when missing."""
-        packages = lab_packages(self.spec, self.state, self.virt_type)
+        packages = self.bake.packages
         repo = self.repository(packages)
         if not nodes:
             if self.fresh_image:
@@ -159,7 +124,7 @@ class ImageNodes:
             inputs = ImageInputs(
                 distro=self.spec.distro, suite=self.suite, role=role.value if baked else "base",
                 repo=repo.inputs.key(), packages=baked,
-                preseed=debconf_preseed(self.spec) if baked else "")
+                preseed=self.bake.preseed if baked else "")
             if inputs not in by_inputs:
                 chosen = chosen_inputs(inputs, self.fresh_image)
                 self.holds.enter_context(locked(use_path(images_dir(), chosen.key()),

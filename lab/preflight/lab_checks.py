@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from oslab.distro import Family, distro_for, node_os
-from oslab.errors import OslabError
 from oslab.preflight.findings import Finding, Severity
 from oslab.spec import DownloadSource, LabSpec, Packages, Scope
 
@@ -72,23 +71,6 @@ def check_roles(spec: LabSpec, stage: str) -> Finding:
                    f"{sum(n.is_compute for n in spec.nodes)} compute node(s)")
 
 
-def check_verify_image(spec: LabSpec, stage: str) -> Finding | None:
-    """The spec's instance image, chosen exactly as `up` and `verify` choose it (a relative
-    path from the spec's directory, its manifest read and validated)."""
-    from oslab.install import instance_image
-
-    if not spec.verify.image or stage not in ("verify", "all"):
-        return None
-    try:
-        image = instance_image.choose(None, spec)
-    except OslabError as exc:
-        return Finding("verify-image", Severity.BLOCK, exc.message,
-                       exc.hint or "fix verify.image in the lab spec, or remove it to use "
-                                   "cirros")
-    return Finding("verify-image", Severity.OK,
-                   f"instances boot {image.path} (as {image.user}, {image.disk_format})")
-
-
 def check_packages(spec: LabSpec) -> Finding | None:
     """[packages] says how Debian nodes get packages; other distros' nodes never read it."""
     if spec.packages == Packages() or distro_for(spec.distro).family is Family.DEBIAN:
@@ -101,5 +83,5 @@ def check_packages(spec: LabSpec) -> Finding | None:
 def lab_findings(spec: LabSpec, stage: str, defined: Iterable[str],
                  root: Path = Path("/")) -> list[Finding]:
     found = [check_iso(spec, defined, root), check_roles(spec, stage)]
-    optional = [check_packages(spec), check_verify_image(spec, stage)]
-    return found + [f for f in optional if f is not None]
+    packages = check_packages(spec)
+    return found + ([packages] if packages is not None else [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,12 @@ class HostCheck:
 
 
 def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),
-               pool_dir: Path | None = None, stage: str = "all") -> HostCheck:
+               pool_dir: Path | None = None, stage: str = "all",
+               extra: Iterable[Finding] = ()) -> HostCheck:
     """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`
-    and `oslab up` both run exactly this."""
+    and `oslab up` both run exactly this (by ``oslab.resolve.host_check``), with ``extra``:
+    the findings of the checks that need the install content, which this room does not read
+    (the [verify] image)."""
     pool = pool_dir if pool_dir is not None else lab_pool_dir(spec)
     findings = [check_libvirtd(conn, uri)]
     choice, virt_findings = choose_virt_type(root, conn)
@@ -48,4 +52,5 @@ def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/")
     findings.append(check_disk(spec, pool, defined=domains))
     findings.extend(check_networks(spec, conn, root))
     findings.extend(lab_findings(spec, stage, defined=domains, root=root))
+    findings.extend(extra)
     return HostCheck(findings, choice)

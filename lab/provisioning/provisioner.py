@@ -63,6 +63,7 @@ from oslab.virt.lab_objects import INACTIVE, LabObjects, libvirt_calls, state_na
 from oslab.virt.metadata import DomainPhase, LabMeta
 
 if TYPE_CHECKING:
+    from oslab.images.nodes import Bake
     from oslab.images.serve import RepoServer
 
 
@@ -118,12 +119,13 @@ def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: VirtType) ->
 
 class Provisioner:
     def __init__(self, spec: LabSpec, conn: Any, state: LabState, reporter: Reporter,
-                 virt_type: VirtType, fresh_image: bool = False) -> None:
+                 virt_type: VirtType, bake: Bake, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
         self.state = state
         self.report = reporter
         self.virt_type = virt_type
+        self.bake = bake  # what a Debian lab's base images carry (oslab.resolve.bake)
         self.distro = DISTROS[spec.distro]
         self.node_os = node_os(spec)
         self.objs = LabObjects(conn, spec.name)
@@ -166,7 +168,7 @@ class Provisioner:
 
         self.ensure_shared()
         images = ImageNodes(self.spec, self.conn, self.state, self.objs, self.report.lab,
-                            self.virt_type, fresh_image=self.fresh_image)
+                            self.bake, fresh_image=self.fresh_image)
         missing = [n for n in self.spec.nodes if not plan.node(n.name).has_domain]
         bases = images.bases(missing)
         definitions = {}

@@ -18,11 +18,13 @@ from oslab.access.state import LabState
 from oslab.distro import NodeOs
 from oslab.errors import OslabError
 from oslab.images.build import BASE_PACKAGES, ImageInputs, customize_script, fs_size
-from oslab.images.nodes import lab_packages
+from oslab.images.nodes import Bake
 from oslab.images.seed import SeedInput, seed_files, write_seed
 from oslab.install.content import Content
+from oslab.install.debian import debconf_selections
 from oslab.install.model import InstallContext, StepDef
 from oslab.provisioning.provisioner import READY_PROBE
+from oslab.resolve import bake
 from oslab.spec import Role, VirtType
 from oslab.virt.definitions import GIB, PoolDef, VolumeDef, image_domain_def, seed_volume_name
 from oslab.virt.metadata import LabMeta
@@ -164,7 +166,7 @@ def test_fs_size_leaves_room() -> None:
 def test_centos_labs_bake_nothing(tmp_path: Path) -> None:
     spec = spec_file.load_default()
     state = LabState(spec.name, root=tmp_path)
-    assert lab_packages(spec, state, "qemu") == {Role.CONTROLLER: (), Role.COMPUTE: ()}
+    assert bake(spec, state, "qemu") == Bake({Role.CONTROLLER: (), Role.COMPUTE: ()})
 
 
 @pytest.mark.parametrize(("files", "ready"), [
@@ -183,12 +185,15 @@ def test_ready_probe_of_a_node_booted_from_an_image(tmp_path: Path, files: tuple
 
 
 def test_a_debian_labs_packages_are_its_roles_install_steps(tmp_path: Path) -> None:
-    packages = lab_packages(DEBIAN, LabState(DEBIAN.name, root=tmp_path), "qemu")
+    baked = bake(DEBIAN, LabState(DEBIAN.name, root=tmp_path), "qemu")
+    packages = baked.packages
     assert set(packages) == {Role.CONTROLLER, Role.COMPUTE}
     controller, compute = packages[Role.CONTROLLER], packages[Role.COMPUTE]
     assert "keystone" in controller and "keystone" not in compute
     assert "nova-compute" in compute and "nova-compute" not in controller
     assert list(controller) == sorted(set(controller))  # sorted, once each: the image key's
+    # the install content's debconf answers, preseeded before the role packages install
+    assert baked.preseed == debconf_selections() and "keystone" in baked.preseed
 
 
 def bad_node(ctx: InstallContext) -> dict[str, list[StepDef]]:
@@ -210,6 +215,6 @@ def test_a_debian_lab_whose_packages_cannot_be_listed_builds_no_base(
         state.dir.mkdir(parents=True)
         (state.dir / "passwords.json").write_text(damage)
     with pytest.raises(OslabError) as info:
-        lab_packages(DEBIAN, state, "qemu", content)
+        bake(DEBIAN, state, "qemu", content)
     assert message in info.value.message
     assert info.value.hint is not None and info.value.hint.startswith(hint)

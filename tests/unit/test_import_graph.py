@@ -104,3 +104,56 @@ def test_no_import_cycle_between_oslab_modules() -> None:
         " <-> ".join(sorted(c)) for c in found - KNOWN_CYCLES)
     assert not KNOWN_CYCLES - found, "no longer a cycle, drop it from KNOWN_CYCLES: " + "; ".join(
         " <-> ".join(sorted(c)) for c in KNOWN_CYCLES - found)
+
+
+# -- the layering -------------------------------------------------------------------------------
+
+# The rooms under lab/ below the commands: what they need of the install content is worked out
+# by the commands (oslab.resolve) and handed down.
+ROOMS = ("oslab.access", "oslab.downloads", "oslab.images", "oslab.preflight", "oslab.power",
+         "oslab.provisioning", "oslab.snapshots", "oslab.virt", "oslab.networks",
+         "oslab.kickstart")
+MAX_LINES = 450
+
+
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def private(module: str) -> bool:
+    return any(part.startswith("_") and part != "__init__" for part in module.split("."))
+
+
+def layering_breaks(graph: dict[str, set[str]]) -> list[str]:
+    """Each import that breaks the rule: a room importing ``oslab.install``, or a module
+    importing another package's private module."""
+    found = []
+    for name, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            if within(name, ROOMS) and within(dep, ("oslab.install",)):
+                found.append(f"{name} imports {dep} (a room below the commands)")
+            package = dep.rpartition(".")[0]
+            if private(dep) and not within(name, (package,)):
+                found.append(f"{name} imports {dep} (private to its package)")
+    return found
+
+
+def test_layering_breaks_are_found() -> None:
+    graph = {"oslab.images.nodes": {"oslab.install.content", "oslab.spec"},
+             "oslab.install.verify.health": {"oslab.install.services._layer"},
+             "oslab.install.services.nova": {"oslab.install.services._layer"},
+             "oslab.up": {"oslab.install.engine"}}
+    assert layering_breaks(graph) == [
+        "oslab.images.nodes imports oslab.install.content (a room below the commands)",
+        "oslab.install.verify.health imports oslab.install.services._layer (private to its "
+        "package)"]
+
+
+def test_no_room_below_the_commands_imports_the_install_content() -> None:
+    assert layering_breaks(import_graph()) == []
+
+
+def test_no_module_is_over_the_line_ceiling() -> None:
+    long = {name: n for name, source in package_modules().items()
+            if (n := len(source.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"

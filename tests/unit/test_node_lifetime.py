@@ -19,11 +19,11 @@ import pytest
 from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.images.build import ImageInputs, customize_script
-from oslab.images.nodes import lab_packages
 from oslab.images.seed import SeedInput, seed_files
 from oslab.install import ops
 from oslab.install.facts import ServiceState
 from oslab.install.model import Guarded, StepDef
+from oslab.resolve import bake
 from tests.unit.test_debian_content import debian_spec, plan, spec_text
 from tests.unit.test_services import plan as el_plan
 
@@ -49,7 +49,7 @@ def test_every_debian_node_installs_logrotate_and_runs_its_timer(node: str) -> N
 
 def test_both_debian_base_images_bake_logrotate(tmp_path: Path) -> None:
     spec = debian_spec()
-    packages = lab_packages(spec, LabState(spec.name, root=tmp_path), "qemu")
+    packages = bake(spec, LabState(spec.name, root=tmp_path), "qemu").packages
     assert all("logrotate" in baked for baked in packages.values()), packages
 
 

@@ -14,6 +14,7 @@ import pytest
 from oslab import spec_file
 from oslab.access.state import LabState
 from oslab.errors import ProvisionError
+from oslab.images.nodes import Bake
 from oslab.provisioning.provisioner import Provisioner
 from oslab.report import Reporter
 from oslab.spec import Node, VirtType
@@ -23,7 +24,7 @@ def test_ctrl_c_stops_every_node_wait(tmp_path: Path) -> None:
     spec = spec_file.parse(spec_file.default_spec_text())
     conn = libvirt.open("test:///default")
     provisioner = Provisioner(spec, conn, LabState(spec.name, tmp_path / "state"),
-                              Reporter(io.StringIO()), VirtType.QEMU)
+                              Reporter(io.StringIO()), VirtType.QEMU, Bake({}))
     first = spec.nodes[0]
     stopped: list[str] = []
     waiting = threading.Barrier(len(spec.nodes))
