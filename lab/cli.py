@@ -159,7 +159,7 @@ def plan(opts: Options, node: str | None, fresh: bool, virt_type: str | None) ->
 def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bool) -> None:
     """Write every file the installer would put on each node (kickstart included); needs no
     running lab. Files holding secrets are written 0600."""
-    from oslab import preflight
+    from oslab import resolve
     from oslab.install import content
 
     if not out_dir.strip():
@@ -167,15 +167,14 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
     spec = opts.spec()
     state = LabState(spec.name).check()
     out = content.prepare_out(Path(out_dir))  # before any key or state is made
-    if virt_type is None:
-        virt_type = preflight.choose_virt_type()[0].virt_type
-    steps = content.steps_for(spec, state, content.host_virt_types(spec, virt_type),
-                              opts.install_content())
+    virt_types, _ = resolve.virt_types(spec, {}, forced=virt_type)
+    steps = content.steps_for(spec, state, virt_types, opts.install_content())
     written = content.export(spec, state, steps, out)
     for n in spec.nodes:
         count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
         click.echo(f"  {n.name:<12} {count} files in {out / n.name}")
-    click.echo(f"wrote {len(written)} files (compute virt type {virt_type}); files with "
+    chosen = "/".join(sorted(set(virt_types.values()))) or "none: no compute node"
+    click.echo(f"wrote {len(written)} files (compute virt type {chosen}); files with "
                "secrets and the kickstarts (ks.cfg, on the node's OEMDRV disk) are mode 0600")
     if check_configs and not cli_print.check_rendered(spec.release, steps):
         raise SystemExit(Exit.FAILED)

@@ -39,6 +39,7 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
              virt_type: str | None = None) -> LabPlan:
     """Plan the install of every node (or only ``node``); ``virt_type`` forces every compute
     node's virt type."""
+    from oslab import resolve
     from oslab.install import content
     from oslab.install.engine import Engine
     from oslab.report import Reporter
@@ -63,7 +64,7 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
             provision_source = f"read from libvirt now ({lab.uri})"
         provision = _provision(conn, spec, node)
     live = why_not is None
-    virt_types, vt_source = _virt_types(spec, virt_type, targets, live)
+    virt_types, vt_source = resolve.virt_types(spec, targets if live else {}, forced=virt_type)
     steps = content.steps_for(spec, state, virt_types, lab.install_content())
     engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
     result = engine.plan(node=node, fresh=not live)
@@ -99,20 +100,3 @@ def _live_targets(conn: Any, spec: specmod.LabSpec, state: LabState,
         if not ok:
             return {}, f"{n} does not answer SSH: {why}"
     return targets, None
-
-
-def _virt_types(spec: specmod.LabSpec, forced: str | None, targets: dict[str, Any],
-                live: bool) -> tuple[dict[str, str], str]:
-    from oslab import preflight
-    from oslab.install import content
-
-    if forced:
-        return content.host_virt_types(spec, forced), "--virt-type"
-    choice, _ = preflight.choose_virt_type()
-    if choice.virt_type == specmod.VirtType.QEMU:
-        return content.host_virt_types(spec, choice.virt_type), \
-            "this host runs the nodes under qemu"
-    if live and all(n.name in targets for n in spec.nodes if n.is_compute):
-        return content.read_virt_types(spec, targets, choice.virt_type), \
-            "read on each compute node"
-    return content.host_virt_types(spec, choice.virt_type), "this host's choice"

@@ -7,11 +7,14 @@ commands (`up`, `check`, the test suite's repository prefetch), once per run:
 - :func:`bake`: the packages each role's base image carries (its nodes' install steps') and the
   debconf answers preseeded before they install;
 - :func:`lab_repository`: the package repository a Debian lab's nodes install from;
-- :func:`host_check`: every host check, with the [verify] image chosen as `verify` chooses it.
+- :func:`host_check`: every host check, with the [verify] image chosen as `verify` chooses it;
+- :func:`virt_types`: the virt type nova is told to use on each compute node (`up`'s install
+  stage, `plan`, `render`: one rule).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +26,10 @@ from oslab.images.common import Say
 from oslab.images.nodes import Bake, repository_inputs
 from oslab.images.repo import Repo, build_repo
 from oslab.preflight.findings import Finding, Severity
-from oslab.spec import LabSpec, Role
+from oslab.spec import LabSpec, Role, VirtType
 
 if TYPE_CHECKING:
+    from oslab.access.ssh import Target
     from oslab.install.content import Content
 
 
@@ -87,3 +91,22 @@ def host_check(spec: LabSpec, conn: Any | None, uri: str, pool_dir: Path,
     image = verify_image(spec, stage)
     return preflight.run_checks(spec, conn, uri, pool_dir=pool_dir, stage=stage,
                                 extra=() if image is None else (image,))
+
+
+def virt_types(spec: LabSpec, targets: Mapping[str, Target], host: str | None = None,
+               forced: str | None = None) -> tuple[dict[str, str], str]:
+    """Each compute node's virt type for nova, and where it comes from: ``forced`` for every
+    one (`--virt-type`); qemu for every one when this host runs the nodes under qemu (``host``,
+    the host check's choice, looked up here when not given); each node's own answer when every
+    compute node is reachable (``targets``); else this host's choice."""
+    from oslab.install import content
+
+    if forced:
+        return content.host_virt_types(spec, forced), "--virt-type"
+    if host is None:
+        host = preflight.choose_virt_type()[0].virt_type
+    if host == VirtType.QEMU:
+        return content.host_virt_types(spec, host), "this host runs the nodes under qemu"
+    if all(n.name in targets for n in spec.nodes if n.is_compute):
+        return content.read_virt_types(spec, targets, host), "read on each compute node"
+    return content.host_virt_types(spec, host), "this host's choice"

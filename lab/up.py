@@ -163,11 +163,12 @@ def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content) -> None:
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
              checkpoints: Checkpoints, host_virt_type: str, steps_for: Content) -> RunResult:
     """The install stage: the content's steps on every node, by the engine."""
+    from oslab import resolve
     from oslab.install import content
     from oslab.install.engine import Engine
 
     targets = {n.name: state.node_target(n) for n in spec.nodes}
-    virt_types = content.read_virt_types(spec, targets, host_virt_type)
+    virt_types, _ = resolve.virt_types(spec, targets, host_virt_type)
     steps = content.steps_for(spec, state, virt_types, steps_for)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)

@@ -50,3 +50,23 @@ def test_read_virt_types(host: str, answer: str, want: str, asks: bool) -> None:
     computes = [n.name for n in spec.nodes if n.is_compute]
     assert got == dict.fromkeys(computes, want)
     assert asked == (computes if asks else [])
+
+
+# resolve.virt_types: the one rule that `up`'s install stage, `plan` and `render` share
+@pytest.mark.parametrize(("forced", "host", "reachable", "want", "source"), [
+    ("kvm", "qemu", False, "kvm", "--virt-type"),
+    ("qemu", "kvm", True, "qemu", "--virt-type"),
+    (None, "qemu", True, "qemu", "this host runs the nodes under qemu"),
+    (None, "kvm", False, "kvm", "this host's choice"),
+])
+def test_resolved_virt_types(forced: str | None, host: str, reachable: bool, want: str,
+                             source: str) -> None:
+    from oslab import resolve
+
+    spec = spec_file.load_default()
+    # an address that must not be dialled: no case here reads the nodes
+    targets = {n.name: Target(n.name, "192.0.2.1", "ssh-ed25519 AAAA", Path("/nonexistent"))
+               for n in spec.nodes} if reachable else {}
+    got, said = resolve.virt_types(spec, targets, host, forced)
+    assert got == {n.name: want for n in spec.nodes if n.is_compute} and got
+    assert said == source
