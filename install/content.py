@@ -30,7 +30,7 @@ Content = Callable[[InstallContext], dict[str, list[StepDef]]]
 """The install content: each node's ordered steps for a lab (``oslab.install.services``)."""
 
 
-def steps_for(spec: LabSpec, state: LabState, virt_types: Mapping[str, str],
+def lab_steps(spec: LabSpec, state: LabState, virt_types: Mapping[str, str],
               content: Content) -> dict[str, list[StepDef]]:
     """``content``'s steps for the lab, with its passwords and the compute nodes' virt types."""
     ctx = InstallContext(spec=spec, password=state.password, virt_types=dict(virt_types))

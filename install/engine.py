@@ -42,7 +42,7 @@ from oslab.install import graph, ops
 from oslab.install.apply import Aborted, StepFailed, StepOutcome, StepRunner
 from oslab.install.boot import await_boot
 from oslab.install.model import StepDef, check_nodes
-from oslab.install.plan import NodePlan, Plan, planned_step
+from oslab.install.planned import NodePlan, Plan, planned_step
 from oslab.report import LOG_HINT, Reporter
 from oslab.spec import LabSpec
 

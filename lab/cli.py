@@ -23,7 +23,7 @@ from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
 from oslab.cli_boundary import Exit
-from oslab.cli_options import Options, global_options, node_target, pass_options
+from oslab.cli_options import Options, global_options, lab_node, pass_options
 from oslab.errors import Failed, OslabError
 from oslab.install.verify.checklist import GROUPS as VERIFY_GROUPS
 
@@ -168,7 +168,7 @@ def render(opts: Options, out_dir: str, virt_type: str | None, check_configs: bo
     state = LabState(spec.name).check()
     out = content.prepare_out(Path(out_dir))  # before any key or state is made
     virt_types, _ = resolve.virt_types(spec, {}, forced=virt_type)
-    steps = content.steps_for(spec, state, virt_types, opts.install_content())
+    steps = content.lab_steps(spec, state, virt_types, opts.install_content())
     written = content.export(spec, state, steps, out)
     for n in spec.nodes:
         count = sum(1 for p in written if p.parts[len(out.parts)] == n.name)
@@ -286,7 +286,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
     from oslab.access.ssh import Session
     from oslab.virt.lab_objects import DomainState
 
-    status_, target = node_target(opts, node)
+    status_, target = lab_node(opts, node)
     if status_.state != DomainState.RUNNING:
         raise OslabError(f"node {node} is not running ({status_.state})",
                          hint=f"`oslab --lab {opts.lab_name()} start {node}` boots it; "
@@ -310,7 +310,7 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
 @pass_options
 def console(opts: Options, node: str) -> None:
     """Attach to NODE's serial console (leave with Ctrl-])."""
-    status_, _target = node_target(opts, node)
+    status_, _target = lab_node(opts, node)
     os.execvp("virsh", ["virsh", "-c", opts.uri, "console", status_.name])
 
 

@@ -105,7 +105,9 @@ def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def node_target(opts: Options, node: str) -> Any:
+def lab_node(opts: Options, node: str) -> Any:
+    """The addressed lab's ``node`` as libvirt knows it (its domain's facts), and how to SSH
+    to it at the address its metadata holds; an error with the lab's nodes if it has none."""
     from oslab.virt.lab_objects import LabObjects
 
     state = opts.state()

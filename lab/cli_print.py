@@ -54,8 +54,8 @@ def print_verified(done: upflow.Verified) -> None:
 
 def print_plan(done: LabPlan) -> None:
     """`oslab plan`: the provision plan, where the install plan's facts came from, the plan."""
-    from oslab.install.plan import render as render_plan
-    from oslab.provisioning.plan import render as render_provision
+    from oslab.install.planned import render as render_plan
+    from oslab.provisioning.decide import render as render_provision
 
     spec = done.spec
     if done.provision is not None:

@@ -213,7 +213,7 @@ class Lifecycle:
 
         assert self.spec is not None
         node = self.spec.controller
-        with Session(self.state.node_target(node), connect_timeout=60.0) as s:
+        with Session(self.state.spec_target(node), connect_timeout=60.0) as s:
             return s.run(f"test -d {DONE_DIR}", timeout=60).ok
 
 

@@ -14,8 +14,8 @@ from oslab.access.state import LabState
 from oslab.errors import OslabError
 
 if TYPE_CHECKING:
-    from oslab.install.plan import Plan
-    from oslab.provisioning.plan import ProvisionPlan
+    from oslab.install.planned import Plan
+    from oslab.provisioning.decide import ProvisionPlan
     from oslab.up import LabAccess
 
 
@@ -65,7 +65,7 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
         provision = _provision(conn, spec, node)
     live = why_not is None
     virt_types, vt_source = resolve.virt_types(spec, targets if live else {}, forced=virt_type)
-    steps = content.steps_for(spec, state, virt_types, lab.install_content())
+    steps = content.lab_steps(spec, state, virt_types, lab.install_content())
     engine = Engine(spec, state, targets, steps, reporter=Reporter(quiet=True))
     result = engine.plan(node=node, fresh=not live)
     return LabPlan(spec, result, fresh, why_not, virt_types, vt_source, provision,
@@ -76,7 +76,7 @@ def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> Pro
     """What `up --stage provision` would do, from libvirt's state (``conn``), or on a blank
     host (``conn`` None); only the shared objects and ``node``'s when a node is given."""
     from oslab.distro import node_os
-    from oslab.provisioning.plan import ProvisionFacts, decide, read_facts
+    from oslab.provisioning.decide import ProvisionFacts, decide, read_facts
     from oslab.virt.lab_objects import LabObjects
 
     facts = (ProvisionFacts.blank(spec) if conn is None

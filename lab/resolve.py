@@ -49,7 +49,7 @@ def bake(spec: LabSpec, state: LabState, virt_type: str, content: Content | None
     from oslab.install.debian import debconf_selections
     from oslab.install.services import steps_for
 
-    steps = install.steps_for(spec, state, install.host_virt_types(spec, virt_type),
+    steps = install.lab_steps(spec, state, install.host_virt_types(spec, virt_type),
                               content or steps_for)
     role_of = {n.name: n.role for n in spec.nodes}
     packages: dict[Role, set[str]] = {r: set() for r in roles}

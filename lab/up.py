@@ -167,9 +167,9 @@ def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: s
     from oslab.install import content
     from oslab.install.engine import Engine
 
-    targets = {n.name: state.node_target(n) for n in spec.nodes}
+    targets = {n.name: state.spec_target(n) for n in spec.nodes}
     virt_types, _ = resolve.virt_types(spec, targets, host_virt_type)
-    steps = content.steps_for(spec, state, virt_types, steps_for)
+    steps = content.lab_steps(spec, state, virt_types, steps_for)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)
     return engine.run(from_step=from_step)

@@ -94,7 +94,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
     sessions: list[Session] = []
 
     def connect(node: Node) -> Session:
-        target = state.node_target(node)
+        target = state.spec_target(node)
         if booted is not None:
             booted(target)
         session = Session(target)

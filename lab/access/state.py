@@ -172,9 +172,10 @@ class LabState:
             raise _damaged(pub, exc) from exc
         return Target(node, address, public, key)
 
-    def node_target(self, node: Node) -> Target:
-        """How to SSH to the spec's ``node``: its address, the lab's key and the host key
-        pinned for it (both made the first time, as the provisioner needs them)."""
+    def spec_target(self, node: Node) -> Target:
+        """How to SSH to the spec's ``node``: its address from the spec, the lab's key and the
+        host key pinned for it (both made the first time, as the provisioner needs them).
+        :meth:`target` is the same for an address libvirt's metadata gives."""
         return Target(node.name, str(node.address), self.host_key(node.name).public,
                       self.ssh_key().private_path)
 

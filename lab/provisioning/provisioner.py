@@ -8,7 +8,7 @@ A node moves through phases kept in its domain's metadata:
 ``defined`` (install-time XML, not started yet) → ``installing`` (started from the installer)
 → powered off → ``final`` (redefined to boot from disk) → running and answering SSH.
 
-The decisions are the installer's shape: ``oslab.provisioning.plan`` reads the facts from libvirt
+The decisions are the installer's shape: ``oslab.provisioning.decide`` reads the facts from libvirt
 and decides, purely, what each object needs and why (what `oslab plan` shows); the provisioner
 applies those decisions. Each node's domain is decided again from its facts just before it is
 acted on.
@@ -35,7 +35,7 @@ from oslab.downloads.iso import InstallerMedia
 from oslab.errors import OslabError, ProvisionError
 from oslab.kickstart.render import kickstarts, oemdrv_iso
 from oslab.networks import network_def
-from oslab.provisioning.plan import (
+from oslab.provisioning.decide import (
     ProvisionPlan,
     Verb,
     decide,
@@ -329,7 +329,7 @@ class Provisioner:
                 out.changed.append("restored")
                 say("restored from its saved memory (`oslab suspend`)")
         say(f"waiting for SSH at {node.address}")
-        target = self.state.node_target(node)
+        target = self.state.spec_target(node)
         ok, reason = wait_ready(target, self.spec.boot_timeout_s,
                                 on_wait=self.ticker(node.name, "waiting for SSH"),
                                 probe=READY_PROBE[self.node_os])

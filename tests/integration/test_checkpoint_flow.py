@@ -39,7 +39,7 @@ def test_failed_phase_names_the_last_checkpoint_and_revert_to_it_works(
         "identity breaks", "test -f /root/flow-identity",
         "echo half > /root/flow-identity; sync; echo 'keystone exploded' >&2; exit 3"),))
     steps = {n: [infra, broken] for n in lab.nodes}
-    targets = {n.name: state.node_target(n) for n in spec.nodes}
+    targets = {n.name: state.spec_target(n) for n in spec.nodes}
     engine = Engine(spec, state, targets, steps,
                     reporter=Reporter(stream=sys.stderr,
                                       logs={n: state.log_path(n) for n in lab.nodes}),

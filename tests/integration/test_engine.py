@@ -40,7 +40,7 @@ def lab_state(spec_path: Path, home: Path) -> tuple[specmod.LabSpec, LabState]:
 def make_engine(spec_path: Path, home: Path, steps: dict[str, list[StepDef]],
                 screen: io.StringIO | None = None) -> Engine:
     spec, state = lab_state(spec_path, home)
-    targets = {n.name: state.node_target(n) for n in spec.nodes}
+    targets = {n.name: state.spec_target(n) for n in spec.nodes}
     reporter = Reporter(stream=screen if screen is not None else sys.stderr,
                         logs={n.name: state.log_path(n.name) for n in spec.nodes})
     return Engine(spec, state, targets, steps, reporter=reporter, retry_delay=0.5)

@@ -17,7 +17,7 @@ from oslab.install import debian, facts, graph, markers, ops
 from oslab.install.facts import DatabaseState, FileState, ServiceState
 from oslab.install.model import Database, FileSpec, Guarded, StepDef, Where
 from oslab.install.ops import Secrets, StepFacts
-from oslab.install.plan import NodePlan, Plan, planned_action, planned_step, render
+from oslab.install.planned import NodePlan, Plan, planned_action, planned_step, render
 
 PASSWORDS = {"keystone_db": "KsDbPassw0rd", "admin": "AdminPassw0rd"}
 CONF = FileSpec("/etc/demo/demo.conf", "[DEFAULT]\ndebug = false\n", 0o640, "root", "demo")

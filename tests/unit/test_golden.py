@@ -24,7 +24,7 @@ from oslab.kickstart.render import (
     golden_kickstart,
     validate,
 )
-from oslab.provisioning.plan import ProvisionFacts, decide
+from oslab.provisioning.decide import ProvisionFacts, decide
 from oslab.spec import LabSpec
 from oslab.spec_file import default_spec_text, parse
 

@@ -1,4 +1,4 @@
-"""Provisioning decided from facts (oslab.provisioning.plan).
+"""Provisioning decided from facts (oslab.provisioning.decide).
 
 Tests are data, as for the installer's ops: facts in, decisions out with their exact reasons.
 The facts reader runs on libvirt's test driver, opened from a scenario file per test, with the
@@ -18,7 +18,7 @@ from oslab import spec_file
 from oslab.distro import NodeOs
 from oslab.errors import OwnershipError
 from oslab.networks import network_def
-from oslab.provisioning.plan import (
+from oslab.provisioning.decide import (
     Decision,
     DomainFact,
     NetworkFact,
