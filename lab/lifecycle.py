@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oslab.access.ssh import Session
 from oslab.access.state import LabState
@@ -34,6 +34,7 @@ from oslab.power.decide import (
 from oslab.power.reach import await_ssh
 from oslab.report import Reporter
 from oslab.spec import LabSpec, Scope
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import libvirt_calls
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class Lifecycle:
     """The four commands on lab ``lab`` through ``conn``; ``spec`` (when it is this lab's) gives
     the boot timeout and lets ``start``/``resume`` wait for the OpenStack services."""
 
-    def __init__(self, conn: Any, lab: str, state: LabState, spec: LabSpec | None = None,
+    def __init__(self, conn: Connection, lab: str, state: LabState, spec: LabSpec | None = None,
                  stop_timeout: float | None = None) -> None:
         self.conn = conn
         self.lab = lab
@@ -217,7 +218,7 @@ class Lifecycle:
             return s.run(f"test -d {DONE_DIR}", timeout=60).ok
 
 
-def lifecycle_for(conn: Any, lab: str, spec: LabSpec | None,
+def lifecycle_for(conn: Connection, lab: str, spec: LabSpec | None,
                   stop_timeout: float | None = None) -> Lifecycle:
     """The lab's lifecycle; the spec is used only when it is this lab's."""
     return Lifecycle(conn, lab, LabState(lab), spec if spec and spec.name == lab else None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from oslab import spec as specmod
 from oslab.access.state import LabState
 from oslab.errors import OslabError
+from oslab.virt.handles import Connection
 
 if TYPE_CHECKING:
     from oslab.install.planned import Plan
@@ -72,7 +73,7 @@ def plan_lab(lab: LabAccess, node: str | None = None, fresh: bool = False,
                    provision_source)
 
 
-def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> ProvisionPlan:
+def _provision(conn: Connection | None, spec: specmod.LabSpec, node: str | None) -> ProvisionPlan:
     """What `up --stage provision` would do, from libvirt's state (``conn``), or on a blank
     host (``conn`` None); only the shared objects and ``node``'s when a node is given."""
     from oslab.distro import node_os
@@ -85,7 +86,7 @@ def _provision(conn: Any | None, spec: specmod.LabSpec, node: str | None) -> Pro
     return plan if node is None else plan.only(node)
 
 
-def _live_targets(conn: Any, spec: specmod.LabSpec, state: LabState,
+def _live_targets(conn: Connection, spec: specmod.LabSpec, state: LabState,
                   nodes: list[str]) -> tuple[dict[str, Any], str | None]:
     """SSH targets of ``nodes`` when every one of them runs and answers SSH, else the reason."""
     from oslab.access.ssh import reachable

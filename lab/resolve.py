@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oslab import preflight
 from oslab.access.state import LabState
@@ -27,6 +27,7 @@ from oslab.images.nodes import Bake, repository_inputs
 from oslab.images.repo import Repo, build_repo
 from oslab.preflight.findings import Finding, Severity
 from oslab.spec import LabSpec, Role, VirtType
+from oslab.virt.handles import Connection
 
 if TYPE_CHECKING:
     from oslab.access.ssh import Target
@@ -84,7 +85,7 @@ def verify_image(spec: LabSpec, stage: str) -> Finding | None:
                    f"instances boot {image.path} (as {image.user}, {image.disk_format})")
 
 
-def host_check(spec: LabSpec, conn: Any | None, uri: str, pool_dir: Path,
+def host_check(spec: LabSpec, conn: Connection | None, uri: str, pool_dir: Path,
                stage: str) -> preflight.HostCheck:
     """`oslab check`'s checks, which `oslab up` runs too: the host's, then the [verify]
     image's."""

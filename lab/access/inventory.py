@@ -11,6 +11,7 @@ from oslab.access.ssh import Target, reachable
 from oslab.access.state import LabState
 from oslab.errors import OwnershipError
 from oslab.files import read_small_if_any, write_atomic
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import DomainState, LabObjects
 
 
@@ -43,7 +44,7 @@ class LabStatus:
         return not (self.nodes or self.networks or self.pool)
 
 
-def gather(conn: Any, lab: str, state: LabState, probe_ssh: bool = True) -> LabStatus:
+def gather(conn: Connection, lab: str, state: LabState, probe_ssh: bool = True) -> LabStatus:
     objs = LabObjects(conn, lab)
     domains = objs.domains()
 
@@ -79,7 +80,7 @@ def destroy_plan(status: LabStatus) -> list[str]:
     return plan
 
 
-def destroy(conn: Any, lab: str, state: LabState) -> list[str]:
+def destroy(conn: Connection, lab: str, state: LabState) -> list[str]:
     """Remove every object of ``lab``; returns warnings about anything left in place."""
     objs = LabObjects(conn, lab)
     for d in objs.domains():

@@ -35,6 +35,7 @@ from oslab.kickstart.render import BUILDER, builder_kickstart, golden_kickstart,
 from oslab.report import Reporter
 from oslab.spec import LabSpec, Node, VirtType
 from oslab.virt.definitions import GIB, DomainDef, VolumeDef, oemdrv_volume_name, system_volume
+from oslab.virt.handles import Connection, Domain
 from oslab.virt.lab_objects import LabObjects, stream_into
 from oslab.virt.metadata import LabMeta
 
@@ -43,7 +44,7 @@ class Provisioner(Protocol):
     """What installing a base needs of the provisioner (oslab.provisioning.provisioner)."""
 
     spec: LabSpec
-    conn: Any
+    conn: Connection
     state: LabState
     report: Reporter
     virt_type: VirtType
@@ -54,9 +55,9 @@ class Provisioner(Protocol):
 
     def definition(self, node: Node, media: InstallerMedia | None) -> DomainDef: ...
 
-    def meta(self, dom: Any) -> LabMeta: ...
+    def meta(self, dom: Domain) -> LabMeta: ...
 
-    def install(self, node: Node, dom: Any, phase: str, media: InstallerMedia,
+    def install(self, node: Node, dom: Domain, phase: str, media: InstallerMedia,
                 changed: list[str], then: str = ...) -> None: ...
 
 FORMAT = 1  # bump when the golden kickstart's shape or the copy changes

@@ -33,6 +33,7 @@ from oslab.files import open_append, read_small
 from oslab.images.build import lock_path, use_path
 from oslab.images.common import LOCK_HINT, Say
 from oslab.images.pool import ImageCache
+from oslab.virt.handles import Connection, Pool, Volume
 from oslab.virt.lab_objects import libvirt_calls, read_marker
 from oslab.virt.metadata import LabMeta
 
@@ -84,7 +85,7 @@ class Decision:
 
 # -- facts -----------------------------------------------------------------------------------
 
-def _pool_volume(vol: Any) -> tuple[str, int, float]:
+def _pool_volume(vol: Volume) -> tuple[str, int, float]:
     root = ET.fromstring(vol.XMLDesc(0))
     mtime = root.findtext("target/timestamps/mtime") or "0"
     return vol.path(), int(root.findtext("allocation") or 0), float(mtime)
@@ -174,7 +175,7 @@ def merge(in_pool: list[Base], on_host: list[Base]) -> list[Base]:
     return [by_name[n] for n in sorted(by_name)]
 
 
-def _pool_label(pool: Any) -> str:
+def _pool_label(pool: Pool) -> str:
     path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
     marker = read_marker(Path(path)) if path else None
     if isinstance(marker, dict) and isinstance(marker.get("lab"), str):
@@ -190,7 +191,7 @@ def _domain_paths(xml: str) -> set[str]:
     return paths - {""}
 
 
-def uses(conn: Any) -> list[Use]:
+def uses(conn: Connection) -> list[Use]:
     """Every volume backed by a file and every file a domain reads, on this libvirtd. An
     inactive pool cannot be read, so a prune refuses to guess what it holds."""
     found: list[Use] = []
@@ -255,7 +256,7 @@ def age(seconds: float) -> str:
 
 
 @libvirt_calls("reading the base images and their users")
-def gather(conn: Any, images: Path, cache: ImageCache | None = None,
+def gather(conn: Connection, images: Path, cache: ImageCache | None = None,
            say: Say = lambda _line: None) -> tuple[list[Base], list[Use]]:
     """The bases and their uses; ``say`` hears of the cache entries that were skipped."""
     cache = cache or ImageCache(conn)
@@ -360,7 +361,7 @@ def _own_directory(path: Path) -> bool:
 
 
 @libvirt_calls("removing unused base images")
-def prune(conn: Any, images: Path, plan: list[Decision], say: Say,
+def prune(conn: Connection, images: Path, plan: list[Decision], say: Say,
           cache: ImageCache | None = None) -> list[str]:
     """Remove what ``plan`` says to, each base under its build lock and only if libvirt
     still shows no use of it; the names removed."""

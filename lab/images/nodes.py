@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from oslab.access.state import LabState
 from oslab.distro import DISTROS
@@ -33,6 +32,7 @@ from oslab.images.serve import RepoServer
 from oslab.images.sources import host_mirror
 from oslab.spec import LabSpec, Node, PackageSource, Role
 from oslab.virt.definitions import GIB, VolumeDef, extra_volumes, seed_volume_name, system_volume
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import LabObjects
 
 
@@ -86,7 +86,7 @@ def seed_volume(objs: LabObjects, state: LabState, spec: LabSpec, node: Node, su
 
 
 class ImageNodes:
-    def __init__(self, spec: LabSpec, conn: Any, state: LabState, objs: LabObjects, say: Say,
+    def __init__(self, spec: LabSpec, conn: Connection, state: LabState, objs: LabObjects, say: Say,
                  bake: Bake, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn

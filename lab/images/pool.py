@@ -21,6 +21,7 @@ from oslab.errors import OwnershipError
 from oslab.images.build import Image
 from oslab.images.common import Say
 from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import pool_path, read_marker, stream_into
 
 CACHE_POOL = "oslab-images"
@@ -50,7 +51,8 @@ def _marker_ok(path: Path) -> bool:
 
 
 class ImageCache:
-    def __init__(self, conn: Any, name: str = CACHE_POOL, path: Path = CACHE_POOL_DIR) -> None:
+    def __init__(self, conn: Connection, name: str = CACHE_POOL,
+                 path: Path = CACHE_POOL_DIR) -> None:
         self.conn = conn
         self.name = name
         self.path = path

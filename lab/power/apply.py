@@ -20,6 +20,7 @@ from oslab.access.ssh import Session, SSHError
 from oslab.access.state import LabState
 from oslab.errors import CommandError, OslabError
 from oslab.power.decide import Act, Move, PowerError, PowerPlan
+from oslab.virt.handles import Connection, Domain
 from oslab.virt.lab_objects import LabObjects, libvirt_calls, virt_error, wait_for
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def parallel(fn: Callable[[Move], T], moves: Sequence[Move]) -> list[T]:
 class Power:
     """Applies power plans to lab ``lab``'s domains; ``say(node, message)`` tells progress."""
 
-    def __init__(self, conn: Any, state: LabState, say: Callable[[str, str], None],
+    def __init__(self, conn: Connection, state: LabState, say: Callable[[str, str], None],
                  stop_timeout: float = STOP_TIMEOUT_S) -> None:
         self.conn = conn
         self.state = state
@@ -96,7 +97,7 @@ class Power:
         self.say(move.node.node, f"warning: {note}")
         return Done(move.node.node, move.act, time.monotonic() - start, note)
 
-    def _ask_poweroff(self, move: Move, dom: Any) -> str:
+    def _ask_poweroff(self, move: Move, dom: Domain) -> str:
         target = self.state.target(move.node.node, move.node.address)
         if target is not None:
             try:
@@ -185,7 +186,7 @@ class Power:
 
 
 @libvirt_calls("starting the lab's networks and pool")
-def ensure_shared(conn: Any, lab: str) -> list[str]:
+def ensure_shared(conn: Connection, lab: str) -> list[str]:
     """Start the lab's networks and pool where they are inactive (a host that booted without
     autostart, a libvirtd restarted without its state); what was started."""
     objs = LabObjects(conn, lab)

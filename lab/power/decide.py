@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from oslab.errors import OslabError
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import DomainState, LabObjects
 
 
@@ -70,7 +70,7 @@ class PowerPlan:
         return tuple(m for m in self.moves if m.act is not Act.NONE)
 
 
-def read_facts(conn: Any, lab: str) -> tuple[NodeFact, ...]:
+def read_facts(conn: Connection, lab: str) -> tuple[NodeFact, ...]:
     """Every node of ``lab`` with its domain's state, from libvirt."""
     return tuple(NodeFact(d.meta.node, d.name, d.meta.role, d.meta.address, d.state)
                  for d in LabObjects(conn, lab).domains())

@@ -17,12 +17,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import VirtType
+from oslab.virt.handles import Connection
 
 # Debian's build of libvirt runs qemu as libvirt-qemu with the kvm group.
 DEFAULT_QEMU_USER = "libvirt-qemu"
@@ -206,7 +206,7 @@ def _why(finding: Finding) -> str:
     return finding.message.removeprefix(_QEMU)
 
 
-def check_libvirt_kvm(conn: Any) -> str | Finding:
+def check_libvirt_kvm(conn: Connection) -> str | Finding:
     """Whether libvirt's domain capabilities offer kvm for x86_64 guests."""
     try:
         conn.getDomainCapabilities(None, "x86_64", None, "kvm")
@@ -219,7 +219,7 @@ def check_libvirt_kvm(conn: Any) -> str | Finding:
 
 
 def choose_virt_type(root: Path = Path("/"),
-                     conn: Any | None = None) -> tuple[VirtChoice, list[Finding]]:
+                     conn: Connection | None = None) -> tuple[VirtChoice, list[Finding]]:
     """kvm when the CPU has vmx/svm, /dev/kvm is usable and libvirt offers kvm; else qemu."""
     flag = cpu_virt_flag(root)
     if flag is None:

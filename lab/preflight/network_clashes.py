@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import LabSpec, Network
+from oslab.virt.handles import Connection
 from oslab.virt.metadata import NS as LAB_XMLNS
 
 RTF_UP = 0x0001
@@ -87,7 +87,7 @@ def parse_network_xml(xml: str, active: bool = True) -> LibvirtNet:
                       owner=lab_owner(el), ranges=tuple(ranges))
 
 
-def libvirt_networks(conn: Any) -> list[LibvirtNet]:
+def libvirt_networks(conn: Connection) -> list[LibvirtNet]:
     nets: list[LibvirtNet] = []
     for net in conn.listAllNetworks():
         try:
@@ -116,7 +116,7 @@ def free_range(prefixlen: int, taken: Iterable[ipaddress.IPv4Network]) -> ipaddr
                 None)
 
 
-def check_networks(spec: LabSpec, conn: Any | None, root: Path) -> list[Finding]:
+def check_networks(spec: LabSpec, conn: Connection | None, root: Path) -> list[Finding]:
     nets = libvirt_networks(conn) if conn is not None else []
     foreign = [n for n in nets if n.owner != spec.name]
     bridges = {n.bridge for n in nets if n.bridge}

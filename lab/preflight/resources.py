@@ -6,12 +6,12 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
 from oslab.preflight.findings import Finding, Severity, read_text
 from oslab.spec import LabSpec, Node
+from oslab.virt.handles import Connection
 from oslab.virt.metadata import LabMeta
 
 GIB = 1 << 30
@@ -21,7 +21,7 @@ MIN_FREE_GIB_PER_NODE = 5
 QEMU_OVERHEAD_MIB_PER_NODE = 256
 
 
-def check_libvirtd(conn: Any | None, uri: str) -> Finding:
+def check_libvirtd(conn: Connection | None, uri: str) -> Finding:
     if conn is None:
         return Finding(
             "libvirtd", Severity.BLOCK, f"libvirtd is not reachable at {uri}",
@@ -40,7 +40,7 @@ def mem_available_mib(root: Path = Path("/")) -> int | None:
     return None
 
 
-def lab_domains(spec: LabSpec, conn: Any | None) -> dict[str, bool]:
+def lab_domains(spec: LabSpec, conn: Connection | None) -> dict[str, bool]:
     """This lab's defined nodes (by their oslab metadata) and whether each is running."""
     if conn is None:
         return {}

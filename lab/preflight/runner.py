@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from oslab.preflight.findings import Finding
 from oslab.preflight.kvm import VirtChoice, choose_virt_type
@@ -21,6 +20,7 @@ from oslab.preflight.resources import (
 from oslab.preflight.tcg import check_tcg_patching, qemu_version
 from oslab.spec import LabSpec
 from oslab.virt.definitions import pool_dir as lab_pool_dir
+from oslab.virt.handles import Connection
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class HostCheck:
     virt: VirtChoice
 
 
-def run_checks(spec: LabSpec, conn: Any | None, uri: str, root: Path = Path("/"),
+def run_checks(spec: LabSpec, conn: Connection | None, uri: str, root: Path = Path("/"),
                pool_dir: Path | None = None, stage: str = "all",
                extra: Iterable[Finding] = ()) -> HostCheck:
     """Every host check for ``spec`` built up to ``stage``; see :func:`blocking`. `oslab check`

@@ -18,17 +18,17 @@ Pure: the nodes, the virt type and QEMU's version in, one finding (or none) out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import libvirt
 
 from oslab.preflight.findings import Finding, Severity
 from oslab.spec import Node, VirtType
+from oslab.virt.handles import Connection
 
 FIXED_IN = (8, 1)  # deba78709a "accel/tcg: Always lock pages before translation"
 
 
-def qemu_version(conn: Any | None) -> tuple[int, int] | None:
+def qemu_version(conn: Connection | None) -> tuple[int, int] | None:
     """QEMU's (major, minor) as libvirt reports it, or None (no connection, not QEMU)."""
     if conn is None:
         return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
 
 from oslab.distro import NodeOs
 from oslab.networks import network_def
@@ -27,6 +26,7 @@ from oslab.virt.definitions import (
     pool_dir,
     seed_volume_name,
 )
+from oslab.virt.handles import Domain
 from oslab.virt.lab_objects import INACTIVE, DomainState, LabObjects, state_name
 from oslab.virt.metadata import DomainPhase, LabMeta
 
@@ -70,7 +70,7 @@ class ProvisionFacts:
                    PoolFact(False), frozenset())
 
 
-def domain_fact(dom: Any) -> DomainFact:
+def domain_fact(dom: Domain) -> DomainFact:
     meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
     assert meta is not None  # LabObjects.domain refuses a domain without oslab's metadata
     return DomainFact(meta.phase, meta.spec, bool(dom.isActive()), state_name(dom))

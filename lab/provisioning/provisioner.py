@@ -59,6 +59,7 @@ from oslab.virt.definitions import (
     oemdrv_volume_name,
     pool_dir,
 )
+from oslab.virt.handles import Connection, Domain
 from oslab.virt.lab_objects import INACTIVE, LabObjects, libvirt_calls, state_name, wait_for
 from oslab.virt.metadata import DomainPhase, LabMeta
 
@@ -118,7 +119,7 @@ def install_timeout(spec: LabSpec, distro: type[Distro], virt_type: VirtType) ->
 
 
 class Provisioner:
-    def __init__(self, spec: LabSpec, conn: Any, state: LabState, reporter: Reporter,
+    def __init__(self, spec: LabSpec, conn: Connection, state: LabState, reporter: Reporter,
                  virt_type: VirtType, bake: Bake, fresh_image: bool = False) -> None:
         self.spec = spec
         self.conn = conn
@@ -275,7 +276,7 @@ class Provisioner:
 
     # -- one node -----------------------------------------------------------------------------
 
-    def meta(self, dom: Any) -> LabMeta:
+    def meta(self, dom: Domain) -> LabMeta:
         meta = LabMeta.from_object_xml(dom.XMLDesc(INACTIVE))
         assert meta is not None
         return meta
@@ -297,7 +298,7 @@ class Provisioner:
         out = NodeOutcome(node.name, str(node.address), self.virt_type)
         name = domain_name(self.spec.name, node.name)
         say = functools.partial(self.report.node, node.name)
-        dom: Any = self.objs.domain(name)  # None until the decision defines it
+        dom: Domain = self.objs.domain(name)  # None until the decision defines it
         decide_node = decide_image_domain if self.node_os.overlays else decide_domain
         decision = decide_node(f"domain {name}", None if dom is None else domain_fact(dom),
                                self.spec.digest())
@@ -347,7 +348,7 @@ class Provisioner:
         say(f"ready: ssh root@{node.address} (oslab ssh {node.name})")
         return out
 
-    def install(self, node: Node, dom: Any, phase: str, media: InstallerMedia,
+    def install(self, node: Node, dom: Domain, phase: str, media: InstallerMedia,
                 changed: list[str], then: str = "now boots from disk") -> None:
         say = functools.partial(self.report.node, node.name)
         definition = self.definition(node, media)

@@ -14,6 +14,7 @@ from oslab.access.ssh import SSHError, Target, open_when_ready
 from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.snapshots.snapshot import LabSnapshots, SnapResult
+from oslab.virt.handles import Connection
 from oslab.virt.lab_objects import DomainState, LabObjects
 
 # One round trip: print the clock as it was, then set it to the host's.
@@ -22,7 +23,7 @@ FIX_CLOCK = ("date -u +%s && date -u -s '{now}' >/dev/null && "
              "command -v hwclock >/dev/null 2>&1 && hwclock -w 2>/dev/null; true; }}")
 
 
-def node_targets(conn: Any, lab: str, state: LabState) -> dict[str, Target]:
+def node_targets(conn: Connection, lab: str, state: LabState) -> dict[str, Target]:
     """SSH targets of the lab's running nodes, from libvirt's metadata and the state dir."""
     out = {}
     for d in LabObjects(conn, lab).domains():
@@ -98,7 +99,7 @@ class Reverted:
         return (*self.snap.phases, ("SSH and clocks", self.seconds - self.snap.seconds))
 
 
-def revert(conn: Any, lab: str, state: LabState, name: str) -> Reverted:
+def revert(conn: Connection, lab: str, state: LabState, name: str) -> Reverted:
     """Return every node to ``name``; then every running node answers SSH, its clock right."""
     start = time.monotonic()
     snap = LabSnapshots(conn, lab).revert(name)
@@ -115,7 +116,7 @@ class Checkpoints:
     back.
     """
 
-    conn: Any
+    conn: Connection
     lab: str
     enabled: bool = True
     say: Callable[[str], None] = print

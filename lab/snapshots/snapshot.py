@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from oslab.errors import OslabError
+from oslab.virt.handles import Connection, Domain
 from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects, virt_error
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -118,7 +119,7 @@ def check_name(name: str) -> None:
                                  "letter or digit, at most 64 characters")
 
 
-def find_snapshot(dom: Any, name: str, node: str) -> Any | None:
+def find_snapshot(dom: Domain, name: str, node: str) -> Any | None:
     """Node ``node``'s (domain ``dom``'s) snapshot ``name``; None when it has none of that name
     (libvirt's VIR_ERR_NO_DOMAIN_SNAPSHOT). Any other libvirt error (the domain undefined
     meanwhile, libvirtd gone) is not "no such snapshot": it is a VirtError saying so."""
@@ -142,7 +143,7 @@ def check_user_name(name: str) -> None:
 
 
 class LabSnapshots:
-    def __init__(self, conn: Any, lab: str,
+    def __init__(self, conn: Connection, lab: str,
                  progress: Callable[[DomainInfo], str] | None = None) -> None:
         self.conn = conn
         self.lab = lab

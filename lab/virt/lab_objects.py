@@ -24,6 +24,7 @@ from oslab.errors import HostError, OslabError, OwnershipError
 from oslab.files import read_small, write_atomic
 from oslab.networks import NetworkDef
 from oslab.virt.definitions import POOL_MARKER, PoolDef, VolumeDef
+from oslab.virt.handles import Connection, Domain, Pool, Volume
 from oslab.virt.metadata import LabMeta
 
 INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
@@ -120,7 +121,7 @@ class DomainInfo:
 class LabObjects:
     """Find, create and remove the libvirt objects of lab ``lab`` through ``conn``."""
 
-    def __init__(self, conn: Any, lab: str) -> None:
+    def __init__(self, conn: Connection, lab: str) -> None:
         self.conn = conn
         self.lab = lab
 
@@ -185,7 +186,7 @@ class LabObjects:
         return sorted(found, key=lambda d: d.name)
 
     @libvirt_calls("reading a domain")
-    def info(self, dom: Any, meta: LabMeta | None = None) -> DomainInfo:
+    def info(self, dom: Domain, meta: LabMeta | None = None) -> DomainInfo:
         xml = dom.XMLDesc(INACTIVE)
         meta = meta or LabMeta.from_object_xml(xml)
         assert meta is not None
@@ -325,7 +326,7 @@ class LabObjects:
         return leftovers
 
 
-def upload_volume(conn: Any, pool: Any, name: str, source: Path, *,
+def upload_volume(conn: Connection, pool: Pool, name: str, source: Path, *,
                   replace: bool = False) -> Any:
     """Copy ``source`` into ``pool`` as volume ``name`` through a libvirt stream (so a remote
     libvirt works too); kept when a volume of that size is there and ``replace`` is False."""
@@ -347,7 +348,7 @@ def upload_volume(conn: Any, pool: Any, name: str, source: Path, *,
     return final
 
 
-def stream_into(conn: Any, vol: Any, source: Path) -> None:
+def stream_into(conn: Connection, vol: Volume, source: Path) -> None:
     """Write the bytes of ``source`` into volume ``vol`` through a libvirt stream."""
     stream = conn.newStream(0)
     vol.upload(stream, 0, source.stat().st_size, 0)
@@ -356,7 +357,7 @@ def stream_into(conn: Any, vol: Any, source: Path) -> None:
     stream.finish()
 
 
-def _lookup_volume(pool: Any, name: str) -> Any | None:
+def _lookup_volume(pool: Pool, name: str) -> Any | None:
     try:
         return pool.storageVolLookupByName(name)
     except libvirt.libvirtError as exc:
@@ -366,14 +367,14 @@ def _lookup_volume(pool: Any, name: str) -> Any | None:
 
 
 @libvirt_calls("reading a domain's state")
-def state_name(dom: Any) -> DomainState:
+def state_name(dom: Domain) -> DomainState:
     state, _reason = dom.state()
     if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
         return DomainState.SAVED  # the next start restores its memory
     return STATE_NAMES.get(state, DomainState.NO_STATE)  # a state newer than this libvirt
 
 
-def pool_path(pool: Any) -> Path:
+def pool_path(pool: Pool) -> Path:
     return Path(ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or "/nonexistent")
 
 
@@ -414,7 +415,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.
         time.sleep(min(interval, max(0.05, timeout - elapsed)))
 
 
-def iter_lab_names(conn: Any) -> Iterator[str]:
+def iter_lab_names(conn: Connection) -> Iterator[str]:
     """Every lab that has a domain, network or pool in this libvirt."""
     with libvirt_calls("listing labs"):
         seen: set[str] = set()
