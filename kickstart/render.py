@@ -152,7 +152,7 @@ def _context(inp: KickstartInput) -> dict[str, Any]:
         "lab": spec.name,
         "node": node,
         "role": node.role.value,
-        "distro": DISTROS[spec.distro],
+        "distro": distro_for(spec.distro),
         "digest": spec.digest(),
         "timezone": spec.timezone,
         # The controller follows the public pool; the others the controller, by address
@@ -183,7 +183,7 @@ def _context(inp: KickstartInput) -> dict[str, Any]:
 def render(inp: KickstartInput) -> str:
     """The node's kickstart, from the template its distro profile names."""
     _check_inputs(inp)
-    template = _ENV.get_template(DISTROS[inp.spec.distro].kickstart_template)
+    template = _ENV.get_template(distro_for(inp.spec.distro).kickstart_template)
     return template.render(_context(inp))
 
 
@@ -251,7 +251,7 @@ def golden_kickstart(distro: str, timezone: str, builder: GoldenBuilder = CANONI
     %post generalises (no machine-id, host keys, root key, network or logs are kept)."""
     if not _TIMEZONE_RE.fullmatch(timezone):
         raise ValueError(f"bad timezone {timezone!r}")
-    profile = DISTROS[distro]
+    profile = distro_for(distro)
     node = Node(builder.name, Role.COMPUTE, ipaddress.IPv4Address(builder.address), 0, 0, 0)
     text = _ENV.get_template(profile.kickstart_template).render({
         "golden": True, "distro": profile, "node": node, "timezone": timezone,

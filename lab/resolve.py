@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from oslab import preflight
 from oslab.access.state import LabState
-from oslab.distro import DISTROS, Family
+from oslab.distro import Family, distro_for
 from oslab.errors import OslabError
 from oslab.images.common import Say
 from oslab.images.nodes import Bake, repository_inputs
@@ -44,7 +44,7 @@ def bake(spec: LabSpec, state: LabState, virt_type: str, content: Content | None
     list here would build, and cache, bases and a repository without the role's packages,
     and the nodes would then fail to install them, far from the cause."""
     roles = sorted({n.role for n in spec.nodes})
-    if DISTROS[spec.distro].family is not Family.DEBIAN:
+    if distro_for(spec.distro).family is not Family.DEBIAN:
         return Bake({r: () for r in roles})
     from oslab.install import content as install
     from oslab.install.debian import debconf_selections
@@ -63,7 +63,7 @@ def bake(spec: LabSpec, state: LabState, virt_type: str, content: Content | None
 def lab_repository(spec: LabSpec, state: LabState, virt_type: str, say: Say) -> Repo | None:
     """Build (or find cached) the package repository a Debian lab's nodes need, as `oslab up`
     would; None for a lab of another family. Needs the archive only when not cached."""
-    if DISTROS[spec.distro].family is not Family.DEBIAN:
+    if distro_for(spec.distro).family is not Family.DEBIAN:
         return None
     return build_repo(repository_inputs(spec, bake(spec, state, virt_type).packages), say)
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from oslab.distro import DISTROS, RELEASES, NodeOs
+from oslab.distro import DISTROS, RELEASES, NodeOs, distro_for
 from oslab.errors import SpecError
 from oslab.files import read_small
 from oslab.spec import (
@@ -197,7 +197,7 @@ class _Parser:
                             hint="give the two networks separate ranges")
         nodes = self.nodes(raw.get("nodes"), management)
         golden: bool = self.get(lab, "golden", "lab", bool, False)
-        if golden and DISTROS[distro].node_os is not NodeOs.KICKSTART:
+        if golden and distro_for(distro).node_os is not NodeOs.KICKSTART:
             raise self.fail("lab.golden", f"{distro} nodes always boot a cached base image",
                             hint="drop lab.golden; it is for distros installed by kickstart")
         return LabSpec(

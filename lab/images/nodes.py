@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oslab.access.state import LabState
-from oslab.distro import DISTROS
+from oslab.distro import distro_for
 from oslab.images.build import (
     BASE_PACKAGES,
     ImageInputs,
@@ -49,7 +49,7 @@ class Bake:
 def suite_and_mirror(spec: LabSpec) -> tuple[str, str]:
     """The Debian suite of the lab's distro ("" for another family) and the mirror its
     packages come from (the spec's, else the host's own)."""
-    return getattr(DISTROS[spec.distro], "suite", ""), spec.packages.mirror or host_mirror()
+    return getattr(distro_for(spec.distro), "suite", ""), spec.packages.mirror or host_mirror()
 
 
 def repository_inputs(spec: LabSpec, packages: Mapping[Role, tuple[str, ...]]) -> RepoInputs:

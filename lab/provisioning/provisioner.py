@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslab.access.ssh import wait_ready
 from oslab.access.state import LabState, cache_root
-from oslab.distro import DISTROS, Distro, NodeOs, node_os
+from oslab.distro import Distro, NodeOs, distro_for, node_os
 from oslab.downloads import download
 from oslab.downloads import iso as isomod
 from oslab.downloads.iso import InstallerMedia
@@ -127,7 +127,7 @@ class Provisioner:
         self.report = reporter
         self.virt_type = virt_type
         self.bake = bake  # what a Debian lab's base images carry (oslab.resolve.bake)
-        self.distro = DISTROS[spec.distro]
+        self.distro = distro_for(spec.distro)
         self.node_os = node_os(spec)
         self.objs = LabObjects(conn, spec.name)
         self.fresh_image = fresh_image  # `up --fresh-image`: new bases for the new nodes

@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from oslab.distro import DISTROS
+from oslab.distro import distro_for
 from oslab.networks import network_name
 from oslab.spec import LabSpec, Node, VirtType
 from oslab.virt.metadata import DomainPhase, LabMeta
@@ -153,7 +153,7 @@ def domain_def(spec: LabSpec, node: Node, *, virt_type: VirtType, console_log: P
                kernel: str, initrd: str, iso_label: str) -> DomainDef:
     """The install-time definition of ``node``; ``.final()`` gives the boot-from-disk one."""
     vols = node_volumes(node)
-    distro = DISTROS[spec.distro]
+    distro = distro_for(spec.distro)
     return DomainDef(
         name=domain_name(spec.name, node.name),
         virt_type=virt_type,
