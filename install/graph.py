@@ -107,3 +107,30 @@ def forced_from(steps: Mapping[str, Sequence[StepDef]], name: str) -> set[Instan
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def named(steps: Mapping[str, Sequence[StepDef]], name: str) -> list[str]:
+    """The steps ``name`` means: the step of that name, or every step of that service
+    (``glance`` is glance.keystone and glance.install), in their order on the nodes."""
+    order = dict.fromkeys(s.name for lst in steps.values() for s in lst)
+    found = [s for s in order if s == name or s.split(".", 1)[0] == name]
+    if not found:
+        services = dict.fromkeys(s.split(".", 1)[0] for s in order)
+        raise OslabError(f"no install step or service is named {name!r}",
+                         hint="services: " + ", ".join(services) + "; steps: "
+                              + ", ".join(order) + " (`oslab plan`)")
+    return found
+
+
+def until(steps: Mapping[str, Sequence[StepDef]],
+          name: str) -> tuple[dict[str, list[StepDef]], list[Instance]]:
+    """``--until NAME``: each node's steps without those NAME means (a step, or a service's
+    steps) and without every step that comes after one of them or waits for one (as
+    ``--from`` would rerun them); and the instances of NAME's first step, which come next."""
+    first = named(steps, name)
+    cut: set[Instance] = set()
+    for step in first:
+        cut |= forced_from(steps, step)
+    kept = {node: [s for s in lst if (node, s.name) not in cut] for node, lst in steps.items()}
+    following = [(node, first[0]) for node in sorted(where(steps)[first[0]])]
+    return kept, following

@@ -102,24 +102,32 @@ def check(opts: Options, stage: str) -> None:
 @click.option("--from", "from_step", metavar="STEP",
               help="Rerun install step STEP and every step after it fully (guarded commands "
                    "run whatever their checks say, files are uploaded, services restarted).")
+@click.option("--until", "until", metavar="STEP",
+              help="Install every step before STEP (a step, or a service such as glance), "
+                   "take the snapshot before-STEP and stop, for you to install STEP by hand; "
+                   "a later `oslab up` goes on.")
 @click.option("--no-checkpoints", is_flag=True,
               help="Do not take the installer's automatic auto-<phase> snapshots.")
 @click.option("--fresh-image", is_flag=True,
               help="Build new base images for the nodes made in this run instead of using the "
                    "cached ones (existing nodes keep theirs; later runs use the new ones).")
 @pass_options
-def up(opts: Options, stage: str, from_step: str | None, no_checkpoints: bool,
-       fresh_image: bool) -> None:
+def up(opts: Options, stage: str, from_step: str | None, until: str | None,
+       no_checkpoints: bool, fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
-    if from_step is not None and not from_step.strip():
-        raise OslabError("--from is empty", hint="name an install step; `oslab plan` lists them")
-    options = upflow.UpOptions(stage=stage, from_step=from_step,
+    for given, flag in ((from_step, "--from"), (until, "--until")):
+        if given is not None and not given.strip():
+            raise OslabError(f"{flag} is empty",
+                             hint="name an install step; `oslab plan` lists them")
+    options = upflow.UpOptions(stage=stage, from_step=from_step, until=until,
                                checkpoints=not no_checkpoints, fresh_image=fresh_image)
     for done in upflow.run(opts, options):
         if isinstance(done, upflow.Provisioned):
             cli_print.print_provisioned(done)
         elif isinstance(done, upflow.Installed):
             cli_print.print_installed(done)
+        elif isinstance(done, upflow.Stopped):
+            cli_print.print_stopped(done)
         else:
             cli_print.print_verified(done)
             if not done.report.ok:

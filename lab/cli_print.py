@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,24 @@ def print_installed(done: upflow.Installed) -> None:
         click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
     if run.checkpoints:
         click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
+
+
+def print_stopped(done: upflow.Stopped) -> None:
+    """`up --until STEP`: where the lab stopped, what to do by hand, how to check it."""
+    lab = done.spec.name
+    click.echo("")
+    click.echo(f"lab {lab}: stopped before {done.until}; every step before it is done.")
+    click.echo(f"  snapshot {done.snapshot}: " + ("kept (an earlier run took it; delete it "
+               "to take a new one)" if done.snapshot_kept else "taken")
+               + f"; `oslab --lab {lab} revert {done.snapshot}` brings this point back")
+    click.echo(f"  next: {done.next_step} on {', '.join(done.nodes)} "
+               f"(`oslab --lab {lab} ssh {done.nodes[0]}`)")
+    click.echo(f"  the install guide: {done.page}")
+    if done.check:
+        click.echo(f"  then check it: `oslab --lab {lab} verify --only {done.check}`")
+    again = ("oslab up" if done.spec.source.startswith("<")
+             else f"oslab -f {shlex.quote(done.spec.source)} up")
+    click.echo(f"  `{again}` goes on from there when you are done")
 
 
 def print_verified(done: upflow.Verified) -> None:

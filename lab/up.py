@@ -47,11 +47,13 @@ class UpOptions:
     from_step: str | None = None  # rerun this install step and every one after it fully
     checkpoints: bool = True  # the installer's automatic auto-<phase> snapshots
     fresh_image: bool = False  # new base images for the nodes made in this run
+    until: str | None = None  # stop before this install step (or service), for the user
 
     def __post_init__(self) -> None:
-        if self.from_step and not self.install:
-            raise OslabError("--from names an install step, but --stage provision stops before "
-                             "the install", hint="drop --stage provision")
+        for given, flag in ((self.from_step, "--from"), (self.until, "--until")):
+            if given and not self.install:
+                raise OslabError(f"{flag} names an install step, but --stage provision stops "
+                                 "before the install", hint="drop --stage provision")
 
     @property
     def install(self) -> bool:
@@ -75,6 +77,20 @@ class Installed:
 
 
 @dataclass(frozen=True)
+class Stopped:
+    """`up --until STEP` stopped before STEP: what comes next, where, and how to check it."""
+
+    spec: specmod.LabSpec
+    until: str
+    next_step: str  # the first step of what --until names
+    nodes: tuple[str, ...]  # where it runs
+    page: str  # the install guide's page for it
+    check: str  # the `oslab verify --only` group that proves it ("" for none of its own)
+    snapshot: str  # the lab-wide snapshot taken before it
+    snapshot_kept: bool  # an earlier run took it; it was kept, not replaced
+
+
+@dataclass(frozen=True)
 class Verified:
     spec: specmod.LabSpec
     report: Report
@@ -82,7 +98,7 @@ class Verified:
     key_path: Path  # the lab's SSH private key
 
 
-Stage = Provisioned | Installed | Verified
+Stage = Provisioned | Installed | Stopped | Verified
 
 
 def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
@@ -101,8 +117,11 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
                              "nodes from the installer, not from a cached base image",
                              hint="drop --fresh-image, or set `golden = true` under [lab] "
                                   "so its nodes are overlays on a cached base")
-    if options.from_step:  # a typo in --from must not wait for the provisioning
-        _check_step(spec, options.from_step, lab.install_content())
+    # a typo in --from or --until must not wait for the provisioning
+    if options.from_step:
+        _check_step(spec, options.from_step, lab.install_content(), "from")
+    if options.until:
+        _check_step(spec, options.until, lab.install_content(), "until")
     conn = lab.connect()
     # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
     host = resolve.host_check(spec, conn, lab.uri, pool_dir(spec), options.stage)
@@ -132,10 +151,13 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     if result.change_count:
         checkpoints.take("os", "the OS is installed")
     started = time.monotonic()
-    installed = _install(spec, state, reporter, options.from_step, checkpoints,
-                         choice.virt_type, lab.install_content())
+    installed, following = _install(spec, state, reporter, options, checkpoints,
+                                    choice.virt_type, lab.install_content())
     times["install"] = time.monotonic() - started
     yield Installed(spec, installed)
+    if options.until:
+        yield _stop_before(conn, spec, options.until, following, reporter)
+        return
     if not options.verify:
         return
     from oslab.install import verify as verifymod
@@ -148,28 +170,57 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     yield Verified(spec, report, times, state.ssh_key().private_path)
 
 
-def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content) -> None:
-    """Refuse ``--from NAME`` when no install step has that name (the names do not depend on
-    the virt type, nor on the passwords, so neither is read or made here)."""
-    from oslab.install import content
-    from oslab.install.graph import forced_from
+def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content, flag: str) -> None:
+    """Refuse ``--from NAME`` when no install step has that name, and ``--until NAME`` when
+    no step or service has it (the names do not depend on the virt type, nor on the
+    passwords, so neither is read or made here)."""
+    from oslab.install import content, graph
     from oslab.install.model import InstallContext
 
     ctx = InstallContext(spec=spec, password=lambda _name: "x",
                          virt_types=content.host_virt_types(spec, specmod.VirtType.QEMU))
-    forced_from(steps_for(ctx), name)
+    steps = steps_for(ctx)
+    if flag == "from":
+        graph.forced_from(steps, name)
+    else:
+        graph.until(steps, name)
 
 
-def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, from_step: str | None,
-             checkpoints: Checkpoints, host_virt_type: str, steps_for: Content) -> RunResult:
-    """The install stage: the content's steps on every node, by the engine."""
+def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, options: UpOptions,
+             checkpoints: Checkpoints, host_virt_type: str,
+             steps_for: Content) -> tuple[RunResult, list[tuple[str, str]]]:
+    """The install stage: the content's steps on every node, by the engine; with --until,
+    only those before it, and the step instances that come next."""
     from oslab import resolve
-    from oslab.install import content
+    from oslab.install import content, graph
     from oslab.install.engine import Engine
 
     targets = {n.name: state.spec_target(n) for n in spec.nodes}
     virt_types, _ = resolve.virt_types(spec, targets, host_virt_type)
     steps = content.lab_steps(spec, state, virt_types, steps_for)
+    following: list[tuple[str, str]] = []
+    if options.until:
+        steps, following = graph.until(steps, options.until)
     engine = Engine(spec, state, targets, steps, reporter=reporter,
                     checkpoints=checkpoints if checkpoints.enabled else None)
-    return engine.run(from_step=from_step)
+    return engine.run(from_step=options.from_step), following
+
+
+def _stop_before(conn: Any, spec: specmod.LabSpec, until: str, following: list[tuple[str, str]],
+                 reporter: Any) -> Stopped:
+    """The lab-wide snapshot ``before-UNTIL`` (one an earlier run took is kept), and what the
+    user does next."""
+    from oslab.distro import RELEASES
+    from oslab.install.guide import lesson
+    from oslab.snapshots.snapshot import LabSnapshots
+
+    name = f"before-{until}"
+    snaps = LabSnapshots(conn, spec.name)
+    kept = any(s.name == name for s in snaps.snapshots())
+    if not kept:
+        result = snaps.take(name, f"oslab up --until {until}: every step before {until}")
+        reporter.lab(f"snapshot {name} taken in {result.seconds:.1f}s")
+    step = following[0][1]
+    found = lesson(step, RELEASES[spec.release].version)
+    return Stopped(spec, until, step, tuple(n for n, _ in following), found.page, found.check,
+                   name, kept)

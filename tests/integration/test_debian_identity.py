@@ -1,5 +1,6 @@
 """Real OpenStack services on every run of the suite: a one-node Debian 13 lab with
-``scope = "identity"`` goes through all three stages of `oslab up`: a base image with Debian's
+``scope = "identity"`` is built by `oslab up --until keystone` (everything before Keystone, a
+snapshot), then goes through all three stages of `oslab up`: a base image with Debian's
 own packages baked in on the host, a node booted from it, the environment, MariaDB, RabbitMQ,
 memcached, etcd and Keystone installed by the engine, then `oslab verify`'s identity and catalog
 checks against that real Keystone. A rerun changes nothing, and destroy leaves nothing.
@@ -44,6 +45,21 @@ def verification_rows(output: str) -> dict[str, str]:
 
 def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     lab = identity_lab(make_lab)
+    # `up --until keystone`: every step before Keystone, a snapshot, and where to go on
+    until = lab.run("up", "--until", "keystone", timeout=3600)
+    print(until.stdout)
+    assert "lab tst" in until.stdout and "stopped before keystone; every step before it is " \
+        "done." in until.stdout, until.stdout
+    assert "next: keystone.install on ctl" in until.stdout
+    assert "the install guide: https://docs.openstack.org/keystone/2025.1/install/" in until.stdout
+    assert "then check it: `oslab --lab " in until.stdout and "verify --only identity`" in \
+        until.stdout
+    assert "before-keystone" in lab.run("snapshot", "--list").stdout
+    databases = lab.run("ssh", "ctl", "--", "mysql -N -B -e 'show databases'").stdout.split()
+    assert "mysql" in databases and "keystone" not in databases, databases  # MariaDB runs
+    assert "verification:" not in until.stdout  # a cloud without Keystone is not verified
+
+    # a later `up` goes on from there
     start = time.monotonic()
     up = lab.run("up", timeout=3600)
     took = time.monotonic() - start

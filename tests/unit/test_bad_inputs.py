@@ -237,6 +237,11 @@ CASES = [
     Case("render-out-empty", ("render", "--out", ""), "error: --out is empty"),
     Case("up-from-typo", ("--uri", "qemu+unix:///system?socket=/nonexistent", "up", "--from",
                           "nosuchstep"), "error: no install step is named 'nosuchstep'"),
+    Case("up-until-typo", ("--uri", "qemu+unix:///system?socket=/nonexistent", "up", "--until",
+                           "glanse"), "error: no install step or service is named 'glanse'"),
+    Case("up-until-provision", ("up", "--stage", "provision", "--until", "glance"),
+         "error: --until names an install step, but --stage provision stops before the "
+         "install"),
     Case("plan-node-unknown", ("plan", "--fresh", "--node", "nope"),
          "error: lab 'oslab' has no node 'nope'"),
     Case("uri-empty", ("--uri", "", "status"), "error: --uri is empty",

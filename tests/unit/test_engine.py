@@ -269,6 +269,44 @@ def test_forced_from_closure() -> None:
         graph.forced_from(steps, "nope")
 
 
+def names(steps: dict[str, list[StepDef]]) -> dict[str, list[str]]:
+    return {node: [x.name for x in lst] for node, lst in steps.items()}
+
+
+UNTIL = {"ctl": [s("env.a"), s("db.x"), s("glance.k"), s("glance.i"), s("nova.api")],
+         "cmp": [s("env.a"), s("nova.pkgs"), s("nova.compute", "nova.api"), s("tail")]}
+
+
+@pytest.mark.parametrize(("name", "kept", "following"), [
+    # a service: its steps and all that follow them, on cmp too (nova.compute waits for
+    # nova.api, which comes after glance on ctl)
+    ("glance", {"ctl": ["env.a", "db.x"], "cmp": ["env.a", "nova.pkgs"]},
+     [("ctl", "glance.k")]),
+    # a service on two nodes: its first step in the nodes' order comes next
+    ("nova", {"ctl": ["env.a", "db.x", "glance.k", "glance.i"], "cmp": ["env.a"]},
+     [("ctl", "nova.api")]),
+    # one step, on the compute node only: the controller keeps everything
+    ("nova.compute", {"ctl": ["env.a", "db.x", "glance.k", "glance.i", "nova.api"],
+                      "cmp": ["env.a", "nova.pkgs"]}, [("cmp", "nova.compute")]),
+    # a step on both nodes: nothing is left
+    ("env.a", {"ctl": [], "cmp": []}, [("cmp", "env.a"), ("ctl", "env.a")]),
+])
+def test_until_keeps_what_comes_before(name: str, kept: dict[str, list[str]],
+                                       following: list[tuple[str, str]]) -> None:
+    steps, nxt = graph.until(UNTIL, name)
+    assert names(steps) == kept
+    assert nxt == following
+    graph.check(steps)  # what is kept is a whole graph: no step waits for a cut one
+
+
+@pytest.mark.parametrize("name", ["glanc", "glance.", "", "nova.compute.x"])
+def test_until_refuses_what_names_nothing(name: str) -> None:
+    with pytest.raises(OslabError, match="no install step or service is named") as info:
+        graph.until(UNTIL, name)
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("services: env, db, glance, nova, tail; steps: env.a, db.x")
+
+
 # -- done markers --------------------------------------------------------------------------------
 
 

@@ -270,6 +270,8 @@ CASES = [
          "error: 's1\\n' is not a valid snapshot name"),
     Case("up-from-empty", ("--uri", NO_LIBVIRT, "up", "--from", ""),
          "error: --from is empty", hint="`oslab plan` lists them"),
+    Case("up-until-empty", ("--uri", NO_LIBVIRT, "up", "--until", " "),
+         "error: --until is empty", hint="`oslab plan` lists them"),
     Case("verify-only-unknown", ("verify", "--only", "everything"),
          "error: Invalid value for '--only': 'everything' is not one of 'identity', 'catalog', "
          "'services', 'image', 'network', 'instance', 'volume', 'dashboard'."),
