@@ -8,7 +8,7 @@ summary before the next stage begins; it neither parses options nor prints.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,9 +20,11 @@ from oslab.errors import OslabError
 if TYPE_CHECKING:
     from oslab.install.content import Content
     from oslab.install.engine import RunResult
+    from oslab.install.model import StepDef
     from oslab.install.verify import Report
     from oslab.provisioning.provisioner import ProvisionResult
     from oslab.snapshots.checkpoint import Checkpoints
+    from oslab.virt.handles import Connection
 
 STAGES = ("provision", "install", "verify", "all")
 
@@ -118,10 +120,12 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
                              hint="drop --fresh-image, or set `golden = true` under [lab] "
                                   "so its nodes are overlays on a cached base")
     # a typo in --from or --until must not wait for the provisioning
+    from oslab.install import graph
+
     if options.from_step:
-        _check_step(spec, options.from_step, lab.install_content(), "from")
+        _check_step(spec, options.from_step, lab.install_content(), graph.forced_from)
     if options.until:
-        _check_step(spec, options.until, lab.install_content(), "until")
+        _check_step(spec, options.until, lab.install_content(), graph.until)
     conn = lab.connect()
     # exactly `oslab check`'s checks (the [verify] image's too): one validation for both
     host = resolve.host_check(spec, conn, lab.uri, pool_dir(spec), options.stage)
@@ -170,20 +174,17 @@ def run(lab: LabAccess, options: UpOptions) -> Iterator[Stage]:
     yield Verified(spec, report, times, state.ssh_key().private_path)
 
 
-def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content, flag: str) -> None:
-    """Refuse ``--from NAME`` when no install step has that name, and ``--until NAME`` when
-    no step or service has it (the names do not depend on the virt type, nor on the
-    passwords, so neither is read or made here)."""
-    from oslab.install import content, graph
+def _check_step(spec: specmod.LabSpec, name: str, steps_for: Content,
+                cut: Callable[[dict[str, list[StepDef]], str], object]) -> None:
+    """Refuse ``--from NAME`` or ``--until NAME`` when ``cut`` (``graph.forced_from`` or
+    ``graph.until``) finds nothing of that name in the install steps (the names do not depend
+    on the virt type, nor on the passwords, so neither is read or made here)."""
+    from oslab.install import content
     from oslab.install.model import InstallContext
 
     ctx = InstallContext(spec=spec, password=lambda _name: "x",
                          virt_types=content.host_virt_types(spec, specmod.VirtType.QEMU))
-    steps = steps_for(ctx)
-    if flag == "from":
-        graph.forced_from(steps, name)
-    else:
-        graph.until(steps, name)
+    cut(steps_for(ctx), name)
 
 
 def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, options: UpOptions,
@@ -206,8 +207,8 @@ def _install(spec: specmod.LabSpec, state: LabState, reporter: Any, options: UpO
     return engine.run(from_step=options.from_step), following
 
 
-def _stop_before(conn: Any, spec: specmod.LabSpec, until: str, following: list[tuple[str, str]],
-                 reporter: Any) -> Stopped:
+def _stop_before(conn: Connection, spec: specmod.LabSpec, until: str,
+                 following: list[tuple[str, str]], reporter: Any) -> Stopped:
     """The lab-wide snapshot ``before-UNTIL`` (one an earlier run took is kept), and what the
     user does next."""
     from oslab.distro import RELEASES
