@@ -145,9 +145,11 @@ timed() {
 }
 # A kernel panic on any node's serial console fails the run with its lines (under TCG a first
 # iSCSI login has panicked a compute node: issue 21).
+consoles=${XDG_STATE_HOME:-$HOME/.local/state}/oslab/e2e/logs   # NODE.console.log
+PANIC_RE='Kernel panic|Oops:|BUG: '
 panics() {
-    local logs=${XDG_STATE_HOME:-$HOME/.local/state}/oslab/e2e/logs found=""
-    found=$(grep -H -E -A3 'Kernel panic|Oops:|BUG: ' "$logs"/*.console.log 2>/dev/null \
+    local found=""
+    found=$(grep -H -E -A3 "$PANIC_RE" "$consoles"/*.console.log 2>/dev/null \
             | head -n 40 || true)
     if [ -z "$found" ]; then row "no node's kernel panicked (serial console logs)" pass
     else row "no node's kernel panicked (serial console logs)" FAIL "$(echo "$found" | tr '\n' ' ')"; fi
@@ -203,7 +205,7 @@ if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
         done
         echo "volume status $s, not $1"; return 1
     }
-    console=${XDG_STATE_HOME:-$HOME/.local/state}/oslab/e2e/logs/compute1.console.log
+    console=$consoles/compute1.console.log
     for i in $(seq "$attaches"); do
         t=$(stamp)
         if ! { "${oslab[@]}" stop compute1 && "${oslab[@]}" start compute1; } \
@@ -223,7 +225,7 @@ if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
             result=FAIL
         fi
         panic=$(tail -n +"$((mark + 1))" "$console" 2>/dev/null \
-                | grep -E -A3 'Kernel panic|Oops:|BUG: ' | head -n 20 | tr '\n' ' ' || true)
+                | grep -E -A3 "$PANIC_RE" | head -n 20 | tr '\n' ' ' || true)
         if [ -n "$panic" ]; then result=FAIL; fi
         row "attach $i: first iSCSI login after compute1's boot" "$result" \
             "boot ${t_boot}s, attach+detach $(( $(stamp) - t ))s${panic:+; PANIC: $panic}"
