@@ -34,6 +34,8 @@ fi
 
 packages=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+    # a saved lab's export and import: a tar stream that zstd compresses
+    zstd
     dnsmasq-base iptables iproute2 openssh-client
     # oslab verify pings the instance's floating IP from this host
     iputils-ping
