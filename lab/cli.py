@@ -6,19 +6,17 @@ cli_boundary, and the longer reports of `up` and `render --check` are in cli_pri
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
 import stat
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from oslab import cli_access, cli_boundary, cli_power, cli_print, spec_file
+from oslab import cli_access, cli_boundary, cli_cache, cli_power, cli_print, spec_file
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
@@ -108,13 +106,25 @@ def check(opts: Options, stage: str) -> None:
                    "a later `oslab up` goes on.")
 @click.option("--no-checkpoints", is_flag=True,
               help="Do not take the installer's automatic auto-<phase> snapshots.")
+@click.option("--from-saved", "from_saved", metavar="SAVE",
+              help="Make the lab from save SAVE (`oslab saved`): its disks as overlays, its "
+                   "memory restored, no boot; --cold boots the saved disks instead.")
+@click.option("--cold", is_flag=True, help="With --from-saved: boot, do not restore memory.")
+@click.option("--verify", "full_verify", is_flag=True,
+              help="With --from-saved: the full `oslab verify`, not only its services rows.")
 @click.option("--fresh-image", is_flag=True,
               help="Build new base images for the nodes made in this run instead of using the "
                    "cached ones (existing nodes keep theirs; later runs use the new ones).")
 @pass_options
 def up(opts: Options, stage: str, from_step: str | None, until: str | None,
-       no_checkpoints: bool, fresh_image: bool) -> None:
+       no_checkpoints: bool, from_saved: str | None, cold: bool, full_verify: bool,
+       fresh_image: bool) -> None:
     """Build the lab (or finish building it): provision the nodes, then install OpenStack."""
+    if from_saved is not None:
+        return cli_cache.from_saved(opts, from_saved, cold, full_verify)
+    if cold or full_verify:
+        raise OslabError("--cold and --verify go with --from-saved",
+                         hint="`oslab verify` verifies a lab; --from-saved names a save")
     for given, flag in ((from_step, "--from"), (until, "--until")):
         if given is not None and not given.strip():
             raise OslabError(f"{flag} is empty",
@@ -130,6 +140,7 @@ def up(opts: Options, stage: str, from_step: str | None, until: str | None,
             cli_print.print_stopped(done)
         else:
             cli_print.print_verified(done)
+            cli_cache.remember_verification(opts.state(), done.report)
             if not done.report.ok:
                 raise Failed("verification failed: see the rows above",
                              hint="fix what the failed rows point at, then `oslab verify`; "
@@ -235,52 +246,6 @@ def destroy(opts: Options, yes: bool, dry_run: bool) -> None:
     for warning in do_destroy(conn, lab, state):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"lab {lab} destroyed (the ISO cache is kept)")
-
-
-@cli.command()
-@global_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--prune", is_flag=True, help="Remove the bases no volume or domain uses.")
-@click.option("--dry-run", is_flag=True, help="With --prune: say what would go, remove nothing.")
-@click.option("--all", "all_", is_flag=True,
-              help="With --prune: remove the newest unused base of each distro and role too.")
-@pass_options
-def images(opts: Options, as_json: bool, prune: bool, dry_run: bool, all_: bool) -> None:
-    """List the cached base images (size, age, the labs using them), or prune them."""
-    from oslab.images.common import debian_cache
-    from oslab.images.inventory import busy_keys, gather, prune_plan, table, users
-    from oslab.images.inventory import prune as do_prune
-
-    if (dry_run or all_) and not prune:
-        raise OslabError("--dry-run and --all only go with --prune",
-                         hint="add --prune, or drop them to list the bases")
-    conn = opts.connect()
-    store = debian_cache() / "images"
-    bases, found = gather(conn, store,
-                          say=lambda line: click.echo(f"warning: {line}", err=True))
-    if not prune:
-        now = time.time()
-        if as_json:
-            click.echo(json.dumps([b.as_dict(users(b, found), now) for b in bases], indent=2))
-            return
-        if not bases:
-            click.echo(f"no cached base images (pool oslab-images, {store})")
-            return
-        click.echo("\n".join(table(bases, found, now)))
-        return
-    plan = prune_plan(bases, found, busy_keys(store, bases), keep_newest=not all_)
-    if not as_json:
-        for d in plan:
-            verb = ("would remove" if dry_run else "remove") if d.remove else "keep"
-            click.echo(f"{verb} {d.base.name}: {d.reason}")
-    removed = [] if dry_run else do_prune(conn, store, plan,
-                                          functools.partial(click.echo, err=True))
-    if as_json:
-        click.echo(json.dumps({"plan": [{"name": d.base.name, "remove": d.remove,
-                                         "reason": d.reason} for d in plan],
-                               "removed": removed, "dry_run": dry_run}, indent=2))
-    elif not dry_run:
-        click.echo(f"removed {len(removed)} base image(s)")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -432,11 +397,13 @@ def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, .
     report = verifymod.verify_lab(spec, LabState(spec.name), keep=keep, say=say,
                                   image=image, only=only, booted=booted)
     click.echo(render_table(report))
+    if not only:
+        cli_cache.remember_verification(LabState(spec.name), report)
     if not report.ok:
         raise SystemExit(Exit.FAILED)
 
 
-for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS):
+for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS, *cli_cache.COMMANDS):
     cli.add_command(_command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from oslab import spec as specmod
+from oslab.access.state import LabState
 from oslab.cli_boundary import Exit
 from oslab.cli_options import Options, global_options, pass_options
 from oslab.lifecycle import Lifecycle, PowerOutcome, lifecycle_for
@@ -15,6 +16,19 @@ def _lifecycle(opts: Options, stop_timeout: float | None = None) -> Lifecycle:
     --lab names another."""
     spec: specmod.LabSpec | None = opts.spec() if opts.file or not opts.lab else None
     return lifecycle_for(opts.connect(), opts.lab_name(), spec, stop_timeout)
+
+
+def _rescue(opts: Options) -> list[str]:
+    """The nodes a killed `oslab save` left shut off, restored from the memory it holds."""
+    from oslab.report import Reporter
+    from oslab.saves.save import rescue
+    from oslab.saves.store import saves_root
+
+    lab = opts.lab_name()
+    back = rescue(opts.connect(), lab, LabState(lab), saves_root(), Reporter().lab)
+    for node in back:
+        click.echo(f"  {node:<12} restored from an interrupted save's memory")
+    return back
 
 
 def _print(out: PowerOutcome, verb: str) -> None:
@@ -76,6 +90,7 @@ def stop(opts: Options, nodes: tuple[str, ...], timeout: int) -> None:
 def start(opts: Options, nodes: tuple[str, ...], no_wait: bool) -> None:
     """Boot the lab's nodes (all, or NODE...), controllers first; wait until each has booted
     and every OpenStack service reports up."""
+    _rescue(opts)
     _done(_lifecycle(opts).start(nodes, wait_services=not no_wait), "started")
 
 
@@ -93,6 +108,8 @@ def suspend(opts: Options) -> None:
 @pass_options
 def resume(opts: Options, no_wait: bool) -> None:
     """Bring a suspended lab back from its saved memory, every node at once, clocks set."""
+    if _rescue(opts):
+        return
     _done(_lifecycle(opts).resume(wait_services=not no_wait), "resumed")
 
 

@@ -223,7 +223,15 @@ def uses(conn: Connection) -> list[Use]:
             meta = LabMeta.from_object_xml(xml)  # a lab's node counts as its lab
             label = meta.lab if meta is not None and meta.lab else f"domain:{dom.name()}"
             found += [Use(p, label) for p in sorted(paths)]
-    return found
+    return found + save_uses()
+
+
+def save_uses() -> list[Use]:
+    """The bases each save's disks are overlays on: a prune keeps them while the save lives."""
+    from oslab.saves import store
+
+    saves, _problems = store.list_saves(store.saves_root())
+    return [Use(base, f"save:{s.name}") for s in saves for base in s.bases]
 
 
 GONE = (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_DOMAIN)

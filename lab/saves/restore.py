@@ -1,0 +1,188 @@
+"""`oslab up --from-saved NAME`: a lab made from a save, without a boot.
+
+The lab's networks and pool come from the saved spec, as `up` makes them; each node's disks are
+copy-on-write overlays on the save's (seconds, whatever their size), so the save must outlive the
+labs made from it (`oslab saved --delete` refuses while one uses it). Each node is defined from
+its saved XML and its memory restored paused; the command then resumes every node at once as
+`oslab resume` does (clocks put right, the OpenStack services waited for). ``cold`` leaves the
+memory out, for a host whose CPU cannot take it: the command boots the saved disks.
+
+libvirt restores a memory state only into a domain of the name and uuid it was saved from
+("Target domain name ... does not match source"), so the lab keeps the saved lab's name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from oslab import spec_file
+from oslab.access.inventory import gather as lab_status
+from oslab.access.state import LabState
+from oslab.networks import network_def
+from oslab.preflight.findings import Severity
+from oslab.preflight.network_clashes import check_networks
+from oslab.preflight.resources import mem_available_mib
+from oslab.saves import store
+from oslab.saves.save import parallel_each
+from oslab.saves.store import SaveError
+from oslab.spec import LabSpec
+from oslab.virt.definitions import PoolDef, VolumeDef, pool_dir
+from oslab.virt.handles import Connection
+from oslab.virt.lab_objects import LabObjects, libvirt_calls
+from oslab.virt.metadata import NS, PREFIX
+
+ET.register_namespace(PREFIX, NS)  # oslab's metadata keeps its prefix when written back
+
+Say = Callable[[str], None]
+MEMORY_MARGIN_MIB = 512  # the host's own needs beside the restored nodes
+
+
+@dataclass(frozen=True)
+class Restored:
+    save: store.Save
+    spec: LabSpec
+    spec_path: Path  # the saved spec, copied into the lab's state directory
+    seconds: float  # the libvirt part: networks, pool, overlays, domains, memory
+
+
+def saved_spec(save: store.Save) -> LabSpec:
+    path = save.path / "spec.toml"
+    spec = spec_file.parse(path.read_text(), source=str(path))
+    if spec.name != save.lab:
+        raise SaveError(f"save {save.name}: its spec names lab {spec.name}, its manifest "
+                        f"{save.lab}", hint="the save is damaged; make it again")
+    return spec
+
+
+def refusals(save: store.Save, spec: LabSpec, conn: Connection, cold: bool,
+             exists: bool, mem_free_mib: int | None) -> list[SaveError]:
+    """Why the save cannot become a lab here; empty when it can."""
+    lab = save.lab
+    out = []
+    if exists:
+        out.append(SaveError(f"lab {lab} exists", hint=f"`oslab --lab {lab} destroy` it first "
+                                                       "(a save keeps its lab's name)"))
+    for f in check_networks(spec, conn, Path("/")):
+        if f.severity is Severity.BLOCK:
+            out.append(SaveError(f"the saved lab's networks clash: {f.message}",
+                                 hint="destroy the lab that holds that range, or remove the "
+                                      "route; a save's addresses are its nodes' own"))
+    need = sum(n.memory_mib for n in spec.nodes) + MEMORY_MARGIN_MIB
+    if mem_free_mib is not None and mem_free_mib < need:
+        out.append(SaveError(f"the host has {mem_free_mib} MiB of memory available; the saved "
+                             f"lab needs {need} MiB", hint="stop another lab (`oslab stop`) "
+                                                           "or free memory, then rerun"))
+    missing = [b for b in save.bases if not Path(b).is_file()]
+    if missing:
+        out.append(SaveError(f"the base images the save's disks are overlays on are gone: "
+                             f"{', '.join(missing)}",
+                             hint="import the save's export (`oslab save NAME --export FILE`"
+                                  " on the host that has it), which carries them"))
+    if not cold:
+        gone = [n.node for n in save.nodes if n.memory and not (save.path / n.memory).is_file()]
+        if gone:
+            out.append(SaveError(f"the memory of {', '.join(gone)} is missing from the save",
+                                 hint="--cold boots the saved disks instead"))
+    return out
+
+
+def copy_state(save: store.Save, state: LabState) -> None:
+    """The saved lab's keys, host keys and passwords become the new lab's (0600)."""
+    state.ensure()
+    src = save.path / "state"
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            dest = state.dir / path.relative_to(src)
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copyfile(path, dest)
+            os.chmod(dest, 0o644 if dest.name.endswith(".pub") else 0o600)
+
+
+def moved(xml: str, save: store.Save) -> str:
+    """``xml`` naming the bases where an import put them (inside the save)."""
+    for base in save.manifest.get("bases", []):
+        if base.get("origin") and base["origin"] != base["path"]:
+            xml = xml.replace(f">{base['origin']}<", f">{base['path']}<")
+    return xml
+
+
+def restore_xml(saved: str, save: store.Save) -> str:
+    """The domain XML a memory state is restored with: the bases where an import put them,
+    and no backing chain. libvirt would trust the chain the XML records (the node's disk on its
+    base, or on nothing), while the restored disk is an overlay on the save's copy of it:
+    without the record, libvirt reads the chain from the images."""
+    root = ET.fromstring(moved(saved, save))
+    for disk in root.iter("disk"):
+        for chain in disk.findall("backingStore"):
+            disk.remove(chain)
+    return ET.tostring(root, encoding="unicode")
+
+
+class Restorer:
+    def __init__(self, conn: Connection, save: store.Save, say: Say) -> None:
+        self.conn = conn
+        self.save = save
+        self.say = say
+        self.spec = saved_spec(save)
+        self.lab = save.lab
+        self.state = LabState(self.lab)
+
+    def restore(self, cold: bool = False) -> Restored:
+        """The lab's objects, its nodes defined and (unless ``cold``) restored paused."""
+        start = time.monotonic()
+        st = lab_status(self.conn, self.lab, self.state, probe_ssh=False)
+        exists = not st.empty or bool(st.state_dir)
+        problems = refusals(self.save, self.spec, self.conn, cold, exists, mem_available_mib())
+        if problems:
+            raise SaveError("; ".join(p.message for p in problems), hint=problems[0].hint)
+        copy_state(self.save, self.state)
+        spec_path = self.state.dir / "spec.toml"
+        shutil.copyfile(self.save.path / "spec.toml", spec_path)
+        with libvirt_calls(f"making lab {self.lab} from save {self.save.name}"):
+            self._objects()
+            if not cold:
+                self._memory()
+        return Restored(self.save, self.spec, spec_path, time.monotonic() - start)
+
+    def _objects(self) -> None:
+        objs = LabObjects(self.conn, self.lab)
+        for net in self.spec.networks:
+            objs.ensure_network(network_def(self.spec, net))
+        objs.ensure_pool(PoolDef(self.lab, pool_dir(self.spec)))
+        for node in self.save.nodes:
+            for vol in node.volumes:
+                source = self.save.path / vol["file"]
+                if vol["format"] == "qcow2":
+                    objs.ensure_volume(VolumeDef(vol["name"], int(vol["capacity"]),
+                                                 backing=str(source)))
+                else:
+                    objs.upload(vol["name"], source)
+            self.conn.defineXML(moved((self.save.path / node.xml).read_text(), self.save))
+        self.say(f"lab {self.lab}: networks, pool, overlays on the save's disks and "
+                 f"{len(self.save.nodes)} nodes defined")
+
+    def _memory(self) -> None:
+        def restore(node: store.SavedNode) -> None:
+            t = time.monotonic()
+            path = str(self.save.path / node.memory)
+            saved = self.conn.saveImageGetXMLDesc(path, libvirt.VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
+            try:
+                self.conn.restoreFlags(path, restore_xml(saved, self.save),
+                                       libvirt.VIR_DOMAIN_SAVE_PAUSED)
+            except libvirt.libvirtError as exc:
+                raise SaveError(f"libvirt cannot restore the saved memory: "
+                                f"{exc.get_error_message()}",
+                                hint=f"a CPU or machine type this host lacks? `oslab --lab "
+                                     f"{self.lab} destroy`, then `oslab up --from-saved "
+                                     f"{self.save.name} --cold` boots the saved disks") from exc
+            self.say(f"{node.node}: memory restored (paused) in {time.monotonic() - t:.1f}s")
+
+        parallel_each(restore, [n for n in self.save.nodes if n.memory], "restoring memory")
