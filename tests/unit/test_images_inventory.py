@@ -272,3 +272,27 @@ def test_an_up_between_build_and_overlay_keeps_its_base(scene: Scene) -> None:
             f"debian13-base-{K_OLD}"]
     assert said == [f"kept debian13-base-{K_NEW}: an `oslab up` builds or uses it now"]
     assert (scene.store / K_NEW / "manifest.json").is_file()
+
+
+def test_a_base_a_save_needs_is_kept(scene: Scene, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save's disks are overlays on a base (and its nodes boot the base's kernel): no prune,
+    not even with --all, removes it while the save lives."""
+    saves = tmp_path / "saves"
+    (saves / "s1").mkdir(parents=True)
+    old = f"{scene.cache.path}/debian13-base-{K_OLD}"
+    (saves / "s1" / "manifest.json").write_text(json.dumps({
+        "format": 1, "name": "s1", "lab": "lab9", "nodes": [], "files": {},
+        "distro": "debian13", "release": "epoxy", "created": "2026-12-07T10:00:00+00:00",
+        "bases": [{"path": f"{old}.qcow2", "file": "", "sha256": ""},
+                  {"path": f"{old}.vmlinuz", "file": "", "sha256": ""}]}))
+    monkeypatch.setenv("OSLAB_SAVES_DIR", str(saves))
+    bases, found = gather(scene.conn, scene.store, scene.cache)
+    plan = {d.base.name: d for d in prune_plan(bases, found, frozenset(), keep_newest=False)}
+    assert not plan[f"debian13-base-{K_OLD}"].remove
+    assert plan[f"debian13-base-{K_OLD}"].reason == "used by save:s1"
+    assert plan[f"debian13-base-{K_NEW}"].remove  # the same age, no save: it goes
+    (saves / "s1" / "manifest.json").unlink()  # the save is deleted: the base may go
+    bases, found = gather(scene.conn, scene.store, scene.cache)
+    assert {d.base.name for d in prune_plan(bases, found, frozenset(), False) if d.remove} == {
+        f"debian13-base-{K_OLD}", f"debian13-base-{K_NEW}"}
