@@ -29,6 +29,12 @@
 #   scripts/e2e.sh --life [--keep] only steps 4b and 4c, on the lab a run with --keep left:
 #                                  `oslab start` of it (a timed row), then the lab's life
 #   E2E_REBUILD=1 scripts/e2e.sh   also destroy and rebuild from warm caches, and time it
+#   scripts/e2e.sh --saves [--life] [--keep]
+#                                  the issue-22 rows instead of steps 3 to 4c: after the build
+#                                  (or, with --life, the start of the kept lab), `oslab save` of
+#                                  the verified cloud (time, size), `destroy` (the save is kept),
+#                                  `up --from-saved` until every service reports up (time), a
+#                                  full verify, and an export and import round trip (time, size)
 #   scripts/e2e.sh --attaches N [--keep]
 #                                  the issue-21 panic proof instead of steps 3 to 4c: after the
 #                                  build (a rerun continues a kept lab), N times compute1 stopped and
@@ -42,13 +48,15 @@ cd "$repo"
 keep=0
 life=0
 attaches=0
+saves=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
         --life) life=1 ;;
+        --saves) saves=1 ;;
         --attaches) attaches=${2:-}; shift
             [[ "$attaches" =~ ^[1-9][0-9]*$ ]] || { echo "--attaches: a count" >&2; exit 2; } ;;
-        *) echo "usage: $0 [--keep] [--life] [--attaches N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--keep] [--life] [--saves] [--attaches N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -233,7 +241,7 @@ if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
             row "attach $i: the attach" FAIL "see $work/attach-$i.log"
         fi
     done
-elif [ "$up_rc" = 0 ]; then
+elif [ "$up_rc" = 0 ] && [ "$saves" = 0 ]; then
     # 3. a rerun changes nothing
     "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
     if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
@@ -268,7 +276,41 @@ elif [ "$up_rc" = 0 ]; then
 fi
 fi
 
-if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ]; then
+if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
+    # the issue-22 rows: a verified cloud saved, destroyed, and made again from the save
+    export OSLAB_SAVES_DIR=/var/lib/libvirt/images/oslab-e2e-saves
+    bare=("$repo/.venv/bin/oslab")      # --from-saved takes no spec: the save carries it
+    save_name=e2e-verified
+    "${bare[@]}" saved --delete "$save_name" >/dev/null 2>&1 || true   # an earlier run's
+    t=$(stamp)
+    if "${oslab[@]}" save "$save_name" > "$work/save.log" 2>&1; then
+        row "save of the running verified cloud" pass "$(( $(stamp) - t ))s, $(du -sh \
+            "$OSLAB_SAVES_DIR/$save_name" | cut -f1) on disk"
+    else row "save of the running verified cloud" FAIL "see $work/save.log"; fi
+    timed "verify --only services after the save (the lab ran on)" verify-after-save \
+        "${oslab[@]}" verify --only services
+    timed "destroy (the save is kept)" destroy-saved "${oslab[@]}" destroy --yes
+    timed "up --from-saved, until every service reports up" from-saved \
+        "${bare[@]}" up --from-saved "$save_name"
+    timed "full verify of the lab made from the save" verify-from-saved "${oslab[@]}" verify
+    archive=$work/$save_name.tar.zst
+    rm -f "$archive"
+    t=$(stamp)
+    if "${bare[@]}" saved --export "$save_name" "$archive" > "$work/export.log" 2>&1; then
+        row "export of the save" pass "$(( $(stamp) - t ))s, $(du -h "$archive" | cut -f1)"
+    else row "export of the save" FAIL "see $work/export.log"; fi
+    other=$OSLAB_SAVES_DIR-imported
+    rm -rf "$other"
+    t=$(stamp)
+    if OSLAB_SAVES_DIR=$other "${bare[@]}" import "$archive" > "$work/import.log" 2>&1 \
+            && OSLAB_SAVES_DIR=$other "${bare[@]}" saved | grep -q "^$save_name "; then
+        row "import of the export (every member's sha256 checked)" pass \
+            "$(( $(stamp) - t ))s, $(du -sh "$other/$save_name" | cut -f1) on disk"
+    else row "import of the export (every member's sha256 checked)" FAIL "see $work/import.log"; fi
+    rm -rf "$other" "$archive"
+fi
+
+if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ]; then
     # 4b. the lab's life: identities, suspend/resume, stop/start, a reboot, a power loss
     ids=$(for node in controller compute1; do
               "${oslab[@]}" ssh "$node" -- 'cat /etc/machine-id; sed -n "s/^InitiatorName=//p" \
@@ -367,6 +409,10 @@ if [ "$keep" = 0 ] && [ "$up_rc" = 0 ]; then
               --name; virsh pool-list --all --name; } | grep -E '^e2e' || true)
     if [ -z "$left" ]; then row "destroy leaves nothing of the lab" pass
     else row "destroy leaves nothing of the lab" FAIL "$(echo "$left" | tr '\n' ' ')"; fi
+    if [ "$saves" = 1 ]; then
+        timed "saved --delete (no lab uses the save now)" delete-save \
+            "${bare[@]}" saved --delete "$save_name"
+    fi
 fi
 
 echo
