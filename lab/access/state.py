@@ -27,7 +27,8 @@ from oslab.spec import LAB_NAME_HINT, Node, valid_lab_name
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
 
 
-def _xdg_dir(variable: str, default: Path) -> Path:
+def path_variable(variable: str, default: Path) -> Path:
+    """The absolute path environment variable ``variable`` names, else ``default``."""
     value = os.environ.get(variable)
     if not value:
         return default
@@ -39,11 +40,11 @@ def _xdg_dir(variable: str, default: Path) -> Path:
 
 
 def state_root() -> Path:
-    return _xdg_dir("XDG_STATE_HOME", Path.home() / ".local" / "state") / "oslab"
+    return path_variable("XDG_STATE_HOME", Path.home() / ".local" / "state") / "oslab"
 
 
 def cache_root() -> Path:
-    return _xdg_dir("XDG_CACHE_HOME", Path.home() / ".cache") / "oslab"
+    return path_variable("XDG_CACHE_HOME", Path.home() / ".cache") / "oslab"
 
 
 @dataclass(frozen=True)

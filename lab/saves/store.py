@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oslab.access.state import path_variable
 from oslab.errors import OslabError
 from oslab.files import read_small, write_atomic
 
@@ -41,14 +42,7 @@ class SaveError(OslabError):
 
 
 def saves_root() -> Path:
-    value = os.environ.get(ROOT_VARIABLE)
-    if not value:
-        return DEFAULT_ROOT
-    if not os.path.isabs(value):
-        raise SaveError(f"{ROOT_VARIABLE}={value!r} is a relative path",
-                        hint=f"set it to an absolute path, or unset it (the default is "
-                             f"{DEFAULT_ROOT})")
-    return Path(value)
+    return path_variable(ROOT_VARIABLE, DEFAULT_ROOT)
 
 
 def check_name(name: str) -> None:

@@ -12,6 +12,7 @@ import libvirt
 import pytest
 
 from oslab import spec_file
+from oslab.errors import OslabError
 from oslab.saves import store
 from oslab.saves.restore import refusals, restore_xml
 from oslab.saves.save import DiskCopy, copy_argv, disk_copy, refuse_state
@@ -102,7 +103,7 @@ def test_the_root_is_refused_when_oslab_did_not_make_it(tmp_path: Path) -> None:
 
 def test_a_relative_saves_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(store.ROOT_VARIABLE, "saves")
-    with pytest.raises(SaveError, match="relative path"):
+    with pytest.raises(OslabError, match="OSLAB_SAVES_DIR='saves' is a relative path"):
         store.saves_root()
 
 
