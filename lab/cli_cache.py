@@ -192,8 +192,15 @@ def import_cmd(archive: Path) -> None:
     from oslab.saves import archive as archivemod
     from oslab.saves import store
 
-    root = store.ensure_root(store.saves_root())
-    result = archivemod.import_archive(archive, root, _say, _rebase)
+    root = store.saves_root()
+    made = not root.exists()
+    store.ensure_root(root)
+    try:
+        result = archivemod.import_archive(archive, root, _say, _rebase)
+    except BaseException:
+        if made:  # a refused archive leaves nothing behind, not even the saves root
+            store.remove_tree(root)
+        raise
     click.echo(f"imported save {result.name} into {result.path}: {result.bytes / 1e9:.2f} GB "
                f"in {result.seconds:.0f}s; `oslab up --from-saved {result.name}` makes its lab")
 

@@ -107,23 +107,28 @@ def relocate(manifest: dict[str, Any], to: Path) -> tuple[dict[str, Any], list[t
 @contextmanager
 def _zstd(args: list[str], where: str, hint: str, stdin: int | None,
           stdout: int | None) -> Iterator[subprocess.Popen[bytes]]:
-    """``zstd`` (its messages on our stderr), killed on an error, its exit status checked."""
-    try:
-        proc = subprocess.Popen(argv := ["zstd", *args], stdin=stdin, stdout=stdout)
-    except FileNotFoundError as exc:
-        raise OslabError("the zstd command is not installed",
-                         hint="install the zstd package (apt install zstd)") from exc
-    broken = False
-    try:
-        with proc:  # closes its pipes (past the tar's end, zstd gets EPIPE), waits for it
-            yield proc
-    except BrokenPipeError:  # zstd stopped reading: it said why
-        broken = True
-    except BaseException:
-        proc.kill()
-        raise
-    if proc.returncode != 0 or broken:
-        raise CommandError(argv, proc.returncode, hint=hint, where=where)
+    """``zstd``, killed on an error, its exit status checked; its messages (kept in a temporary
+    file, never a pipe it could fill) go into the error, not onto the terminal before it."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv := ["zstd", *args], stdin=stdin, stdout=stdout,
+                                    stderr=errors)
+        except FileNotFoundError as exc:
+            raise OslabError("the zstd command is not installed",
+                             hint="install the zstd package (apt install zstd)") from exc
+        broken = False
+        try:
+            with proc:  # closes its pipes (past the tar's end, zstd gets EPIPE), waits for it
+                yield proc
+        except BrokenPipeError:  # zstd stopped reading: it says why
+            broken = True
+        except BaseException:
+            proc.kill()
+            raise
+        if proc.returncode != 0 or broken:
+            errors.seek(0)
+            said = errors.read(4096).decode(errors="replace")
+            raise CommandError(argv, proc.returncode, said, hint=hint, where=where)
 
 
 class _Reader(io.FileIO):

@@ -199,12 +199,13 @@ class Saver:
     def save(self, name: str, verification: str = "") -> Saved:
         start = time.monotonic()
         store.check_name(name)
+        doms = self._infos()  # a lab that cannot be saved leaves no saves root behind
         root = store.ensure_root(self.root)
         if (root / name).exists():
             raise SaveError(f"save {name!r} exists already",
                             hint=f"choose another name, or `oslab saved --delete {name}` first")
-        rescue(self.conn, self.lab, self.state, root, self.say)
-        doms = self._infos()
+        if rescue(self.conn, self.lab, self.state, root, self.say):
+            doms = self._infos()  # the nodes brought back run again
         disks = {i.meta.node: [disk_copy(v, p, qemu_img_info(p))
                                for v, p in domain_disks(self.conn, d.XMLDesc(INACTIVE))]
                  for i, d in doms}

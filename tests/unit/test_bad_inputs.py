@@ -58,7 +58,8 @@ def world(tmp_path: Path) -> World:
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "precious.txt").write_text("not oslab's\n")
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"),
-               XDG_CACHE_HOME=str(tmp_path / "cache"), HOME=str(tmp_path / "home"))
+               XDG_CACHE_HOME=str(tmp_path / "cache"), HOME=str(tmp_path / "home"),
+               OSLAB_SAVES_DIR=str(tmp_path / "saves"))
     return World(tmp_path, env)
 
 
@@ -242,6 +243,26 @@ CASES = [
     Case("up-until-provision", ("up", "--stage", "provision", "--until", "glance"),
          "error: --until names an install step, but --stage provision stops before the "
          "install"),
+    # -- saved labs (no saves root is made by a refusal)
+    Case("save-bad-name", ("--uri", "test:///default", "save", "../x"),
+         "error: '../x' is not a valid save name"),
+    Case("save-no-lab", ("--uri", "test:///default", "save", "s1"),
+         "error: lab oslab has no nodes in libvirt", hint="oslab up"),
+    Case("save-lab-without-spec", ("--lab", "x", "save", "s1"),
+         "error: `oslab save` needs the lab's spec: the save keeps it to rebuild the lab's "
+         "networks", hint="-f FILE"),
+    Case("saved-delete-unknown", ("saved", "--delete", "nope"),
+         "error: there is no save 'nope' in {root}/saves", hint="`oslab saved` lists"),
+    Case("saved-delete-traversal", ("saved", "--delete", "../../etc"),
+         "error: '../../etc' is not a valid save name"),
+    Case("up-from-saved-unknown", ("up", "--from-saved", "nope"),
+         "error: there is no save 'nope' in {root}/saves"),
+    Case("up-from-saved-with-spec", ("-f", SPEC, "up", "--from-saved", "nope"),
+         "error: --from-saved takes no spec: the save carries its own", spec=DEFAULT),
+    Case("up-cold-alone", ("up", "--cold"), "error: --cold and --verify go with --from-saved"),
+    Case("import-not-an-archive", ("import", "{root}/other/precious.txt"),
+         "error: {root}/other/precious.txt is not an oslab save archive: ",
+         hint="NAME/manifest.json first"),
     Case("plan-node-unknown", ("plan", "--fresh", "--node", "nope"),
          "error: lab 'oslab' has no node 'nope'"),
     Case("uri-empty", ("--uri", "", "status"), "error: --uri is empty",

@@ -143,8 +143,9 @@ def test_round_trip_keeps_bytes_modes_and_chains(tmp_path: Path, base_sha: bool)
 
     manifest = json.loads((final / "manifest.json").read_text())
     assert mode(final / "manifest.json") == 0o600
+    # "origin": where the saved domains' XML names it, for the restore to rewrite
     assert manifest["bases"] == [{"path": str(final / "bases/base.qcow2"),
-                                  "file": "bases/base.qcow2",
+                                  "file": "bases/base.qcow2", "origin": str(save.base),
                                   "sha256": sha(save.base.read_bytes())}]
     assert manifest["files"] == {**save.manifest["files"],
                                  "bases/base.qcow2": sha(save.base.read_bytes())}
