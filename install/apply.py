@@ -15,7 +15,7 @@ from typing import IO, TypeVar
 from oslab.access.ssh import NodeConn, Result
 from oslab.distro import Family
 from oslab.errors import CommandError, OslabError
-from oslab.install import facts, ops
+from oslab.install import confdiff, facts, ops
 from oslab.install.facts import Fact, FactError
 from oslab.install.model import StepDef
 from oslab.install.ops import Action, Kind, Secrets, StepFacts
@@ -48,6 +48,8 @@ class StepOutcome:
     seconds: float = 0.0
     done: list[str] = field(default_factory=list)  # summaries of the changes
     reasons: list[str] = field(default_factory=list)  # what needed nothing
+    # what the step changed in files someone edited on the node, option by option (confdiff)
+    edits: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -174,7 +176,15 @@ class StepRunner:
         file_changed = False
         if step.files:
             states = {f.path: self.read(name, facts.file_state(f.path)) for f in step.files}
-            file_changed = apply(ops.files(step.files, states, forced))
+            part = ops.files(step.files, states, forced)
+            before = self._replaced(name, part[0], states)
+            file_changed = apply(part)
+            for f in step.files:
+                if f.path in before:
+                    out.edits += confdiff.changes(f.path, before[f.path], f.content,
+                                                  self.secrets.mask)
+            for line in out.edits:
+                self.note(f"changed: {line}")
         if step.databases:
             dbs = {d.name: self.read(name, ops.database_fact(d, self.secrets))
                    for d in step.databases}
@@ -188,6 +198,28 @@ class StepRunner:
         out.seconds = time.monotonic() - start
         self.note(f"step {step.name}: " + (f"changed ({out.commands} commands)" if out.changed
                                            else "no change") + f" in {out.seconds:.1f}s")
+        return out
+
+    def _replaced(self, step: str, actions: list[Action],
+                  states: dict[str, facts.FileState]) -> dict[str, str]:
+        """The node's own text of each file the actions replace with other content (someone
+        edited it, or wrote it by hand), for the report of what changed; unread if it fails."""
+        out = {}
+        for action in actions:
+            f = action.upload
+            if f is None or not states[f.path].exists or states[f.path].sha256 == ops.sha256(
+                    f.content):
+                continue
+            fact = facts.file_text(f.path, confdiff.MAX_READ)
+            if self.stop():
+                raise Aborted
+            try:  # not into the node's log: the text may hold the user's own passwords
+                result = self.conn.run(fact.command, timeout=fact.timeout,
+                                       secrets=self.secrets.values)
+            except OslabError:
+                continue
+            if result.ok:
+                out[f.path] = result.stdout
         return out
 
     def read_facts(self, step: StepDef) -> StepFacts:

@@ -166,6 +166,12 @@ def file_state(path: str) -> Fact[FileState]:
     return Fact(f"file {path}", command, parse)
 
 
+def file_text(path: str, limit: int) -> Fact[str]:
+    """The first ``limit`` bytes of ``path`` as text."""
+    return Fact(f"text of {path}", f"head -c {limit} {shlex.quote(path)}",
+                lambda out, _err, _rc: out)
+
+
 # -- services ----------------------------------------------------------------------------------
 
 

@@ -41,6 +41,11 @@ def print_installed(done: upflow.Installed) -> None:
                    f"steps changed, {run.change_count} commands).")
     for n in run.nodes:
         click.echo(f"  {n.node:<12} {n.changed_steps} steps changed, {n.commands} commands")
+    edited = [(n.node, line) for n in run.nodes for s in n.steps for line in s.edits]
+    if edited:
+        click.echo("files on the nodes that differed from oslab's, and what it changed:")
+        for node, line in edited:
+            click.echo(f"  {node}: {line}")
     if run.checkpoints:
         click.echo("checkpoints: " + ", ".join(f"auto-{c}" for c in run.checkpoints))
 

@@ -104,7 +104,8 @@ class SimNode:
     # the simulation
     def commands(self) -> list[str]:
         """The commands that change something (not the facts' reads)."""
-        reads = ("rpm -q", "if [ -e ", "for u in ", "mkdir -p ", "test -e ", BOOT_STATE)
+        reads = ("rpm -q", "if [ -e ", "for u in ", "mkdir -p ", "test -e ", "head -c ",
+                 BOOT_STATE)
         return [c for c, stdin, _ in self.calls
                 if not c.startswith(reads) and not (stdin or "").startswith("SELECT")]
 
@@ -178,6 +179,9 @@ class SimNode:
                 return 0, "db 0\n", ""
             self.dbs.add(re.search(r"`(\w+)`", stdin).group(1))  # type: ignore[union-attr]
             return 0, "", ""
+        if m := re.fullmatch(r"head -c \d+ (\S+)", command):
+            f = self.files.get(m.group(1))
+            return (0, f.content.decode(), "") if f else (1, "", "head: No such file\n")
         if m := re.fullmatch(r"test -e (\S+)", command):
             return (0 if m.group(1) in self.files else 1), "", ""
         if m := re.fullmatch(r"touch (\S+)", command):
@@ -278,6 +282,29 @@ def test_first_run_does_everything_in_order_and_second_run_nothing(world: World)
     screen = world.screen.getvalue()
     assert screen.count("no change in") == 6
     assert re.search(r"ctl\s+conf: changed \(3 commands\) in \d+\.\ds", screen)
+
+
+def test_a_file_edited_on_the_node_is_replaced_and_each_option_reported(world: World) -> None:
+    """After `up --until`, a user wrote demo.conf by hand: the next run puts oslab's back and
+    says, option by option, what it fixed and dropped; it never shows a password."""
+    steps = demo_steps(world)
+    world.engine(steps).run()
+    ctl = world.nodes["ctl"]
+    ctl.files[CONF.path].content = b"[DEFAULT]\nx = 2\nextra = yes\n"
+    admin = world.state.password("admin")
+    ctl.files[SECRET.path].content = f"export OS_PASSWORD={admin}x\n".encode()
+    again = world.engine(steps).run()
+    edits = [line for n in again.nodes for s in n.steps for line in s.edits]
+    assert edits == [
+        "/etc/demo/demo.conf: [DEFAULT] extra: yours 'yes', not kept: oslab writes this file "
+        "whole (`oslab render` shows it)",
+        "/etc/demo/demo.conf: [DEFAULT] x: yours '2', fixed to '1'",
+        "/root/openrc: replaced (2 lines differ from oslab's)",
+    ]
+    assert ctl.files[CONF.path].content == CONF.content.encode()
+    log = world.log("ctl")
+    assert "changed: /etc/demo/demo.conf: [DEFAULT] x: yours '2', fixed to '1'" in log
+    assert admin not in log  # the node's own text is not logged
 
 
 def test_after_waits_for_the_step_on_the_other_node(world: World) -> None:
