@@ -16,7 +16,15 @@ from typing import Any
 
 import click
 
-from oslab import cli_access, cli_boundary, cli_cache, cli_power, cli_print, spec_file
+from oslab import (
+    cli_access,
+    cli_boundary,
+    cli_cache,
+    cli_learn,
+    cli_power,
+    cli_print,
+    spec_file,
+)
 from oslab import spec as specmod
 from oslab import up as upflow
 from oslab.access.state import LabState
@@ -403,7 +411,8 @@ def verify(opts: Options, keep: bool, image_path: str | None, only: tuple[str, .
         raise SystemExit(Exit.FAILED)
 
 
-for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS, *cli_cache.COMMANDS):
+for _command in (*cli_power.COMMANDS, *cli_access.COMMANDS, *cli_cache.COMMANDS,
+                 *cli_learn.COMMANDS):
     cli.add_command(_command)
 
 

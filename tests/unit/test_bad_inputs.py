@@ -263,6 +263,8 @@ CASES = [
     Case("import-not-an-archive", ("import", "{root}/other/precious.txt"),
          "error: {root}/other/precious.txt is not an oslab save archive: ",
          hint="NAME/manifest.json first"),
+    Case("lint-not-built", ("lint",),
+         "error: lab oslab has no SSH keys on this host: it was not built here"),
     Case("plan-node-unknown", ("plan", "--fresh", "--node", "nope"),
          "error: lab 'oslab' has no node 'nope'"),
     Case("uri-empty", ("--uri", "", "status"), "error: --uri is empty",
