@@ -107,6 +107,28 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644,
         out.write(data.encode() if isinstance(data, str) else data)
 
 
+@contextlib.contextmanager
+def new_file(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file made at ``path``, which must not exist yet (nor be a link), mode ``mode``: for a
+    file written in place inside a directory being built (a save, an import's staging)."""
+    try:
+        fd = os.open(path, _TMP_FLAGS, mode)
+    except OSError as exc:
+        raise _cannot(path, exc) from exc
+    with os.fdopen(fd, "wb") as out:
+        yield out
+
+
+def set_mode(path: Path, mode: int) -> None:
+    """chmod ``path``, never through a symbolic link."""
+    if path.is_symlink():
+        raise OslabError(f"{path} is a symbolic link", hint="oslab made no link there; move it")
+    try:
+        os.chmod(path, mode)
+    except OSError as exc:
+        raise _cannot(path, exc) from exc
+
+
 def write_private(path: Path, data: bytes | str) -> None:
     """``write_atomic`` with mode 0600: for keys, passwords and anything else secret."""
     write_atomic(path, data, 0o600)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from oslab.errors import CommandError, OslabError
-from oslab.files import read_small, write_atomic
+from oslab.files import new_file, read_small, set_mode, write_atomic
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PLAIN = re.compile(r"(?:(?!\.\.?/)[^/\0]+/)*(?!\.\.?$)[^/\0]+")  # relative, no "", ".", ".."
@@ -30,7 +30,6 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST = 4 << 20  # paths and checksums: some KiB of text
 FOREIGN_HINT = "import only a file that `oslab` exported from a save (NAME/manifest.json first)"
 DAMAGED_HINT = "copy the archive again whole, or export the save again"
-NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 Say = Callable[[str], None]
 Rebase = Callable[[Path, Path], None]  # (a disk, the new path of its backing file)
 
@@ -249,7 +248,7 @@ def _unpack(tar: tarfile.TarFile, archive: Path, staging: Path, manifest: dict[s
                 with suppress(FileExistsError):
                     os.mkdir(staging / parent, 0o711)  # only files came: no link there
             sha, size = hashlib.sha256(), 0
-            with os.fdopen(os.open(staging / rel, NEW_FILE, 0o600), "wb") as out:
+            with new_file(staging / rel) as out:
                 while chunk := src.read(1 << 20):
                     sha.update(chunk)
                     size += out.write(chunk)
@@ -289,7 +288,7 @@ def import_archive(archive: Path, saves_root: Path, say: Say, rebase: Rebase) ->
             name = manifest["name"]  # checked once: rename() replaces only an empty directory
             _refuse_existing(target, f"delete it first: oslab saved --delete {name}")
             staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=saves_root))
-            os.chmod(staging, 0o711)
+            set_mode(staging, 0o711)
             total = _unpack(tar, archive, staging, manifest, say)
         for rel, base in pairs:
             rebase(staging / rel, base)

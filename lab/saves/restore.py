@@ -13,7 +13,6 @@ libvirt restores a memory state only into a domain of the name and uuid it was s
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
@@ -26,6 +25,7 @@ import libvirt
 from oslab import spec_file
 from oslab.access.inventory import gather as lab_status
 from oslab.access.state import LabState
+from oslab.files import set_mode
 from oslab.networks import network_def
 from oslab.preflight.findings import Severity
 from oslab.preflight.network_clashes import check_networks
@@ -103,7 +103,7 @@ def copy_state(save: store.Save, state: LabState) -> None:
             dest = state.dir / path.relative_to(src)
             dest.parent.mkdir(exist_ok=True)
             shutil.copyfile(path, dest)
-            os.chmod(dest, 0o644 if dest.name.endswith(".pub") else 0o600)
+            set_mode(dest, 0o644 if dest.name.endswith(".pub") else 0o600)
 
 
 def moved(xml: str, save: store.Save) -> str:

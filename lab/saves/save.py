@@ -29,6 +29,7 @@ import libvirt
 
 from oslab.access.state import LabState
 from oslab.errors import OslabError
+from oslab.files import set_mode
 from oslab.saves import store
 from oslab.saves.store import SaveError
 from oslab.spec import LabSpec
@@ -167,7 +168,7 @@ def copy_state_dir(state: LabState, out: Path) -> None:
 
 def private(directory: Path) -> None:
     for path in directory.rglob("*"):
-        os.chmod(path, 0o711 if path.is_dir() and not path.is_symlink() else 0o600)
+        set_mode(path, 0o711 if path.is_dir() and not path.is_symlink() else 0o600)
 
 
 class Saver:

@@ -23,7 +23,7 @@ from typing import Any
 
 from oslab.access.state import path_variable
 from oslab.errors import OslabError
-from oslab.files import read_small, write_atomic
+from oslab.files import read_small, set_mode, write_atomic
 
 FORMAT = 1
 ROOT_VARIABLE = "OSLAB_SAVES_DIR"
@@ -60,7 +60,7 @@ def ensure_root(root: Path) -> Path:
         raise SaveError(f"{root} exists without oslab's marker {MARKER}",
                         hint=f"it is not oslab's; set {ROOT_VARIABLE} to another directory")
     root.mkdir(parents=True, exist_ok=True, mode=0o711)
-    os.chmod(root, 0o711)
+    set_mode(root, 0o711)
     if not (root / MARKER).is_file():
         write_atomic(root / MARKER, "oslab's saved labs\n")
     return root
