@@ -207,7 +207,7 @@ def import_cmd(archive: Path) -> None:
 
 def from_saved(opts: Options, name: str, cold: bool, full_verify: bool) -> None:
     """`oslab up --from-saved NAME`."""
-    from oslab.cli_power import _print
+    from oslab.cli_power import print_outcome
     from oslab.lifecycle import Lifecycle
     from oslab.saves import store
     from oslab.saves.restore import Restorer
@@ -234,7 +234,7 @@ def from_saved(opts: Options, name: str, cold: bool, full_verify: bool) -> None:
         wanted = DomainState.PAUSED if verb == "resume" else DomainState.SHUT_OFF
         if any(f.state is wanted for f in lifecycle.facts):
             outcome = lifecycle.resume() if verb == "resume" else lifecycle.start()
-            _print(outcome, act)
+            print_outcome(outcome, act)
             outcomes.append(outcome)
     click.echo(f"lab {save.lab} made from save {name} in {time.monotonic() - start:.0f}s "
                f"(libvirt part {out.seconds:.0f}s); its spec: {out.spec_path} (pass it with -f)")
@@ -249,5 +249,6 @@ def from_saved(opts: Options, name: str, cold: bool, full_verify: bool) -> None:
             raise SystemExit(Exit.FAILED)
     if any(not o.ok for o in outcomes):
         raise SystemExit(Exit.FAILED)
+
 
 COMMANDS = (images, save, saved, import_cmd)

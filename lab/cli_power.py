@@ -31,7 +31,7 @@ def _rescue(opts: Options) -> list[str]:
     return back
 
 
-def _print(out: PowerOutcome, verb: str) -> None:
+def print_outcome(out: PowerOutcome, verb: str) -> None:
     from oslab.summary import render_table
 
     plan = out.plan
@@ -61,7 +61,7 @@ def _print(out: PowerOutcome, verb: str) -> None:
 
 def _done(out: PowerOutcome, verb: str) -> None:
     """Print the outcome; exit FAILED when a service did not report up."""
-    _print(out, verb)
+    print_outcome(out, verb)
     if not out.ok:
         raise SystemExit(Exit.FAILED)
 
