@@ -13,6 +13,8 @@ from oslab.install import content
 from oslab.install.lint import Finding, lint
 from oslab.install.services import steps_for
 from oslab.spec import LabSpec
+from tests.conftest import lab_spec_text
+from tests.debian_specs import identity_spec
 
 
 def rendered(spec: LabSpec, tmp_path: Path) -> dict[tuple[str, str], str]:
@@ -22,12 +24,16 @@ def rendered(spec: LabSpec, tmp_path: Path) -> dict[tuple[str, str], str]:
             for f in s.files}
 
 
-@pytest.mark.parametrize("distro", ["centos-stream9", "debian13"])
-def test_the_files_oslab_writes_are_clean(distro: str, tmp_path: Path) -> None:
-    spec = spec_file.parse(spec_file.default_spec_text(distro))
+@pytest.mark.parametrize("text", [
+    spec_file.default_spec_text("centos-stream9"), spec_file.default_spec_text("debian13"),
+    # CI's identity lab: one Debian node named ctl, Keystone and its environment only
+    identity_spec(lab_spec_text("t1", "/x.iso", 1, 70)),
+], ids=["centos", "debian", "identity"])
+def test_the_files_oslab_writes_are_clean(text: str, tmp_path: Path) -> None:
+    spec = spec_file.parse(text)
     files = rendered(spec, tmp_path)
-    assert len(files) > 20
-    assert lint(spec, files, lambda text: text) == []
+    assert len(files) > 5
+    assert lint(spec, files, lambda t: t) == []
 
 
 SPEC = spec_file.load_default()  # controller 10.0.0.11, compute1 10.0.0.31
