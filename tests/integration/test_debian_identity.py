@@ -102,6 +102,22 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     assert "no changes; every node answers SSH" in rerun.stdout, rerun.stdout
     assert "install: no changes; every step is done" in rerun.stdout, rerun.stdout
 
+    # the files on the node are oslab's: lint finds nothing. A mistake made by hand is found on
+    # its line; the next `up` puts it right and says, option by option, what it changed
+    clean = lab.run("lint").stdout
+    assert re.search(r"^lint: \d+ files on 1 nodes: 0 errors, 0 warnings$", clean, re.M), clean
+    conf = "/etc/keystone/keystone.conf"
+    lab.run("ssh", "ctl", "--", f"sed -i 's|@ctl/keystone$|@localhost/keystone|' {conf}")
+    broken = lab.run("lint", "--service", "keystone", check=False)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert re.search(rf"^ctl:{conf}:\d+: error: \[database\] connection points at localhost, "
+                     "not the controller", broken.stdout, re.M), broken.stdout
+    fixed = lab.run("up", "--stage", "install", timeout=1800).stdout
+    assert (f"  ctl: {conf}: [database] connection: yours 'mysql+pymysql://keystone:***@"
+            "localhost/keystone', fixed to 'mysql+pymysql://keystone:***@ctl/keystone'") in fixed, \
+        fixed
+    assert "0 errors" in lab.run("lint").stdout
+
     # the services run with one worker each: keystone's uwsgi is one master and one worker
     workers = lab.run("ssh", "ctl", "--", "pgrep -c -f '[k]eystone-uwsgi'").stdout.strip()
     assert workers == "2", workers

@@ -3,16 +3,22 @@ in a builder domain, its generalised disk goes into the cache pool, and every no
 overlay on it that takes its identity from its NoCloud seed at first boot. Two nodes cloned
 from one base get different machine-ids, host keys and addresses, and their pinned host keys
 verify; `kill -9` while the base installs, and the rerun waits for that install; snapshots
-live in the overlays. A second lab reuses the base without installing; neither lab's destroy,
-nor a prune while a lab uses it, removes the base."""
+live in the overlays. A second lab reuses the base without installing; a save of the lab keeps
+its disks as overlays on the base, and the lab made from it runs on with the saved memory;
+neither lab's destroy, nor a prune while a lab or a save uses it, removes the base."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import shutil
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -63,6 +69,38 @@ def installing(conn: Any, name: str) -> bool:
 def pinned(lab: Any, node: str) -> str:
     pub = lab.home / "state" / "oslab" / lab.name / "hostkeys" / f"{node}_ed25519.pub"
     return " ".join(pub.read_text().split()[:2])
+
+
+def saved_lab(lab: Any, conn: Any, base: str, base_path: str) -> None:
+    root = Path(f"/var/lib/libvirt/images/{lab.name}-saves")
+    lab.env["OSLAB_SAVES_DIR"] = str(root)
+    try:
+        lab.run("ssh", "ctl", "--", "echo golden > /dev/shm/value")
+        lab.run("save", "g1")
+        manifest = json.loads((root / "g1" / "manifest.json").read_text())
+        assert base_path in [b["path"] for b in manifest["bases"]]
+        disk = root / "g1" / "disks" / "ctl" / "ctl-system.qcow2"
+        info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(disk)],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert info["full-backing-filename"] == base_path
+        assert disk.stat().st_size < Path(base_path).stat().st_size
+        assert (root / "g1" / "disks" / "ctl" / "ctl-seed.iso").is_file()
+        dry = lab.run("images", "--prune", "--dry-run", "--all").stdout
+        assert f"keep {base}: used by save:g1, {lab.name}" in dry, dry
+
+        lab.run("destroy", "--yes")
+        dry = lab.run("images", "--prune", "--dry-run", "--all").stdout
+        assert f"keep {base}: used by save:g1" in dry, dry
+        made = subprocess.run([sys.executable, "-m", "oslab", "up", "--from-saved", "g1"],
+                              env=lab.env, capture_output=True, text=True, timeout=900)
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert backing_of(conn, lab.name, "ctl-system.qcow2") == str(disk)
+        assert lab.run("ssh", "ctl", "--", "cat /dev/shm/value").stdout.strip() == "golden"
+        assert lab.run("ssh", "cmp1", "--", "hostname").stdout.strip() == "cmp1"
+    finally:
+        subprocess.run(lab.cmd("destroy", "--yes"), env=lab.env, capture_output=True,
+                       timeout=300)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
@@ -133,9 +171,14 @@ def test_two_nodes_from_one_golden_base(make_lab: Any, conn: Any) -> None:
         assert "install started" not in warm.stderr
         assert other.run("ssh", "ctl", "--", "hostname").stdout.strip() == "ctl"
 
+        # a save of a lab on a base: each disk stays an overlay on the base (only its own
+        # clusters), the seed is copied, the save keeps the base from a prune, and the lab made
+        # from it is an overlay on the save's disk with the saved memory
+        other.run("destroy", "--yes")
+        saved_lab(lab, conn, base, volumes[f"{base}.qcow2"])
+
         # destroy removes the lab's overlays and never the base
         lab.run("destroy", "--yes")
-        other.run("destroy", "--yes")
         assert {f"{base}.qcow2", f"{base}.json"} <= set(cache_volumes(conn))
     finally:
         # this test's own bases only (the cache pool is shared with other runs), also when it
