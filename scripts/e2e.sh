@@ -35,9 +35,10 @@
 #                                  the verified cloud (time, size), `destroy` (the save is kept),
 #                                  `up --from-saved` until every service reports up (time), a
 #                                  full verify, and an export and import round trip (time, size)
-#   scripts/e2e.sh --attaches N [--keep]
+#   scripts/e2e.sh --attaches N [--life] [--keep]
 #                                  the issue-21 panic proof instead of steps 3 to 4c: after the
-#                                  build (a rerun continues a kept lab), N times compute1 stopped and
+#                                  build (a rerun continues a kept lab; --life: after the start of
+#                                  the kept lab), N times compute1 stopped and
 #                                  started, then its first iSCSI login since boot (a volume
 #                                  attached to verify's shut-off instance, then detached), and
 #                                  its console read for a panic; a row per attach, with times
@@ -195,6 +196,41 @@ done < "$work/verify-table.txt"
 if [ "$up_rc" = 0 ]; then row "oslab up (all stages)" pass "${t_up}s"
 else row "oslab up (all stages)" FAIL "exit $up_rc after ${t_up}s; see $work/up.log"; fi
 
+if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ]; then
+    # 3. a rerun changes nothing
+    "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
+    if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
+        && grep -q "install: no changes" "$work/rerun.log"; then
+        row "rerun of oslab up changes nothing" pass
+    else
+        row "rerun of oslab up changes nothing" FAIL "see $work/rerun.log"
+    fi
+
+    # 4. snapshot, break, verify fails, revert, verify passes
+    "${oslab[@]}" snapshot --delete before-risk >/dev/null 2>&1 || true
+    "${oslab[@]}" snapshot before-risk --description "e2e: a verified cloud"
+    "${oslab[@]}" ssh compute1 -- 'rm -f /etc/nova/nova.conf && systemctl restart nova-compute' \
+        || true
+    # the services group is where a dead nova-compute shows (the whole run would also boot an
+    # instance that cannot be scheduled); it must fail, and on that row
+    if "${oslab[@]}" verify --only services > "$work/verify-broken.log" 2>&1; then
+        row "verify fails with nova.conf removed on compute1" FAIL "see $work/verify-broken.log"
+    elif grep -Eq "^ *compute services +FAIL" "$work/verify-broken.log"; then
+        row "verify fails with nova.conf removed on compute1" pass
+    else
+        row "verify fails with nova.conf removed on compute1" FAIL \
+            "it failed, but not on compute services; see $work/verify-broken.log"
+    fi
+    "${oslab[@]}" revert before-risk
+    if "${oslab[@]}" verify 2>&1 | tee "$work/verify-reverted.log"; then
+        row "verify passes after oslab revert before-risk" pass
+    else
+        row "verify passes after oslab revert before-risk" FAIL "see $work/verify-reverted.log"
+    fi
+
+fi
+fi
+
 if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
     # the issue-21 proof: each attach is compute1's first iSCSI login since its boot. Nova
     # attaches a volume to a shut-off instance too (os-brick logs in on its compute node), so
@@ -241,39 +277,6 @@ if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
             row "attach $i: the attach" FAIL "see $work/attach-$i.log"
         fi
     done
-elif [ "$up_rc" = 0 ] && [ "$saves" = 0 ]; then
-    # 3. a rerun changes nothing
-    "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
-    if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
-        && grep -q "install: no changes" "$work/rerun.log"; then
-        row "rerun of oslab up changes nothing" pass
-    else
-        row "rerun of oslab up changes nothing" FAIL "see $work/rerun.log"
-    fi
-
-    # 4. snapshot, break, verify fails, revert, verify passes
-    "${oslab[@]}" snapshot --delete before-risk >/dev/null 2>&1 || true
-    "${oslab[@]}" snapshot before-risk --description "e2e: a verified cloud"
-    "${oslab[@]}" ssh compute1 -- 'rm -f /etc/nova/nova.conf && systemctl restart nova-compute' \
-        || true
-    # the services group is where a dead nova-compute shows (the whole run would also boot an
-    # instance that cannot be scheduled); it must fail, and on that row
-    if "${oslab[@]}" verify --only services > "$work/verify-broken.log" 2>&1; then
-        row "verify fails with nova.conf removed on compute1" FAIL "see $work/verify-broken.log"
-    elif grep -Eq "^ *compute services +FAIL" "$work/verify-broken.log"; then
-        row "verify fails with nova.conf removed on compute1" pass
-    else
-        row "verify fails with nova.conf removed on compute1" FAIL \
-            "it failed, but not on compute services; see $work/verify-broken.log"
-    fi
-    "${oslab[@]}" revert before-risk
-    if "${oslab[@]}" verify 2>&1 | tee "$work/verify-reverted.log"; then
-        row "verify passes after oslab revert before-risk" pass
-    else
-        row "verify passes after oslab revert before-risk" FAIL "see $work/verify-reverted.log"
-    fi
-
-fi
 fi
 
 if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
