@@ -50,6 +50,7 @@ keep=0
 life=0
 attaches=0
 saves=0
+args=("$@")     # for the run inside the namespace (the loop below consumes them)
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
@@ -79,7 +80,7 @@ if [ -z "${OSLAB_E2E_INSIDE:-}" ]; then
     echo "$started" > "$work/started"
     # its own namespace and test libvirtd, whose objects outlive a run (so a rerun continues)
     export OSLAB_E2E_INSIDE=1 E2E_DIR="$work" OSLAB_TEST_NETNS=oslab-e2e OSLAB_TEST_KEEP_STATE=1
-    exec scripts/in-testns.sh "$repo/scripts/e2e.sh" "$@"
+    exec scripts/in-testns.sh "$repo/scripts/e2e.sh" "${args[@]}"
 fi
 
 oslab=("$repo/.venv/bin/oslab" -f "$work/lab.toml")
