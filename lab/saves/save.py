@@ -336,8 +336,8 @@ class Saver:
                 "volumes": [{"name": d.volume, "file": f"disks/{node}/{d.file}",
                              "format": d.format, "backing": d.backing,
                              "capacity": d.capacity} for d in disks[node]],
-                "memory_mib": next(n.memory_mib for n in self.spec.nodes if n.name == node),
-                "vcpus": next(n.vcpus for n in self.spec.nodes if n.name == node)})
+                "memory_mib": self.spec.node(node).memory_mib,
+                "vcpus": self.spec.node(node).vcpus})
         from importlib.metadata import version
         store.write_manifest(tmp, {
             "format": store.FORMAT, "name": name, "lab": self.lab,
