@@ -35,6 +35,11 @@
 #                                  the verified cloud (time, size), `destroy` (the save is kept),
 #                                  `up --from-saved` until every service reports up (time), a
 #                                  full verify, and an export and import round trip (time, size)
+#   scripts/e2e.sh --exercises NAME[,NAME...] [--life] [--keep]
+#                                  the issue-23 rows instead of steps 3 to 4c: each exercise
+#                                  started (`oslab exercise start`), checked as unsolved, fixed
+#                                  by its documented fix (`exercise solve`), checked as solved,
+#                                  and reset; a row each, with the time of each part
 #   scripts/e2e.sh --attaches N [--life] [--keep]
 #                                  the issue-21 panic proof instead of steps 3 to 4c: after the
 #                                  build (a rerun continues a kept lab; --life: after the start of
@@ -50,15 +55,19 @@ keep=0
 life=0
 attaches=0
 saves=0
+exercises=()
 args=("$@")     # for the run inside the namespace (the loop below consumes them)
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
         --life) life=1 ;;
         --saves) saves=1 ;;
+        --exercises) IFS=, read -r -a exercises <<< "${2:-}"; shift
+            [ "${#exercises[@]}" -gt 0 ] || { echo "--exercises: names" >&2; exit 2; } ;;
         --attaches) attaches=${2:-}; shift
             [[ "$attaches" =~ ^[1-9][0-9]*$ ]] || { echo "--attaches: a count" >&2; exit 2; } ;;
-        *) echo "usage: $0 [--keep] [--life] [--saves] [--attaches N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--keep] [--life] [--saves] [--attaches N] [--exercises A,B]" >&2
+           exit 2 ;;
     esac
     shift
 done
@@ -197,7 +206,7 @@ done < "$work/verify-table.txt"
 if [ "$up_rc" = 0 ]; then row "oslab up (all stages)" pass "${t_up}s"
 else row "oslab up (all stages)" FAIL "exit $up_rc after ${t_up}s; see $work/up.log"; fi
 
-if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ]; then
+if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ] && [ "${#exercises[@]}" = 0 ]; then
     # 3. a rerun changes nothing
     "${oslab[@]}" up --stage install 2>&1 | tee "$work/rerun.log" || true
     if grep -q "no changes; every node answers SSH" "$work/rerun.log" \
@@ -280,6 +289,30 @@ if [ "$up_rc" = 0 ] && [ "$attaches" -gt 0 ]; then
     done
 fi
 
+if [ "$up_rc" = 0 ] && [ "${#exercises[@]}" -gt 0 ]; then
+    # the issue-23 rows: each exercise on the real cloud, from its fault to its fix
+    for ex in "${exercises[@]}"; do
+        log=$work/exercise-$ex.log
+        : > "$log"
+        times=""
+        part() {    # part NAME WANT(0|1) ARGS...: one `oslab exercise` call, its time kept
+            local name=$1 want=$2 t rc=0
+            shift 2
+            t=$(stamp)
+            { echo "== oslab exercise $*"; "${oslab[@]}" exercise "$@"; } >> "$log" 2>&1 || rc=$?
+            times="$times${times:+, }$name $(( $(stamp) - t ))s"
+            if [ "$want" = 0 ]; then [ "$rc" = 0 ]; else [ "$rc" != 0 ]; fi
+        }
+        if part start 0 start "$ex" && part unsolved 1 check && part solve 0 solve \
+                && part solved 0 check && part reset 0 reset; then
+            row "exercise $ex: started, unsolved, fixed, solved, reset" pass "$times"
+        else
+            row "exercise $ex: started, unsolved, fixed, solved, reset" FAIL "$times; see $log"
+            "${oslab[@]}" exercise reset >> "$log" 2>&1 || true
+        fi
+    done
+fi
+
 if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
     # the issue-22 rows: a verified cloud saved, destroyed, and made again from the save
     export OSLAB_SAVES_DIR=/var/lib/libvirt/images/oslab-e2e-saves
@@ -314,7 +347,7 @@ if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
     rm -rf "$other" "$archive"
 fi
 
-if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ]; then
+if [ "$up_rc" = 0 ] && [ "$attaches" = 0 ] && [ "$saves" = 0 ] && [ "${#exercises[@]}" = 0 ]; then
     # 4b. the lab's life: identities, suspend/resume, stop/start, a reboot, a power loss
     ids=$(for node in controller compute1; do
               "${oslab[@]}" ssh "$node" -- 'cat /etc/machine-id; sed -n "s/^InitiatorName=//p" \

@@ -3,7 +3,9 @@
 snapshot), then goes through all three stages of `oslab up`: a base image with Debian's
 own packages baked in on the host, a node booted from it, the environment, MariaDB, RabbitMQ,
 memcached, etcd and Keystone installed by the engine, then `oslab verify`'s identity and catalog
-checks against that real Keystone. A rerun changes nothing, and destroy leaves nothing.
+checks against that real Keystone. A rerun changes nothing; lint finds a mistake made by hand
+and the next `up` reports how it put it right; the Keystone and MariaDB exercises are started,
+found unsolved, fixed by their documented fix and found solved; and destroy leaves nothing.
 
 The scripts/e2e.sh run proves the whole two-node cloud; this is the part that fits in CI.
 The image cache is the invoking user's, so reruns reuse the base image (cached by hash).
@@ -41,6 +43,34 @@ def verification_rows(output: str) -> dict[str, str]:
         if match:
             rows[match.group(1)] = match.group(2)
     return rows
+
+
+def exercise(lab: Any, name: str, end: str, unsolved: list[str]) -> None:
+    """`oslab exercise` NAME through: start, check (unsolved, each of ``unsolved`` a line of
+    it), a hint, the documented fix (`solve`), check (solved), then ``end`` (reset or giveup):
+    the lab is back, the snapshot gone."""
+    started = lab.run("exercise", "start", name, timeout=1800)
+    print(started.stdout)
+    assert f"snapshot exercise-{name} taken" in started.stdout, started.stdout
+    assert f"exercise {name} " in started.stdout and "\nsymptom: " in started.stdout
+    before = lab.run("exercise", "check", check=False, timeout=1800)
+    print(before.stdout)
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "not solved yet" in before.stdout
+    for line in unsolved:
+        assert re.search(line, before.stdout, re.M), (line, before.stdout)
+    assert lab.run("exercise", "hint").stdout.startswith("hint 1 of 3: ")
+    lab.run("exercise", "solve", timeout=1800)
+    after = lab.run("exercise", "check", timeout=1800)
+    print(after.stdout)
+    assert f"solved: exercise {name}, with 1 hint(s)" in after.stdout, after.stdout
+    assert "FAIL" not in after.stdout
+    ended = lab.run("exercise", end, timeout=1800).stdout
+    assert f"reverted to exercise-{name}" in ended and f"exercise {name} ended" in ended, ended
+    if end == "giveup":
+        assert ended.startswith("the fix: "), ended
+    assert "exercise-" not in lab.run("snapshot", "--list").stdout
+    assert "no exercise is in progress" in lab.run("exercise", "hint", check=False).stderr
 
 
 def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
@@ -116,6 +146,20 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     assert (f"  ctl: {conf}: [database] connection: yours 'mysql+pymysql://keystone:***@"
             "localhost/keystone', fixed to 'mysql+pymysql://keystone:***@ctl/keystone'") in fixed, \
         fixed
+    assert "0 errors" in lab.run("lint").stdout
+
+    # break-and-fix exercises on the real node: each is started (a snapshot, then the fault),
+    # checked as unsolved, fixed by its documented fix, checked as solved, and undone
+    listing = lab.run("exercise", "list").stdout
+    assert re.search(r"^  keystone-database +keystone +Keystone fails every request", listing,
+                     re.M), listing
+    assert re.search(r"^  nova-my-ip .*\(not on this lab: lab tst installs identity only\)$",
+                     listing, re.M), listing
+    exercise(lab, "keystone-database", "reset", [
+        rf"^  FAIL  lint ctl:{conf}: ctl:{conf}:\d+: error: \[database\] connection is empty",
+        r"^  FAIL  verify: identity: admin"])
+    exercise(lab, "mariadb-open-files", "giveup",
+             [r"^  FAIL  ctl: MariaDB allows 4096 connections: exit 1"])
     assert "0 errors" in lab.run("lint").stdout
 
     # the services run with one worker each: keystone's uwsgi is one master and one worker
