@@ -365,11 +365,17 @@ class FakeWeb:
 
     instances_status: int = 200
     logged_in: bool = False
+    honour_next: bool = True  # a login goes on to the form's ``next`` (Django's LoginView)
     posted: list[dict[str, str]] = field(default_factory=list)
+    got: list[str] = field(default_factory=list)
 
     def get(self, url: str, timeout: float) -> Page:
-        if url.endswith("/auth/login/") or not self.logged_in:
+        self.got.append(url)
+        if "/auth/login/" in url or not self.logged_in:
             return Page(200, rec("horizon_login_debian13.html"), url)
+        return self.instances(url)
+
+    def instances(self, url: str) -> Page:
         if self.instances_status != 200:
             return Page(self.instances_status, "<title>Server Error (500)</title>", url)
         return Page(200, rec("horizon_instances_debian13.html"), url)
@@ -378,6 +384,8 @@ class FakeWeb:
         self.posted.append(dict(fields))
         if fields.get("password") == DEMO_PASSWORD and fields.get("username") == "demo":
             self.logged_in = True
+            if self.honour_next and fields.get("next", "").endswith("/project/instances/"):
+                return self.instances(url.replace("auth/login/", "project/instances/"))
             return Page(200, rec("horizon_project_debian13.html"),
                         url.replace("auth/login/", "project/"))
         return Page(200, rec("horizon_login_refused_debian13.html"), url)
@@ -669,7 +677,7 @@ def test_auth_failure_says_so_and_skips_the_rest(tmp_path: Path) -> None:
     assert report.rows[-2].name == "dashboard" and report.rows[-2].status is Status.PASS
     # no instance was made: the login row asks only for the instances page
     assert (report.rows[-1].status, report.rows[-1].details) == (
-        Status.PASS, "demo: logged in (/dashboard/project/); the instances page")
+        Status.PASS, "demo: logged in (/dashboard/project/instances/); the instances page")
     assert deletes(cloud.commands) == []
 
 
@@ -859,7 +867,8 @@ def test_the_dashboard_is_asked_again_while_it_starts(tmp_path: Path, silent: in
 DASHBOARD_LOGINS = [
     # (what goes wrong, demo password given, instances page status, status, details, hint)
     ("nothing", DEMO_PASSWORD, 200, Status.PASS,
-     f"demo: logged in (/dashboard/project/); the instances page lists {PREFIX}-vm", ""),
+     f"demo: logged in (/dashboard/project/instances/); the instances page lists {PREFIX}-vm",
+     ""),
     ("wrong-password", "not-it", 200, Status.FAIL, "demo: login refused: Invalid credentials.",
      "oslab openrc demo --print"),
     ("instances-500", DEMO_PASSWORD, 500, Status.FAIL,
@@ -882,7 +891,20 @@ def test_dashboard_login_row(tmp_path: Path, password: str, status: int, want: S
     assert hint in row.hint
     if password:
         assert web.posted[0]["csrfmiddlewaretoken"] and web.posted[0]["domain"] == "Default"
+        # straight on to the instances page: the project overview is never asked for
+        assert web.posted[0]["next"] == "/dashboard/project/instances/"
+        assert web.got == ["http://10.0.0.11/dashboard/auth/login/?next=/dashboard/project/"
+                           "instances/"]
     assert password == "" or password not in summary.render_table(report)
+
+
+def test_a_login_that_does_not_go_on_asks_for_the_instances_page(tmp_path: Path) -> None:
+    web = FakeWeb(honour_next=False)
+    report = verify.Verifier(make_lab(FakeCloud(), tmp_path, web=web)).run()
+    row = next(r for r in report.rows if r.name == "dashboard: demo logs in, the instances page")
+    assert row.status is Status.PASS, row
+    assert row.details.startswith("demo: logged in (/dashboard/project/); the instances page")
+    assert web.got[-1] == "http://10.0.0.11/dashboard/project/instances/"
 
 
 @dataclass
