@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ import click
 from oslab.access.state import LabState
 from oslab.cli_boundary import Exit
 from oslab.cli_options import Options, global_options, pass_options
-from oslab.errors import CommandError, OslabError
+from oslab.errors import OslabError
 from oslab.files import read_small_if_any, write_atomic
 from oslab.report import Reporter
 
@@ -42,11 +41,11 @@ def _say(line: str) -> None:
 
 def _rebase(disk: Path, base: Path) -> None:
     """Point an imported disk at its base's new place (only the header changes)."""
+    from oslab.images import common
+
     argv = ["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(disk)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stderr,
-                           hint="scripts/setup-host.sh installs qemu-utils")
+    common.run(argv, lambda _line: None, f"pointing {disk.name} at its base",
+               hint="scripts/setup-host.sh installs qemu-utils")
 
 
 @click.command()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,10 +17,11 @@ import libvirt
 
 from oslab.access.ssh import Session, SSHError
 from oslab.access.state import LabState
-from oslab.errors import CommandError, OslabError
+from oslab.errors import CommandError
 from oslab.power.decide import Act, Move, PowerError, PowerPlan
+from oslab.virt import at_once
 from oslab.virt.handles import Connection, Domain
-from oslab.virt.lab_objects import LabObjects, libvirt_calls, virt_error, wait_for
+from oslab.virt.lab_objects import LabObjects, libvirt_calls, wait_for
 
 T = TypeVar("T")
 # systemd's and busybox's `poweroff` return once the shutdown is under way (a job queued, a
@@ -40,23 +40,9 @@ class Done:
 
 def parallel(fn: Callable[[Move], T], moves: Sequence[Move]) -> list[T]:
     """``fn`` on every move at once; every node's error is reported, none is lost."""
-    with ThreadPoolExecutor(max_workers=max(1, len(moves))) as pool:
-        futures = [pool.submit(fn, m) for m in moves]
-    results: list[T] = []
-    errors: list[str] = []
-    hint = ""
-    for move, fut in zip(moves, futures, strict=True):
-        try:
-            results.append(fut.result())
-        except libvirt.libvirtError as exc:
-            errors.append(f"{move.node.node}: {virt_error(exc, str(move.act)).message}")
-        except OslabError as exc:
-            errors.append(f"{move.node.node}: {exc.message}")
-            hint = hint or (exc.hint or "")
-    if errors:
-        raise PowerError("; ".join(errors), hint=hint or "`oslab status` shows each node's "
-                                                         "state; rerun the command to finish")
-    return results
+    return at_once.every(fn, moves, who=lambda m: m.node.node, doing=lambda m: str(m.act),
+                         error=PowerError, hint="`oslab status` shows each node's state; "
+                                                "rerun the command to finish")
 
 
 class Power:

@@ -20,7 +20,6 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,13 +27,14 @@ from typing import Any, TypeVar
 import libvirt
 
 from oslab.access.state import LabState
-from oslab.errors import OslabError
 from oslab.files import set_mode
+from oslab.images import common
 from oslab.saves import store
 from oslab.saves.store import SaveError
 from oslab.spec import LabSpec
+from oslab.virt import at_once
 from oslab.virt.handles import Connection, Domain
-from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects, virt_error
+from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects
 
 Say = Callable[[str], None]
 SAVEABLE = (DomainState.RUNNING, DomainState.PAUSED, DomainState.SHUT_OFF, DomainState.SAVED)
@@ -50,20 +50,8 @@ def _who(item: object) -> str:
 
 def parallel_each(fn: Callable[[T], object], items: Sequence[T], doing: str) -> None:
     """``fn`` on every item at once; every item is tried, and the error names each failure."""
-    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-    errors = []
-    hint = ""
-    for item, fut in zip(items, futures, strict=True):
-        try:
-            fut.result()
-        except libvirt.libvirtError as exc:
-            errors.append(f"{_who(item)}: {virt_error(exc, doing).message}")
-        except OslabError as exc:
-            errors.append(f"{_who(item)}: {exc.message}")
-            hint = hint or exc.hint or ""
-    if errors:
-        raise SaveError("; ".join(errors), hint=hint or "`oslab status` shows the nodes")
+    at_once.every(fn, items, who=_who, doing=lambda _item: doing, error=SaveError,
+                  hint="`oslab status` shows the nodes")
 
 
 @dataclass(frozen=True)
@@ -207,9 +195,10 @@ class Saver:
                             hint=f"choose another name, or `oslab saved --delete {name}` first")
         if rescue(self.conn, self.lab, self.state, root, self.say):
             doms = self._infos()  # the nodes brought back run again
-        disks = {i.meta.node: [disk_copy(v, p, qemu_img_info(p))
-                               for v, p in domain_disks(self.conn, d.XMLDesc(INACTIVE))]
-                 for i, d in doms}
+        xmls = {i.meta.node: d.XMLDesc(INACTIVE) for i, d in doms}  # read once per node
+        disks = {node: [disk_copy(v, p, qemu_img_info(p))
+                        for v, p in domain_disks(self.conn, xml)]
+                 for node, xml in xmls.items()}
         need = estimate_bytes(self.spec, [i for i, _d in doms],
                               [d for ds in disks.values() for d in ds])
         free = shutil.disk_usage(root).free
@@ -221,8 +210,8 @@ class Saver:
         tmp.mkdir(mode=0o711)
         (tmp / "lab").write_text(self.lab)  # whose memory a killed save holds (see rescue)
         try:
-            paused_s = self._write(tmp, doms, disks)
-            self._describe(tmp, name, doms, disks, verification)
+            paused_s = self._write(tmp, doms, disks, xmls)
+            self._describe(tmp, name, doms, disks, xmls, verification)
             private(tmp)
             os.rename(tmp, root / name)
         except BaseException:
@@ -234,10 +223,10 @@ class Saver:
     # -- the moment ---------------------------------------------------------------------------
 
     def _write(self, tmp: Path, doms: list[tuple[DomainInfo, Domain]],
-               disks: dict[str, list[DiskCopy]]) -> float:
+               disks: dict[str, list[DiskCopy]], xmls: dict[str, str]) -> float:
         (tmp / "nodes").mkdir(mode=0o711)
-        for info, dom in doms:
-            (tmp / "nodes" / f"{info.meta.node}.xml").write_text(dom.XMLDesc(INACTIVE))
+        for node, xml in xmls.items():
+            (tmp / "nodes" / f"{node}.xml").write_text(xml)
         live = [(i, d) for i, d in doms if i.state is not DomainState.SHUT_OFF]
         was = {i.meta.node: i.state for i, _d in doms}
         suspended = [(i, d) for i, d in live if i.state is DomainState.SAVED]
@@ -284,11 +273,8 @@ class Saver:
                 if argv is None:
                     shutil.copyfile(disk.source, out / disk.file)
                 else:
-                    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-                    if proc.returncode != 0:
-                        raise SaveError(f"copying {node}'s disk {disk.volume} failed: "
-                                        f"{proc.stderr.strip()[-300:]}",
-                                        hint="is there room in the saves root?")
+                    common.run(argv, lambda _line: None, f"copying {node}'s disk {disk.volume}",
+                               hint="is there room in the saves root?")
                 size = (out / disk.file).stat().st_size
                 how = f"an overlay on {Path(disk.backing).name}" if disk.backing else "whole"
                 self.say(f"{node}: disk {disk.volume} copied ({how}, {size / 1e6:.0f} MB) in "
@@ -317,12 +303,13 @@ class Saver:
     # -- the description ----------------------------------------------------------------------
 
     def _describe(self, tmp: Path, name: str, doms: list[tuple[DomainInfo, Domain]],
-                  disks: dict[str, list[DiskCopy]], verification: str) -> None:
+                  disks: dict[str, list[DiskCopy]], xmls: dict[str, str],
+                  verification: str) -> None:
         (tmp / "spec.toml").write_text(self.spec_text)
         (tmp / "state").mkdir(mode=0o711)
         copy_state_dir(self.state, tmp / "state")
         bases = sorted({d.backing for ds in disks.values() for d in ds if d.backing}
-                       | {p for _i, dom in doms for p in boot_files(dom.XMLDesc(INACTIVE))})
+                       | {p for xml in xmls.values() for p in boot_files(xml)})
         nodes = []
         for info, _dom in doms:
             node = info.meta.node

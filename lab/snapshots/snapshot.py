@@ -17,7 +17,6 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from oslab.errors import OslabError
+from oslab.virt import at_once
 from oslab.virt.handles import Connection, Domain
 from oslab.virt.lab_objects import INACTIVE, DomainInfo, DomainState, LabObjects, virt_error
 
@@ -67,17 +67,6 @@ class SnapResult:
     paused_seconds: float  # the longest time any node stayed paused
     nodes: tuple[str, ...]
     phases: tuple[tuple[str, float], ...] = ()  # (what, seconds) in the order they ran
-
-
-def _parallel(fn: Callable[[Any], T], items: list[Any]) -> list[tuple[Any, T | BaseException]]:
-    """Run ``fn`` on every item at once; each item's result or the error it raised."""
-    def guarded(item: Any) -> T | BaseException:
-        try:
-            return fn(item)
-        except (libvirt.libvirtError, OslabError) as exc:
-            return exc
-    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(zip(items, pool.map(guarded, items), strict=True))
 
 
 def _message(exc: BaseException) -> str:
@@ -215,7 +204,7 @@ class LabSnapshots:
             item[1].suspend()
             paused_at[item[0].name] = time.monotonic()
 
-        failures = [(i, e) for (i, _d), e in _parallel(pause, running)
+        failures = [(i, e) for (i, _d), e in at_once.each(pause, running)
                     if isinstance(e, BaseException)]
 
         def snap(item: tuple[DomainInfo, Any]) -> None:
@@ -227,9 +216,9 @@ class LabSnapshots:
             dom.snapshotCreateXML(xml, 0)
 
         if not failures:
-            failures = [(i, e) for (i, _d), e in _parallel(snap, doms)
+            failures = [(i, e) for (i, _d), e in at_once.each(snap, doms)
                         if isinstance(e, BaseException)]
-        resumed = _parallel(lambda item: item[1].resume(), [x for x in running
+        resumed = at_once.each(lambda item: item[1].resume(), [x for x in running
                                                             if x[0].name in paused_at])
         end = time.monotonic()
         paused = max((end - t for t in paused_at.values()), default=0.0)
@@ -279,7 +268,7 @@ class LabSnapshots:
         if not holders:
             raise SnapshotError(f"lab {self.lab} has no snapshot {name!r}",
                                 hint="`oslab snapshot --list` shows the snapshots")
-        errors = [(i, e) for (i, _s), e in _parallel(lambda h: h[1].delete(0), holders)
+        errors = [(i, e) for (i, _s), e in at_once.each(lambda h: h[1].delete(0), holders)
                   if isinstance(e, BaseException)]
         if errors:
             info, exc = errors[0]
@@ -318,7 +307,7 @@ class LabSnapshots:
             dom.revertToSnapshot(snap, flags | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
 
         checked = time.monotonic()
-        errors = [(i[0], e) for i, e in _parallel(revert_one, snaps)
+        errors = [(i[0], e) for i, e in at_once.each(revert_one, snaps)
                   if isinstance(e, BaseException)]
         if errors:
             info, exc = errors[0]
@@ -327,7 +316,7 @@ class LabSnapshots:
                                 hint="the other nodes were reverted; fix it and revert again")
         to_resume = [(i, d) for i, d, _s, running in snaps if running]
         reverted = time.monotonic()
-        resumed = _parallel(lambda item: item[1].resume(), to_resume)
+        resumed = at_once.each(lambda item: item[1].resume(), to_resume)
         end = time.monotonic()
         stuck = [i.meta.node for (i, _d), e in resumed if isinstance(e, BaseException)]
         if stuck:
