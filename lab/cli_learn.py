@@ -215,13 +215,8 @@ def exercise_check(opts: Options) -> None:
 @pass_options
 def exercise_solve(opts: Options) -> None:
     """Apply the exercise's documented fix on the nodes (no revert): `check` then passes."""
-    from oslab.exercising import current
-    from oslab.install.exercise import resolve
-
-    spec, state, runner = _begin(opts)
-    _progress, ex = current(state)
-    click.echo(f"the fix: {ex.fix_text}")
-    runner.change(resolve(ex.fix, spec))
+    runner, plan, _name = _the_fix(opts)
+    runner.change(plan)
     click.echo("applied; `oslab exercise check` to see it pass")
 
 
@@ -230,10 +225,16 @@ def exercise_solve(opts: Options) -> None:
 @pass_options
 def exercise_giveup(opts: Options) -> None:
     """Show the fix, then put the lab back as it was before the exercise."""
+    _runner, _plan, name = _the_fix(opts)
+    _revert(opts, opts.state(), name)
+
+
+def _the_fix(opts: Options) -> tuple[Any, Any, str]:
+    """Print the exercise's fix, in words and change by change; its runner and plan."""
     from oslab.exercising import current
     from oslab.install.exercise import resolve
 
-    spec, state, _runner = _begin(opts)
+    spec, state, runner = _begin(opts)
     _progress, ex = current(state)
     click.echo(f"the fix: {ex.fix_text}")
     plan = resolve(ex.fix, spec)
@@ -242,7 +243,7 @@ def exercise_giveup(opts: Options) -> None:
         click.echo(f"  {e.node}:{e.path}{where}: {e.old.strip()!r} -> {e.new.strip()!r}")
     for run in plan.runs:
         click.echo(f"  {run.node}: {run.command}")
-    _revert(opts, state, ex.name)
+    return runner, plan, ex.name
 
 
 @exercise.command("reset")
