@@ -143,6 +143,7 @@ class Result:
     what: str
     ok: bool
     details: str = ""
+    skipped: bool = False  # not run (and so not passed)
 
 
 @dataclass(frozen=True)

@@ -196,8 +196,8 @@ def exercise_check(opts: Options) -> None:
     progress, ex = current(state)
     results = runner.check(ex)
     for r in results:
-        click.echo(f"  {'pass' if r.ok else 'FAIL'}  {r.what}" + (f": {r.details}" if r.details
-                                                                   else ""))
+        mark = "pass" if r.ok else "skip" if r.skipped else "FAIL"
+        click.echo(f"  {mark}  {r.what}" + (f": {r.details}" if r.details else ""))
     outcome = verdict(results)
     if outcome.solved:
         progress.solved = True
@@ -205,8 +205,8 @@ def exercise_check(opts: Options) -> None:
         click.echo(f"solved: exercise {ex.name}, with {progress.hints} hint(s). `oslab "
                    "exercise reset` goes back to before it; `start` another when you like.")
         return
-    click.echo(f"not solved yet: {len(outcome.failing)} check(s) fail. `oslab exercise hint` "
-               "for a hint.")
+    failed = sum(not r.skipped for r in outcome.failing)
+    click.echo(f"not solved yet: {failed} check(s) fail. `oslab exercise hint` for a hint.")
     raise SystemExit(Exit.FAILED)
 
 
