@@ -33,8 +33,16 @@ def swap(file: FileRef, old: str, new: str, section: str = "") -> tuple[Edit, Ed
     return Edit(file, old, new, section), Edit(file, new, old, section)
 
 
-def restart(where: Where, units: str) -> Run:
-    return Run(where, f"systemctl restart {units}")
+def restart(where: Where, units: str, port: int = 0) -> Run:
+    """Restart ``units``; with ``port``, then wait (5 min at most) until something answers
+    HTTP there: a check run at once would otherwise meet the API still starting (under TCG,
+    tens of seconds after systemd says it started)."""
+    if not port:
+        return Run(where, f"systemctl restart {units}")
+    answers = ('python3 -c "import http.client as h, sys; c = h.HTTPConnection(sys.argv[1], '
+               f"timeout=10); c.request('GET', '/'); c.getresponse()\" localhost:{port}")
+    return Run(where, f"systemctl restart {units} && for _ in $(seq 100); do "
+                      f"{answers} 2>/dev/null && break; sleep 3; done && {answers}")
 
 
 _db_fault, _db_fix = swap(KEYSTONE_CONF, "connection = mysql+pymysql://",
@@ -63,7 +71,7 @@ _vg_fault, _vg_fix = swap(CINDER_CONF, "volume_group = cinder-volumes",
 _url_fault, _url_fix = swap(HORIZON, '"http://%s:5000/v3"', '"http://%s/identity/v3"')
 
 MAX_CONNECTIONS = 4096  # the rendered MariaDB config's max_connections (a unit test holds it)
-KEYSTONE_RESTART = restart(C, "{units:keystone}")
+KEYSTONE_RESTART = restart(C, "{units:keystone}", 5000)
 NOVA_COMPUTE_RESTART = restart(N, "{units:nova-compute}")
 TOKEN = Probe(C, "the admin gets a token", ADMIN + "openstack token issue -f value -c id",
               timeout=600)
@@ -155,8 +163,8 @@ CATALOG: tuple[Exercise, ...] = (
         symptom="`openstack image list`: \"HTTP 503 Service Unavailable\"; glance-api's "
                 "log: \"Identity server rejected authorization necessary to fetch token "
                 "data\".",
-        fault=Change((_glance_fault,), (restart(C, "{units:glance}"),)),
-        fix=Change((_glance_fix,), (restart(C, "{units:glance}"),)),
+        fault=Change((_glance_fault,), (restart(C, "{units:glance}", 9292),)),
+        fix=Change((_glance_fix,), (restart(C, "{units:glance}", 9292),)),
         fix_text="In /etc/glance/glance-api.conf, [keystone_authtoken] username must be "
                  "glance (the user `openstack user create ... glance` made). Then restart "
                  "glance-api.",
@@ -173,8 +181,8 @@ CATALOG: tuple[Exercise, ...] = (
         symptom="`openstack resource provider list`: \"Internal Server Error (HTTP 500)\"; "
                 "nova-compute's log: \"Failed to retrieve resource provider tree from "
                 "placement API\".",
-        fault=Change((_placement_fault,), (restart(C, "{units:placement}"),)),
-        fix=Change((_placement_fix,), (restart(C, "{units:placement}"),)),
+        fault=Change((_placement_fault,), (restart(C, "{units:placement}", 8778),)),
+        fix=Change((_placement_fix,), (restart(C, "{units:placement}", 8778),)),
         fix_text="In /etc/placement/placement.conf, [placement_database] connection must "
                  "name the controller: mysql+pymysql://placement:PLACEMENT_DBPASS@controller/"
                  "placement. MariaDB listens on the management address only.",
@@ -193,8 +201,8 @@ CATALOG: tuple[Exercise, ...] = (
         symptom="`openstack resource class list`: \"Forbidden (HTTP 403)\"; httpd's error "
                 "log: \"AH01630: client denied by server configuration: /usr/bin/placement-"
                 "api\".",
-        fault=Change((_grant_fault,), (restart(C, "{units:placement}"),)),
-        fix=Change((_grant_fix,), (restart(C, "{units:placement}"),)),
+        fault=Change((_grant_fault,), (restart(C, "{units:placement}", 8778),)),
+        fix=Change((_grant_fix,), (restart(C, "{units:placement}", 8778),)),
         fix_text="Apache must be allowed to run /usr/bin/placement-api: in /etc/httpd/conf.d/"
                  "00-placement-api.conf, inside <Directory /usr/bin>, put `Require all "
                  "granted`. Then restart httpd.",
