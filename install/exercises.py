@@ -12,6 +12,7 @@ from __future__ import annotations
 from oslab.distro import Family
 from oslab.install.exercise import Change, Edit, Exercise, FileRef, Probe, Run
 from oslab.install.model import Where
+from oslab.install.openrc import KEYSTONE_PORT
 from oslab.spec import Scope
 
 C, N = Where.CONTROLLER, Where.COMPUTE
@@ -71,7 +72,7 @@ _vg_fault, _vg_fix = swap(CINDER_CONF, "volume_group = cinder-volumes",
 _url_fault, _url_fix = swap(HORIZON, '"http://%s:5000/v3"', '"http://%s/identity/v3"')
 
 MAX_CONNECTIONS = 4096  # the rendered MariaDB config's max_connections (a unit test holds it)
-KEYSTONE_RESTART = restart(C, "{units:keystone}", 5000)
+KEYSTONE_RESTART = restart(C, "{units:keystone}", KEYSTONE_PORT)
 NOVA_COMPUTE_RESTART = restart(N, "{units:nova-compute}")
 TOKEN = Probe(C, "the admin gets a token", ADMIN + "openstack token issue -f value -c id",
               timeout=600)
