@@ -54,7 +54,8 @@ class Edit:
 @dataclass(frozen=True)
 class Run:
     """A POSIX shell command as root on a node, after the edits; ``{units:ROLE}`` is the
-    distro layer's systemd units for ROLE (``keystone``: keystone on Debian, httpd on EL)."""
+    distro layer's systemd units for ROLE (``keystone``: keystone on Debian, httpd on EL),
+    ``{controller}`` the controller's name."""
 
     where: Where
     command: str
@@ -194,7 +195,10 @@ def path_for(path: str, spec: LabSpec) -> str:
 
 
 def command_for(command: str, spec: LabSpec) -> str:
+    """``command`` with ``{units:ROLE}`` the distro's units and ``{controller}`` the
+    controller's name."""
     layer = layer_for(spec.distro)
+    command = command.replace("{controller}", spec.controller.name)
     return UNITS.sub(lambda m: " ".join(layer.unit(m.group(1))), command)
 
 

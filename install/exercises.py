@@ -18,6 +18,7 @@ from oslab.spec import Scope
 C, N = Where.CONTROLLER, Where.COMPUTE
 KEYSTONE_CONF = FileRef(C, "/etc/keystone/keystone.conf")
 LIMITS = FileRef(C, "/etc/systemd/system/mariadb.service.d/oslab-limits.conf")
+MARIADB_CNF = FileRef(C, "mariadb.cnf")
 GLANCE_CONF = FileRef(C, "/etc/glance/glance-api.conf")
 PLACEMENT_CONF = FileRef(C, "/etc/placement/placement.conf")
 PLACEMENT_HTTPD = FileRef(C, "/etc/httpd/conf.d/00-placement-api.conf")
@@ -49,6 +50,8 @@ def restart(where: Where, units: str, port: int = 0) -> Run:
 _db_fault, _db_fix = swap(KEYSTONE_CONF, "connection = mysql+pymysql://",
                           "connection =\n#mysql+pymysql://", "database")
 _limit_fault, _limit_fix = swap(LIMITS, "LimitNOFILE=65535", "LimitNOFILE=1024")
+_bind_fault, _bind_fix = swap(MARIADB_CNF, "bind-address = ",
+                              "bind-address = 127.0.0.1\n#bind-address = ", "mysqld")
 _glance_fault, _glance_fix = swap(GLANCE_CONF, "username = glance\n", "username = glace\n",
                                   "keystone_authtoken")
 _placement_fault, _placement_fix = swap(PLACEMENT_CONF, "@controller/placement",
@@ -117,7 +120,30 @@ CATALOG: tuple[Exercise, ...] = (
         probes=(Probe(C, "Keystone has a primary Fernet key", "test -s "
                       "/etc/keystone/fernet-keys/0"),)),
     Exercise(
+        name="mariadb-bind-address", service="mariadb", scope=Scope.IDENTITY,
+        task="Keystone cannot reach its database. Make `openstack token issue` work again.",
+        symptom="`openstack token issue`: \"Internal Server Error (HTTP 500)\"; keystone's "
+                "log: \"(pymysql.err.OperationalError) (2003, \"Can't connect to MySQL server "
+                "on 'controller' ([Errno 111] Connection refused)\")\".",
+        fault=Change((_bind_fault,), (Run(C, "systemctl restart mariadb"),)),
+        fix=Change((_bind_fix,), (Run(C, "systemctl restart mariadb"),)),
+        fix_text="The services reach MariaDB at the controller's management address: "
+                 "bind-address in MariaDB's OpenStack config (the install guide's openstack.cnf"
+                 ") must be that address, not 127.0.0.1. Then restart mariadb.",
+        hints=("MariaDB runs: `systemctl status mariadb`. Can the services reach it?",
+               "Where does it listen? `ss -ltnp | grep 3306`",
+               "bind-address is 127.0.0.1 in MariaDB's OpenStack config (the line under it "
+               "has the management address): put that back, restart mariadb."),
+        verify=("identity",),
+        probes=(Probe(C, "MariaDB answers on the controller's management address",
+                      'python3 -c "import socket, sys; socket.create_connection((sys.argv[1], '
+                      '3306), 10)" {controller}'),)),
+    Exercise(
         name="mariadb-open-files", service="mariadb", scope=Scope.IDENTITY,
+        # EL9's MariaDB 10.5 lowers max_connections to fit the open-files limit; Debian 13's
+        # 11.8 kept max_connections = 4096 under LimitNOFILE=1024 (the CI run of this
+        # exercise), so there the trap is not
+        families=(Family.EL,),
         task="Under load the services lose their database. Give MariaDB the connections "
              "the cloud needs.",
         symptom="Services log \"(pymysql.err.OperationalError) (1040, 'Too many "

@@ -158,8 +158,9 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     exercise(lab, "keystone-database", "reset", [
         rf"^  FAIL  lint ctl:{conf}: ctl:{conf}:\d+: error: \[database\] connection is empty",
         r"^  skip  verify: identity: not run while the checks above fail$"])
-    exercise(lab, "mariadb-open-files", "giveup",
-             [r"^  FAIL  ctl: MariaDB allows 4096 connections: exit 1"])
+    exercise(lab, "mariadb-bind-address", "giveup", [
+        r"^  FAIL  ctl: MariaDB answers on the controller's management address: exit 1: .*"
+        r"Connection refused", r"^  skip  verify: identity: not run while"])
     assert "0 errors" in lab.run("lint").stdout
 
     # the services run with one worker each: keystone's uwsgi is one master and one worker

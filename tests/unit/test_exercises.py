@@ -63,8 +63,9 @@ RUNS = [(ex, which) for ex in CATALOG for which, spec in SPECS.items()
 def test_each_exercise_runs_somewhere_and_the_identity_ones_on_the_identity_lab() -> None:
     assert {ex.name for ex, _w in RUNS} == {ex.name for ex in CATALOG}
     on_identity = {ex.name for ex, w in RUNS if w == "identity"}
-    assert on_identity == {ex.name for ex in CATALOG if ex.scope is Scope.IDENTITY}
-    assert {"keystone-database", "mariadb-open-files"} <= on_identity
+    assert on_identity == {ex.name for ex in CATALOG if ex.scope is Scope.IDENTITY
+                           and ex.name != "mariadb-open-files"}  # EL only
+    assert {"keystone-database", "mariadb-bind-address"} <= on_identity
 
 
 @pytest.mark.parametrize(("ex", "which"), RUNS, ids=[f"{e.name}-{w}" for e, w in RUNS])
@@ -144,10 +145,12 @@ def test_units_are_the_distros_own() -> None:
         "systemctl restart openstack-nova-compute"
 
 
-def test_the_mariadb_exercise_knows_the_rendered_limits(tmp_path: Path) -> None:
-    files = rendered("debian", tmp_path)
-    assert f"max_connections = {MAX_CONNECTIONS}\n" in \
-        files[("controller", "/etc/mysql/mariadb.conf.d/99-openstack.cnf")]
+def test_the_mariadb_exercises_know_the_rendered_files(tmp_path: Path) -> None:
+    files = rendered("centos", tmp_path)
+    assert f"max_connections = {MAX_CONNECTIONS}\n" in files[("controller",
+                                                             "/etc/my.cnf.d/openstack.cnf")]
+    probe = checks(find(CATALOG, "mariadb-bind-address"), SPECS["identity"]).probes[0]
+    assert probe.node == "ctl" and probe.check.endswith(" ctl")
 
 
 @pytest.mark.parametrize(("name", "which", "why"), [
@@ -157,6 +160,8 @@ def test_the_mariadb_exercise_knows_the_rendered_limits(tmp_path: Path) -> None:
                                       "oslab runs debian13"),
     ("keystone-database", "identity", None),
     ("placement-directory", "centos", None),
+    ("mariadb-open-files", "debian", "exercise mariadb-open-files is about el nodes; lab oslab "
+                                     "runs debian13"),
 ])
 def test_refusals(name: str, which: str, why: str | None) -> None:
     assert refusal(find(CATALOG, name), SPECS[which]) == why
