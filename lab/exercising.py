@@ -158,9 +158,10 @@ class Runner:
             with self._session(probe.node) as session:
                 got = session.run(probe.check, timeout=float(probe.timeout),
                                   secrets=self.secrets)
-            tail = mask((got.stderr or got.stdout).strip(), self.secrets)[-200:]
+            lines = mask(got.stderr or got.stdout, self.secrets).strip().splitlines()
+            said = lines[-1].strip()[-200:] if lines else ""  # an error's last line says it
             results.append(Result(f"{probe.node}: {probe.holds}", got.ok,
-                                  "" if got.ok else f"exit {got.returncode}: {tail}"))
+                                  "" if got.ok else f"exit {got.returncode}: {said}".strip()))
         if wanted.verify and not all(r.ok for r in results):
             # verify waits minutes for a service that is down to report up: not while a
             # quick check already says it is not solved
