@@ -35,11 +35,7 @@ def lint(opts: Options, node: str | None, service: str | None, show_diff: bool,
     from oslab.install.lint import lint as findings_of
     from oslab.install.lint import read_files, try_logins
 
-    spec = opts.spec()
-    state = LabState(spec.name).check()
-    if state.target(spec.controller.name, str(spec.controller.address)) is None:
-        raise OslabError(f"lab {spec.name} has no SSH keys on this host: it was not built here",
-                         hint="`oslab up` builds it; check -f and --lab")
+    spec, state = _built(opts)
     names = [n.name for n in spec.nodes]
     if node is not None and node not in names:
         raise OslabError(f"lab {spec.name} has no node {node!r}", hint="nodes: " + ", ".join(names))
@@ -109,12 +105,18 @@ def _begin(opts: Options) -> tuple[Any, Any, Any]:
     from oslab.exercising import Runner
     from oslab.report import Reporter
 
+    spec, state = _built(opts)
+    return spec, state, Runner(spec, state, Reporter().lab)
+
+
+def _built(opts: Options) -> tuple[Any, LabState]:
+    """The lab's spec and state, refused when it was not built on this host (no SSH keys)."""
     spec = opts.spec()
     state = LabState(spec.name).check()
     if state.target(spec.controller.name, str(spec.controller.address)) is None:
         raise OslabError(f"lab {spec.name} has no SSH keys on this host: it was not built here",
                          hint="`oslab up` builds it; check -f and --lab")
-    return spec, state, Runner(spec, state, Reporter().lab)
+    return spec, state
 
 
 @exercise.command("start")
@@ -143,14 +145,15 @@ def exercise_start(opts: Options, name: str) -> None:
     plan = resolve(ex.fault, spec)
     texts = runner.prepared(plan)  # before the snapshot: a lab not as oslab built it is refused
     _forget(snaps, ex.name)
-    taken = snaps.take_reserved(snapshot_name(ex), f"before exercise {ex.name}")
-    click.echo(f"snapshot {snapshot_name(ex)} taken in {taken.seconds:.1f}s")
+    taken = snaps.take_reserved(snapshot_name(ex.name), f"before exercise {ex.name}")
+    click.echo(f"snapshot {snapshot_name(ex.name)} taken in {taken.seconds:.1f}s")
     Progress(ex.name, started_now()).save(state)
     try:
         runner.apply(plan, texts)
     except BaseException:
-        click.echo(f"the fault could not be applied: reverting to {snapshot_name(ex)}", err=True)
-        checkpoint.revert(opts.connect(), spec.name, state, snapshot_name(ex))
+        click.echo(f"the fault could not be applied: reverting to {snapshot_name(ex.name)}",
+                   err=True)
+        checkpoint.revert(opts.connect(), spec.name, state, snapshot_name(ex.name))
         _forget(snaps, ex.name)
         Progress.clear(state)
         raise
@@ -164,7 +167,9 @@ def exercise_start(opts: Options, name: str) -> None:
 
 def _forget(snaps: Any, name: str) -> None:
     """Delete the snapshot of exercise ``name`` where it is left (nothing when it is not)."""
-    wanted = f"exercise-{name}"
+    from oslab.exercising import snapshot_name
+
+    wanted = snapshot_name(name)
     if any(s.name == wanted for s in snaps.snapshots()):
         snaps.delete(wanted)
 
@@ -260,11 +265,11 @@ def exercise_reset(opts: Options) -> None:
 
 def _revert(opts: Options, state: LabState, name: str) -> None:
     from oslab import cli_print
-    from oslab.exercising import Progress
+    from oslab.exercising import Progress, snapshot_name
     from oslab.snapshots import checkpoint
     from oslab.snapshots.snapshot import LabSnapshots
 
-    snap = f"exercise-{name}"
+    snap = snapshot_name(name)
     done = checkpoint.revert(opts.connect(), opts.lab_name(), state, snap)
     cli_print.print_reverted(snap, done)
     LabSnapshots(opts.connect(), opts.lab_name()).delete(snap)

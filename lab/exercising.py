@@ -39,8 +39,9 @@ PROGRESS = "exercise.json"
 COMMAND_TIMEOUT = 900.0  # a restart of a service under TCG (nova-compute: minutes)
 
 
-def snapshot_name(exercise: Exercise) -> str:
-    return f"exercise-{exercise.name}"
+def snapshot_name(name: str) -> str:
+    """The lab-wide snapshot taken before exercise ``name``."""
+    return f"exercise-{name}"
 
 
 @dataclass
