@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,6 +37,14 @@ from oslab.spec import LabSpec
 
 PROGRESS = "exercise.json"
 COMMAND_TIMEOUT = 900.0  # a restart of a service under TCG (nova-compute: minutes)
+
+
+def by_node(files: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(node, path) pairs as each node's paths, in order: what ``lint.read_files`` reads."""
+    out: dict[str, list[str]] = {}
+    for node, path in files:
+        out.setdefault(node, []).append(path)
+    return out
 
 
 def snapshot_name(name: str) -> str:
@@ -99,10 +107,8 @@ class Runner:
         when a file is missing or not as the exercise expects."""
         from oslab.install.lint import read_files
 
-        wanted: dict[str, list[str]] = {}
-        for e in plan.edits:
-            wanted.setdefault(e.node, []).append(e.path)
-        files, missing = read_files(self.spec, self.state, wanted)
+        files, missing = read_files(self.spec, self.state,
+                                    by_node((e.node, e.path) for e in plan.edits))
         if missing:
             node, path = missing[0]
             raise ExerciseError(f"{node}:{path} is not there: its service is not installed",
@@ -143,10 +149,7 @@ class Runner:
         wanted = checks(exercise, self.spec)
         results: list[Result] = []
         if wanted.lint:
-            by_node: dict[str, list[str]] = {}
-            for node, path in wanted.lint:
-                by_node.setdefault(node, []).append(path)
-            files, missing = read_files(self.spec, self.state, by_node)
+            files, missing = read_files(self.spec, self.state, by_node(wanted.lint))
             found = [f for f in lint(self.spec, files, lambda t: mask(t, self.secrets),
                                      lambda tried: try_logins(self.spec, self.state, tried))
                      if f.severity == "error"]
