@@ -34,7 +34,10 @@
 #                                  (or, with --life, the start of the kept lab), `oslab save` of
 #                                  the verified cloud (time, size), `destroy` (the save is kept),
 #                                  `up --from-saved` until every service reports up (time), a
-#                                  full verify, and an export and import round trip (time, size)
+#                                  full verify, and an export and import round trip (time, size).
+#                                  The save is E2E_SAVE (default e2e-verified); an earlier run's
+#                                  save of that name is deleted first, which is refused while a
+#                                  lab made from it still stands: give the new one another name
 #   scripts/e2e.sh --exercises NAME[,NAME...] [--life] [--keep]
 #                                  the issue-23 rows instead of steps 3 to 4c: each exercise
 #                                  started (`oslab exercise start`), checked as unsolved, fixed
@@ -317,7 +320,7 @@ if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
     # the issue-22 rows: a verified cloud saved, destroyed, and made again from the save
     export OSLAB_SAVES_DIR=/var/lib/libvirt/images/oslab-e2e-saves
     bare=("$repo/.venv/bin/oslab")      # --from-saved takes no spec: the save carries it
-    save_name=e2e-verified
+    save_name=${E2E_SAVE:-e2e-verified}
     "${bare[@]}" saved --delete "$save_name" >/dev/null 2>&1 || true   # an earlier run's
     t=$(stamp)
     if "${oslab[@]}" save "$save_name" > "$work/save.log" 2>&1; then
