@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from oslab.distro import KERNEL_ARGS
 from oslab.errors import OslabError
 from oslab.images import rebuilds
 from oslab.images.common import Say, debian_cache, digest, env, locked, run
@@ -84,7 +85,7 @@ class Image:
 
     @property
     def cmdline(self) -> str:
-        return f"root=LABEL={ROOT_LABEL} ro console=ttyS0,115200n8"
+        return f"root=LABEL={ROOT_LABEL} ro {KERNEL_ARGS}"
 
 
 def customize_script(inputs: ImageInputs, preseed_path: Path, files_dir: Path) -> str:
