@@ -1,11 +1,13 @@
 """Real OpenStack services on every run of the suite: a one-node Debian 13 lab with
-``scope = "identity"`` is built by `oslab up --until keystone` (everything before Keystone, a
-snapshot), then goes through all three stages of `oslab up`: a base image with Debian's
-own packages baked in on the host, a node booted from it, the environment, MariaDB, RabbitMQ,
-memcached, etcd and Keystone installed by the engine, then `oslab verify`'s identity and catalog
-checks against that real Keystone. A rerun changes nothing; lint finds a mistake made by hand
-and the next `up` reports how it put it right; the Keystone and MariaDB exercises are started,
-found unsolved, fixed by their documented fix and found solved; and destroy leaves nothing.
+``scope = "identity"`` is built by `oslab up --until keystone` (a base image with Debian's own
+packages baked in on the host, a node booted from it, the environment, MariaDB, RabbitMQ,
+memcached and etcd installed by the engine, a snapshot), then Keystone is installed by hand
+from the install guide as a learner does it, `verify --only identity` and `lint` judge it, and
+`oslab up` goes on: it keeps what the learner did, says what it added, and runs `oslab
+verify`'s identity and catalog checks against that real Keystone. A rerun changes nothing; lint
+finds a mistake made by hand and the next `up` reports how it put it right; the Keystone and
+MariaDB exercises are started, found unsolved, fixed by their documented fix and found solved;
+and destroy leaves nothing.
 
 The scripts/e2e.sh run proves the whole two-node cloud; this is the part that fits in CI.
 The image cache is the invoking user's, so reruns reuse the base image (cached by hash).
@@ -73,6 +75,73 @@ def exercise(lab: Any, name: str, end: str, unsolved: list[str]) -> None:
     assert "no exercise is in progress" in lab.run("exercise", "hint", check=False).stderr
 
 
+# The install guide's Keystone pages, as a learner types them on Debian 13 (the package runs
+# Keystone under uwsgi, so no Apache step), with the passwords oslab keeps for the lab: the
+# database, two options in the package's keystone.conf, db_sync, the key repositories,
+# bootstrap, the service restart, the client environment scripts, and the projects, user and
+# role of "Create a domain, projects, users, and roles".
+BY_HAND = r"""set -e
+mysql <<SQL
+CREATE DATABASE keystone;
+GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'localhost' IDENTIFIED BY '{db}';
+GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'%' IDENTIFIED BY '{db}';
+SQL
+DEBIAN_FRONTEND=noninteractive apt-get install -y keystone
+python3 - <<'PY'
+# what an editor does: set each option in its section, over a commented-out line if there is one
+import re
+path = "/etc/keystone/keystone.conf"
+lines = open(path).read().splitlines()
+for section, option, value in (("database", "connection",
+                                 "mysql+pymysql://keystone:{db}@ctl/keystone"),
+                                ("token", "provider", "fernet")):
+    start = lines.index(f"[{{section}}]") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    found = [i for i in range(start, end) if re.match(rf"#?\s*{{option}}\s*=", lines[i])]
+    line = f"{{option}} = {{value}}"
+    if found:
+        lines[found[-1]] = line
+    else:
+        lines.insert(start, line)
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+su -s /bin/sh -c "keystone-manage db_sync" keystone
+keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+keystone-manage bootstrap --bootstrap-password '{admin}' \
+  --bootstrap-admin-url http://ctl:5000/v3/ --bootstrap-internal-url http://ctl:5000/v3/ \
+  --bootstrap-public-url http://ctl:5000/v3/ --bootstrap-region-id RegionOne
+systemctl restart keystone
+cat > /root/admin-openrc <<'RC'
+{admin_rc}RC
+cat > /root/demo-openrc <<'RC'
+{demo_rc}RC
+. /root/admin-openrc
+for _ in $(seq 90); do openstack token issue -f value -c id >/dev/null 2>&1 && break; sleep 10; done
+openstack project create --domain default --description "Service Project" service
+openstack project create --domain default --description "Demo Project" demo
+openstack user create --domain default --password '{demo}' demo
+openstack role add --project demo --user demo member
+"""
+
+
+def keystone_by_hand(lab: Any) -> None:
+    """Keystone installed on ctl from the guide (BY_HAND), with the lab's passwords read where a
+    learner finds them: in the files `oslab render` writes."""
+    out = lab.home / "render"
+    lab.run("render", "--out", str(out))
+    conf = (out / "ctl/etc/keystone/keystone.conf").read_text()
+    db = re.search(r"//keystone:([^@]+)@", conf)
+    rc = {who: (out / f"ctl/root/{who}-openrc").read_text() for who in ("admin", "demo")}
+    passwords = {who: re.search(r"OS_PASSWORD=(\S+)", rc[who]) for who in rc}
+    assert db and passwords["admin"] and passwords["demo"], (conf, rc)
+    script = BY_HAND.format(db=db.group(1), admin=passwords["admin"].group(1),
+                            demo=passwords["demo"].group(1), admin_rc=rc["admin"],
+                            demo_rc=rc["demo"])
+    done = lab.run("ssh", "ctl", "--", script, timeout=2400)
+    print(done.stdout[-3000:])
+
+
 def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     lab = identity_lab(make_lab)
     # `up --until keystone`: every step before Keystone, a snapshot, and where to go on
@@ -89,12 +158,28 @@ def test_identity_lab_on_debian13_runs_a_real_keystone(make_lab: Any) -> None:
     assert "mysql" in databases and "keystone" not in databases, databases  # MariaDB runs
     assert "verification:" not in until.stdout  # a cloud without Keystone is not verified
 
-    # a later `up` goes on from there
+    # the learner installs Keystone by hand from the guide; verify says it works, lint finds
+    # nothing wrong in their keystone.conf
+    keystone_by_hand(lab)
+    mine = lab.run("verify", "--only", "identity", timeout=1800)
+    print(mine.stdout)
+    rows = verification_rows(mine.stdout)
+    assert rows and set(rows.values()) == {"pass"}, mine.stdout
+    assert any(name.startswith("identity: demo") for name in rows), rows
+    linted = lab.run("lint", "--service", "keystone", timeout=1800).stdout
+    assert re.search(r": 0 errors, \d+ warnings$", linted, re.M), linted
+
+    # a later `up` goes on from there: it keeps what the learner did right (their options are
+    # oslab's, so none is "fixed"), sets what only oslab adds, and says so, option by option
+    # (the rest of the package's keystone.conf is named as not kept)
     start = time.monotonic()
     up = lab.run("up", timeout=3600)
     took = time.monotonic() - start
     print(f"oslab up of a one-node debian13 identity lab: {took:.0f}s")
     print(up.stdout)
+    conf = "/etc/keystone/keystone.conf"
+    assert f"  ctl: {conf}: [cache] memcache_servers: missing, set to 'ctl:11211'" in up.stdout
+    assert not re.search(rf"{conf}: \[(database|token)\] .*fixed to", up.stdout), up.stdout
     rows = verification_rows(up.stdout)
     assert rows, up.stdout
     assert set(rows.values()) == {"pass"}, rows
