@@ -116,7 +116,8 @@ def check(opts: Options, stage: str) -> None:
               help="Do not take the installer's automatic auto-<phase> snapshots.")
 @click.option("--from-saved", "from_saved", metavar="SAVE",
               help="Make the lab from save SAVE (`oslab saved`): its disks as overlays, its "
-                   "memory restored, no boot; --cold boots the saved disks instead.")
+                   "memory restored, no boot; --cold boots the saved disks instead (and with "
+                   "--lab NEWNAME makes it a lab of another name).")
 @click.option("--cold", is_flag=True, help="With --from-saved: boot, do not restore memory.")
 @click.option("--verify", "full_verify", is_flag=True,
               help="With --from-saved: the full `oslab verify`, not only its services rows.")

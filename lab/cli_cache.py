@@ -216,26 +216,22 @@ def from_saved(opts: Options, name: str, cold: bool, full_verify: bool) -> None:
         raise OslabError("--from-saved takes no spec: the save carries its own",
                          hint="leave -f out")
     save = store.read_save(store.saves_root(), name)
-    if opts.lab and opts.lab != save.lab:
-        raise OslabError(f"save {name} is of lab {save.lab}; it cannot become lab {opts.lab}",
-                         hint="libvirt restores a saved memory only into a domain of the same "
-                              f"name: leave --lab out (destroy lab {save.lab} first if it "
-                              "exists)")
+    lab = opts.lab or save.lab  # another name only with --cold (the refusals say why)
     conn = opts.connect()
     start = time.monotonic()
-    out = Restorer(conn, save, _say).restore(cold=cold)
-    state = LabState(save.lab)
+    out = Restorer(conn, save, _say, lab).restore(cold=cold)
+    state = LabState(lab)
     outcomes = []
     for verb, act in (("resume", "running"), ("start", "booted")):
         # restored nodes stand paused: all of them run at once, as `oslab resume` does; the
         # nodes saved shut off (every node with --cold) boot as `oslab start` does
-        lifecycle = Lifecycle(conn, save.lab, state, out.spec)
+        lifecycle = Lifecycle(conn, lab, state, out.spec)
         wanted = DomainState.PAUSED if verb == "resume" else DomainState.SHUT_OFF
         if any(f.state is wanted for f in lifecycle.facts):
             outcome = lifecycle.resume() if verb == "resume" else lifecycle.start()
             print_outcome(outcome, act)
             outcomes.append(outcome)
-    click.echo(f"lab {save.lab} made from save {name} in {time.monotonic() - start:.0f}s "
+    click.echo(f"lab {lab} made from save {name} in {time.monotonic() - start:.0f}s "
                f"(libvirt part {out.seconds:.0f}s); its spec: {out.spec_path} (pass it with -f)")
     if full_verify:
         from oslab.install import verify as verifymod

@@ -162,6 +162,9 @@ class LabSpec:
     # kickstart distros: install one generalised base disk, cached, and make every node a
     # qcow2 overlay on it that takes its identity from a NoCloud seed at first boot
     golden: bool = False
+    # a lab made from another lab's save under a new name keeps that lab's MAC addresses
+    # (its nodes' disks and the install steps' NIC checks name them): the name they come from
+    macs_from: str = ""
     packages: Packages = Packages()
     verify: VerifySettings = VerifySettings()
     source: str = field(default="<built-in default>", compare=False)
@@ -205,11 +208,13 @@ class LabSpec:
         data.pop("source")
         if not data["golden"]:
             del data["golden"]  # the digests of labs made before the key existed
+        if not data["macs_from"]:
+            del data["macs_from"]
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def mac(self, node: Node, nic: int) -> str:
         """A fixed, locally administered MAC per lab, node and NIC (qemu's 52:54:00 prefix)."""
-        h = hashlib.sha256(f"{self.name}/{node.name}/{nic}".encode()).digest()
+        h = hashlib.sha256(f"{self.macs_from or self.name}/{node.name}/{nic}".encode()).digest()
         return "52:54:00:{:02x}:{:02x}:{:02x}".format(*h[:3])
 

@@ -80,7 +80,7 @@ _TOP_KEYS = {"lab", "iso", "networks", "nodes", "packages", "verify"}
 _PACKAGES_KEYS = {"mirror", "source", "bake"}
 _VERIFY_KEYS = {"image"}
 _LAB_KEYS = {"name", "distro", "release", "timezone", "pool_dir", "install_timeout_s",
-             "boot_timeout_s", "scope", "golden"}
+             "boot_timeout_s", "scope", "golden", "macs_from"}
 _ISO_KEYS = {"path", "url", "sha256", "sha256_url"}
 _NET_KEYS = {"cidr", "mode"}
 _NODE_KEYS = {"name", "role", "address", "memory_mib", "vcpus", "disk_gib", "extra_disks_gib"}
@@ -196,6 +196,11 @@ class _Parser:
                             f"{provider.cidr} overlaps the management network {management.cidr}",
                             hint="give the two networks separate ranges")
         nodes = self.nodes(raw.get("nodes"), management)
+        macs_from = self.get(lab, "macs_from", "lab", str, "")
+        if macs_from and not valid_lab_name(macs_from):
+            raise self.fail("lab.macs_from", f"{macs_from!r} is not a valid lab name",
+                            hint="it names the lab whose save this lab was made from; "
+                                 "leave it out otherwise")
         golden: bool = self.get(lab, "golden", "lab", bool, False)
         if golden and distro_for(distro).node_os is not NodeOs.KICKSTART:
             raise self.fail("lab.golden", f"{distro} nodes always boot a cached base image",
@@ -209,6 +214,7 @@ class _Parser:
             boot_timeout_s=self.positive(lab, "boot_timeout_s", "lab", 10, 86400, 600),
             scope=self.scope(lab),
             golden=golden,
+            macs_from=macs_from,
             packages=self.packages(raw.get("packages", {})),
             verify=VerifySettings(
                 image=self.local_file(self.table(raw.get("verify", {}), "verify", _VERIFY_KEYS),

@@ -1,7 +1,8 @@
 """Saved labs on a real 2-node lab of the test guest: `oslab save` of the running lab (which
 runs on undisturbed), `destroy`, `up --from-saved` with the very same processes (memory was
-restored, not booted), the pinned keys, the refusals, an export and import round trip, a
-tampered archive, and `kill -9` in the middle of a save and of a restore."""
+restored, not booted), the pinned keys, the refusals, a cold boot of the save as a lab of
+another name, an export and import round trip, a tampered archive, and `kill -9` in the middle
+of a save and of a restore."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Lab, LabFactory
+from tests.integration.test_provision import libvirt_names
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +110,37 @@ def test_save_destroy_and_restore_keep_memory(lab: Lab) -> None:
     assert again.returncode != 0 and f"lab {lab.name} exists" in again.stderr
     busy = bare(lab, "saved", "--delete", "first", check=False)
     assert busy.returncode != 0 and "in use by" in busy.stderr, busy.stderr
-    renamed = bare(lab, "--lab", "other", "up", "--from-saved", "first", check=False)
-    assert renamed.returncode != 0 and "same name" in renamed.stderr
+
+
+def test_a_save_becomes_a_lab_of_another_name_by_a_cold_boot(lab: Lab) -> None:
+    """A saved memory comes back only under its domains' names; `--cold` boots the saved disks
+    as a lab of another name: its own domains, networks, pool and state, the nodes' files and
+    MACs (so their addresses) kept, SSH with the saved pinned keys."""
+    other = lab.name + "r"
+    renamed = bare(lab, "--lab", other, "up", "--from-saved", "first", check=False)
+    assert renamed.returncode != 0 and "comes back only as lab" in renamed.stderr, renamed.stderr
+    beside = bare(lab, "--lab", other, "up", "--from-saved", "first", "--cold", check=False)
+    assert beside.returncode != 0 and "the lab the save was made from, exists" in beside.stderr
+    assert libvirt_names(other) == {"domains": [], "networks": [], "pools": []}
+    lab.run("destroy", "--yes")
+    try:
+        out = bare(lab, "--lab", other, "up", "--from-saved", "first", "--cold")
+        assert f"lab {other} made from save first in" in out.stdout, out.stdout
+        assert libvirt_names(other) == {
+            "domains": [f"{other}-cmp1", f"{other}-ctl"],
+            "networks": [f"{other}-mgmt", f"{other}-prov"], "pools": [other]}
+        assert libvirt_names(lab.name) == {"domains": [], "networks": [], "pools": []}
+        for node in lab.nodes:
+            seen = bare(lab, "--lab", other, "ssh", node, "--",
+                        "cat /root/saved-file; hostname; test -e /dev/shm/value || echo booted"
+                        ).stdout.split()
+            assert seen == [f"disk-{node}", node, "booted"], seen
+    finally:
+        bare(lab, "--lab", other, "destroy", "--yes", check=False)
+    assert libvirt_names(other) == {"domains": [], "networks": [], "pools": []}
+    # the save's own lab again, from its memory, for the tests that follow
+    bare(lab, "up", "--from-saved", "first")
+    assert states(lab) == {"ctl": "running", "cmp1": "running"}
 
 
 def test_export_import_round_trip_and_a_tampered_archive(lab: Lab, tmp_path: Path) -> None:

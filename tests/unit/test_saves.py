@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import libvirt
 import pytest
 
 from oslab import spec_file
+from oslab.access.state import LabState
 from oslab.errors import OslabError
 from oslab.saves import store
-from oslab.saves.restore import refusals, restore_xml
+from oslab.saves.restore import refusals, renamed_spec_text, renamed_xml, restore_xml
 from oslab.saves.save import DiskCopy, copy_argv, disk_copy, refuse_state
 from oslab.saves.store import SaveError
 from oslab.virt.lab_objects import DomainInfo, DomainState
@@ -208,3 +210,91 @@ def test_a_memory_state_is_restored_without_its_recorded_chain(
     assert out.count("<disk ") == 2 and 'volume="ctl-disk1.qcow2"' in out
     assert f"<kernel>{kernel}</kernel>" in out
     assert "<oslab:node>ctl</oslab:node>" in out  # oslab's metadata keeps its prefix
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ('[lab]\nname = "oslab"\ndistro = "debian13"\n', '[lab]\nname = "lab2"\nmacs_from = "oslab"\n'
+                                                     'distro = "debian13"\n'),
+    # a lab made from a renamed lab's save keeps the first lab's MACs
+    ('[lab]\nname = "oslab"\nmacs_from = "first"\n', '[lab]\nname = "lab2"\nmacs_from = "first"\n'),
+    # a node's name is not the lab's
+    ('[lab]\nname = "oslab"\n[[nodes]]\nname = "ctl"\n',
+     '[lab]\nname = "lab2"\nmacs_from = "oslab"\n[[nodes]]\nname = "ctl"\n'),
+])
+def test_a_saved_spec_renamed_keeps_its_macs(text: str, expect: str) -> None:
+    assert renamed_spec_text(text, "oslab", "lab2") == expect
+
+
+def test_a_saved_spec_without_a_lab_name_line_is_not_renamed() -> None:
+    with pytest.raises(SaveError, match=r"no `name = \.\.\.` line in its \[lab\] table"):
+        renamed_spec_text('lab.name = "oslab"\n', "oslab", "lab2")
+
+
+def renamed_default() -> Any:
+    return spec_file.parse(renamed_spec_text(spec_file.default_spec_text(), SPEC.name, "lab2"))
+
+
+def test_a_renamed_spec_gives_the_nodes_the_saved_labs_macs() -> None:
+    new = renamed_default()
+    assert new.name == "lab2" and new.macs_from == SPEC.name
+    for node in SPEC.nodes:
+        assert [new.mac(new.node(node.name), i) for i in (0, 1)] == \
+            [SPEC.mac(node, i) for i in (0, 1)]
+    assert new.digest() != SPEC.digest()
+    assert spec_file.load_default().digest() == SPEC.digest()  # no macs_from: digest as before
+
+
+GOLDEN_XML = Path(__file__).parent / "golden/xml/domain-controller-qemu-image.xml"
+
+
+def test_a_saved_domain_renamed_is_the_new_labs_node(tmp_path: Path) -> None:
+    saved = GOLDEN_XML.read_text().replace(
+        "<title>", "<uuid>8d3b6f0e-3c7a-4f52-9d7e-2f0a5b1c9e11</uuid>\n  <title>", 1)
+    new = renamed_default()
+    state = LabState("lab2")
+    xml = renamed_xml(saved, SPEC, new, state)
+    root = ET.fromstring(xml)
+    assert root.findtext("name") == "lab2-controller"
+    assert root.find("uuid") is None  # libvirt gives the new domain its own
+    assert root.findtext("title") == "oslab lab2: controller (controller)"
+    meta = LabMeta.from_object_xml(xml)
+    assert meta is not None and (meta.lab, meta.spec) == ("lab2", new.digest())
+    assert {s.get("pool") for s in root.iter("source") if s.get("pool")} == {"lab2"}
+    assert [s.get("network") for s in root.iter("source") if s.get("network")] == \
+        ["lab2-mgmt", "lab2-prov"]
+    assert [m.get("address") for m in root.iter("mac")] == \
+        [SPEC.mac(SPEC.node("controller"), i) for i in (0, 1)]
+    assert {log.get("file") for log in root.iter("log")} == \
+        {str(state.console_log_path("controller"))}
+    conn = libvirt.open("test:///default")
+    dom = conn.defineXML(xml)  # libvirt takes it as a domain of its own
+    try:
+        assert dom.name() == "lab2-controller"
+    finally:
+        dom.undefine()
+
+
+def test_a_saved_domain_whose_mac_the_new_lab_would_not_give_is_refused() -> None:
+    saved = GOLDEN_XML.read_text().replace(SPEC.mac(SPEC.node("controller"), 1),
+                                           "52:54:00:00:00:01")
+    with pytest.raises(SaveError, match="NIC 1 in the save does not have the MAC address"):
+        renamed_xml(saved, SPEC, renamed_default(), LabState("lab2"))
+
+
+@pytest.mark.parametrize(("memory", "cold", "saved_lab_exists", "expect"), [
+    (True, True, False, []),
+    (True, False, False, ["comes back only as lab oslab"]),  # a memory keeps its domain's name
+    (False, False, False, []),  # a save of a shut-off lab has no memory to keep a name for
+    (True, True, True, ["the lab the save was made from, exists"]),  # nodes keep its addresses
+])
+def test_why_a_save_cannot_become_a_lab_of_another_name(tmp_path: Path, memory: bool, cold: bool,
+                                                         saved_lab_exists: bool,
+                                                         expect: list[str]) -> None:
+    conn = libvirt.open("test:///default")
+    save = save_of(tmp_path, [], memory)
+    if memory:
+        (save.path / "nodes").mkdir(exist_ok=True)
+        (save.path / "nodes/controller.state").write_bytes(b"")
+    found = refusals(save, renamed_default(), conn, cold, False, 64000, saved_lab_exists)
+    assert [e.message for e in found if not any(w in e.message for w in expect)] == []
+    assert len(found) == len(expect) and all(e.hint for e in found)
