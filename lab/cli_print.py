@@ -60,12 +60,14 @@ def print_stopped(done: upflow.Stopped) -> None:
                + f"; `oslab --lab {lab} revert {done.snapshot}` brings this point back")
     click.echo(f"  next: {done.next_step} on {', '.join(done.nodes)} "
                f"(`oslab --lab {lab} ssh {done.nodes[0]}`)")
-    click.echo(f"  the install guide: {done.page}")
+    oslab = ("oslab" if done.spec.source.startswith("<")
+             else f"oslab -f {shlex.quote(done.spec.source)}")
+    # the guide's KEYSTONE_DBPASS, GLANCE_PASS, ...: the lab's own, or the rest will not match
+    click.echo(f"  its passwords: the lab's, in the files `{oslab} render --out DIR` writes "
+               "(0600)")
     if done.check:
         click.echo(f"  then check it: `oslab --lab {lab} verify --only {done.check}`")
-    again = ("oslab up" if done.spec.source.startswith("<")
-             else f"oslab -f {shlex.quote(done.spec.source)} up")
-    click.echo(f"  `{again}` goes on from there when you are done")
+    click.echo(f"  `{oslab} up` goes on from there when you are done")
 
 
 def print_verified(done: upflow.Verified) -> None:
