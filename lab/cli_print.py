@@ -60,6 +60,7 @@ def print_stopped(done: upflow.Stopped) -> None:
                + f"; `oslab --lab {lab} revert {done.snapshot}` brings this point back")
     click.echo(f"  next: {done.next_step} on {', '.join(done.nodes)} "
                f"(`oslab --lab {lab} ssh {done.nodes[0]}`)")
+    click.echo(f"  the install guide: {done.page}")
     oslab = ("oslab" if done.spec.source.startswith("<")
              else f"oslab -f {shlex.quote(done.spec.source)}")
     # the guide's KEYSTONE_DBPASS, GLANCE_PASS, ...: the lab's own, or the rest will not match
