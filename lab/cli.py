@@ -7,6 +7,7 @@ cli_boundary, and the longer reports of `up` and `render --check` are in cli_pri
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import stat
@@ -275,8 +276,9 @@ def ssh(opts: Options, node: str, command: tuple[str, ...]) -> None:
                                  "`oslab status` shows the nodes")
     if command:
         with Session(target, connect_timeout=SSH_PATIENCE_S) as s:
+            # as long as the command runs, as ssh does (an upgrade, a db_sync under TCG)
             result = s.run(shlex.join(command) if len(command) > 1 else command[0],
-                           on_line=click.echo)
+                           on_line=click.echo, timeout=math.inf)
             sys.stderr.write(result.stderr)
             raise SystemExit(result.returncode)
     known = write_known_hosts(opts.state(), [target])
