@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from oslab.distro import DISTROS, KERNEL_ARGS, NodeOs, distro_for
+from oslab.distro import DISTROS, NODE_KERNEL_ARGS, NodeOs, distro_for
 from oslab.errors import SpecError
 from oslab.files import atomic_file
 from oslab.spec import LabSpec, Node, Role
@@ -165,7 +165,7 @@ def _context(inp: KickstartInput) -> dict[str, Any]:
         "netmask": str(mgmt.cidr.netmask),
         "gateway": str(mgmt.gateway),
         "nameserver": str(mgmt.gateway),
-        "system_disk": SYSTEM_DISK, "kernel_args": KERNEL_ARGS,
+        "system_disk": SYSTEM_DISK, "kernel_args": NODE_KERNEL_ARGS,
         # virtio disks in the domain's order: vda is the system disk, vdb... the extra disks
         "extra_disks": [_virtio_disk(i + 1) for i in range(len(node.extra_disks_gib))],
         "root_password_hash": inp.root_password_hash,
@@ -258,7 +258,7 @@ def golden_kickstart(distro: str, timezone: str, builder: GoldenBuilder = CANONI
         "mgmt_mac": builder.mgmt_mac, "provider_mac": builder.provider_mac,
         "address": builder.address, "netmask": builder.netmask, "gateway": builder.gateway,
         "nameserver": builder.gateway, "system_disk": SYSTEM_DISK, "extra_disks": [],
-        "kernel_args": KERNEL_ARGS,
+        "kernel_args": NODE_KERNEL_ARGS,
         "marker_path": MARKER_PATH, "post_log": POST_LOG,
         "marker": {"OSLAB_DISTRO": distro, "OSLAB_GOLDEN": "1"}})
     validate(text, f"golden-{distro}/ks.cfg")

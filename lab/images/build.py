@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from oslab.distro import KERNEL_ARGS
+from oslab.distro import NODE_KERNEL_ARGS
 from oslab.errors import OslabError
 from oslab.images import rebuilds
 from oslab.images.common import Say, debian_cache, digest, env, locked, run
@@ -85,7 +85,7 @@ class Image:
 
     @property
     def cmdline(self) -> str:
-        return f"root=LABEL={ROOT_LABEL} ro {KERNEL_ARGS}"
+        return f"root=LABEL={ROOT_LABEL} ro {NODE_KERNEL_ARGS}"
 
 
 def customize_script(inputs: ImageInputs, preseed_path: Path, files_dir: Path) -> str:

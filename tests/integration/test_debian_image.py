@@ -84,10 +84,10 @@ def test_debian13_nodes_from_a_base_image(make_lab: Any) -> None:
         out = lab.run("ssh", name, "--",
                       "hostname; ip -4 -o addr show scope global | awk '{print $4}'; "
                       "df -B1 --output=size / | tail -1; cat /etc/machine-id; "
-                      "ls /etc/ssh/ssh_host_*_key; grep -c no_timer_check /proc/cmdline"
+                      "ls /etc/ssh/ssh_host_*_key; grep -c 'no_timer_check panic=10' /proc/cmdline"
                       ).stdout.split()
         hostname, addr, size, machine_id, *keys, timer_args = out
-        assert timer_args == "1"  # the direct boot's KERNEL_ARGS
+        assert timer_args == "1"  # the direct boot's NODE_KERNEL_ARGS
         assert hostname == name
         assert addr == f"{address}/24"  # the provider NIC is left unconfigured
         assert int(size) > 1.5 * (1 << 30), f"root fs not grown: {size} bytes"

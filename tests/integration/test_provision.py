@@ -61,9 +61,9 @@ def test_up_status_ssh_rerun_destroy(make_lab: Any) -> None:
     # `oslab ssh NODE -- COMMAND` runs the command there and returns its exit code
     out = lab.run("ssh", "cmp1", "--", "hostname")
     assert out.stdout.strip() == "cmp1"
-    # the kickstart's `bootloader --append` reached the installed system's boot (KERNEL_ARGS)
+    # the kickstart's `bootloader --append` reached the installed system's boot (NODE_KERNEL_ARGS)
     cmdline = lab.run("ssh", "cmp1", "--", "cat /proc/cmdline").stdout.split()
-    assert {"console=ttyS0,115200n8", "no_timer_check"} <= set(cmdline), cmdline
+    assert {"console=ttyS0,115200n8", "no_timer_check", "panic=10"} <= set(cmdline), cmdline
     hosts = lab.run("ssh", "ctl", "--", "cat /etc/hosts").stdout
     entries = [line.split() for line in hosts.splitlines()]
     assert [lab.addresses["cmp1"], "cmp1"] in entries and [lab.addresses["ctl"], "ctl"] in entries

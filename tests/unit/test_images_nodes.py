@@ -109,7 +109,8 @@ def test_image_domain_and_overlay_are_accepted_by_libvirt(conn: libvirt.virConne
     d = image_domain_def(DEBIAN, node, virt_type=VirtType.QEMU, console_log=Path("/state/c.log"),
                          kernel="/cache/debian13-controller.vmlinuz",
                          initrd="/cache/debian13-controller.initrd",
-                         cmdline="root=LABEL=oslab-root ro console=ttyS0,115200n8 no_timer_check")
+                         cmdline="root=LABEL=oslab-root ro console=ttyS0,115200n8 no_timer_check "
+                         "panic=10")
     xml = d.xml()
     golden("domain-controller-qemu-image.xml", xml)
     assert "<kernel>/cache/debian13-controller.vmlinuz</kernel>" in xml
