@@ -4,6 +4,7 @@ lint rules an exercise relies on see its fault; the catalog covers every service
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,6 +135,19 @@ def test_commands_and_probes_are_valid_shell(ex: Exercise, which: str) -> None:
         assert "{" not in command.replace("${", ""), command
         done = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True)
         assert done.returncode == 0, (command, done.stderr)
+
+
+@pytest.mark.parametrize(("ex", "which"), RUNS, ids=[f"{e.name}-{w}" for e, w in RUNS])
+def test_a_fault_does_not_wait_for_the_nova_compute_it_breaks(ex: Exercise, which: str) -> None:
+    """nova-compute's unit is Type=notify: broken, it never becomes ready, and a fault that
+    waited on its restart would hang until the start timeout (the e2e's nova-transport-url
+    did, 15 min). The fix does wait, so `check` meets it started."""
+    spec = SPECS[which]
+    unit = command_for("{units:nova-compute}", spec)
+    for change, queued in ((ex.fault, True), (ex.fix, False)):
+        for run in resolve(change, spec).runs:
+            if re.search(rf"systemctl restart .*\b{unit}\b", run.command):
+                assert ("--no-block" in run.command) is queued, (ex.name, run.command)
 
 
 def test_units_are_the_distros_own() -> None:
