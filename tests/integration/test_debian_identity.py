@@ -38,10 +38,11 @@ def identity_lab(make_lab: Any) -> Any:
 
 
 def verification_rows(output: str) -> dict[str, str]:
-    """The rows of the verification table `oslab up` prints: check name -> result."""
+    """The rows of the verification table `oslab up` (indented) or `oslab verify` prints:
+    check name -> result."""
     rows = {}
     for line in output.splitlines():
-        match = re.match(r"^\s{2,}(\S.*?)\s{2,}(pass|FAIL|fail|skip)\b", line)
+        match = re.match(r"^\s*(\S.*?)\s{2,}(pass|FAIL|fail|skip)\b", line)
         if match:
             rows[match.group(1)] = match.group(2)
     return rows
