@@ -141,8 +141,9 @@ def refusals(save: store.Save, spec: LabSpec, conn: Connection, cold: bool,
                              hint=f"leave --lab out, or add --cold to boot the saved disks as "
                                   f"lab {lab}"))
     if exists:
-        out.append(SaveError(f"lab {lab} exists", hint=f"`oslab --lab {lab} destroy` it first, "
-                                                       "or choose another --lab"))
+        out.append(SaveError(f"lab {lab} exists", hint=f"`oslab --lab {lab} destroy` it first"
+                                                       + (", or choose another --lab with "
+                                                          "--cold" if cold else "")))
     if saved_lab_exists:
         out.append(SaveError(f"lab {save.lab}, the lab the save was made from, exists; the "
                              f"nodes of lab {lab} would have its addresses",
