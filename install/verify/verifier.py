@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 from oslab.access.ssh import NodeConn, Target
-from oslab.access.state import LabState
+from oslab.access.state import VERIFY_LEDGER, LabState
 from oslab.errors import OslabError
 from oslab.install import instance_image, openrc
 from oslab.install.boot import await_boot
@@ -87,7 +87,7 @@ def verify_lab(spec: LabSpec, state: LabState, *, keep: bool = False,
                          f"{state.dir}): it was not built here",
                          hint="`oslab up` builds it; check -f, --lab and XDG_STATE_HOME if it "
                               "was built")
-    ledger = state.dir / "verify-resources.json"
+    ledger = state.dir / VERIFY_LEDGER
     Ledger.load(ledger)  # a damaged ledger is refused before any node is reached
 
     key = state.ssh_key()

@@ -25,6 +25,8 @@ from oslab.files import read_small, write_atomic, write_private
 from oslab.spec import LAB_NAME_HINT, Node, valid_lab_name
 
 MARKER = ".oslab-state"  # written when oslab makes a lab's state dir; destroy requires it
+# what `oslab verify` made in the cloud and has not removed yet (its next run removes it first)
+VERIFY_LEDGER = "verify-resources.json"
 
 
 def path_variable(variable: str, default: Path) -> Path:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from oslab.access.state import LabState
+from oslab.access.state import VERIFY_LEDGER, LabState
 from oslab.files import set_mode
 from oslab.images import common
 from oslab.saves import store
@@ -144,8 +144,10 @@ def estimate_bytes(spec: LabSpec, infos: list[DomainInfo], disks: list[DiskCopy]
 
 
 def copy_state_dir(state: LabState, out: Path) -> None:
-    """The lab's keys, host keys and passwords (not its logs), 0600."""
-    for rel in ("id_ed25519", "id_ed25519.pub", "passwords.json"):
+    """The lab's keys, host keys and passwords (not its logs), 0600, and verify's ledger of
+    what it left in the cloud: the saved cloud holds those resources, so the lab made from the
+    save must know them (without it, its verify met its own keypair: "409 already exists")."""
+    for rel in ("id_ed25519", "id_ed25519.pub", "passwords.json", VERIFY_LEDGER):
         if (state.dir / rel).is_file():
             shutil.copyfile(state.dir / rel, out / rel)
     (out / "hostkeys").mkdir(mode=0o711)

@@ -13,11 +13,11 @@ import libvirt
 import pytest
 
 from oslab import spec_file
-from oslab.access.state import LabState
+from oslab.access.state import VERIFY_LEDGER, LabState
 from oslab.errors import OslabError
 from oslab.saves import store
 from oslab.saves.restore import refusals, renamed_spec_text, renamed_xml, restore_xml
-from oslab.saves.save import DiskCopy, copy_argv, disk_copy, refuse_state
+from oslab.saves.save import DiskCopy, copy_argv, copy_state_dir, disk_copy, refuse_state
 from oslab.saves.store import SaveError
 from oslab.virt.lab_objects import DomainInfo, DomainState
 from oslab.virt.metadata import LabMeta
@@ -298,3 +298,18 @@ def test_why_a_save_cannot_become_a_lab_of_another_name(tmp_path: Path, memory: 
     found = refusals(save, renamed_default(), conn, cold, False, 64000, saved_lab_exists)
     assert [e.message for e in found if not any(w in e.message for w in expect)] == []
     assert len(found) == len(expect) and all(e.hint for e in found)
+
+
+def test_a_save_carries_the_keys_and_verifys_ledger_not_the_logs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The saved cloud holds what verify left in it: the lab made from the save must know it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    state = LabState("lab1").ensure()
+    for rel in ("id_ed25519", "id_ed25519.pub", "passwords.json", VERIFY_LEDGER,
+                "logs/ctl.console.log", "exercise.json", "hostkeys/ctl"):
+        (state.dir / rel).write_text(rel)
+    out = tmp_path / "out"
+    out.mkdir()
+    copy_state_dir(state, out)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(
+        ["hostkeys/ctl", "id_ed25519", "id_ed25519.pub", "passwords.json", VERIFY_LEDGER])
