@@ -63,7 +63,10 @@ def parse_manifest(raw: bytes) -> dict[str, Any]:
             PLAIN.fullmatch(k) and k != "manifest.json" and SHA256.fullmatch(str(v))
             for k, v in files.items()) or not all(
             isinstance(b, dict) and isinstance(b.get("path"), str) and b["path"][:1] == "/"
-            and b.get("file") in ("", *files) and SHA256.fullmatch(str(b.get("sha256", "0" * 64)))
+            and b.get("file") in ("", *files)
+            # a base not carried (a save on its host) has its sha256 worked out by the export
+            and (SHA256.fullmatch(str(b.get("sha256", "0" * 64)))
+                 or b.get("file") == b.get("sha256") == "")
             for b in bases):
         raise ValueError("its manifest's files or bases are not paths with their sha256")
     return data
