@@ -180,6 +180,11 @@ def _delete(opts: Options, root: Path, name: str) -> None:
     if users:
         raise store.SaveError(f"save {name} is in use by {', '.join(users)}: their disks are "
                               "overlays on it", hint="destroy those labs first")
+    saves = store.leaning_on(save, store.list_saves(root)[0])
+    if saves:
+        raise store.SaveError(f"save {name} is in use by save(s) {', '.join(saves)}: their "
+                              "disks are overlays on it (a lab made from it, saved again)",
+                              hint="delete those saves first")
     store.delete(root, name)
     click.echo(f"removed save {name}")
 

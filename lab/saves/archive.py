@@ -204,6 +204,12 @@ def export(save_dir: Path, out: Path, say: Say) -> ExportResult:
     except ValueError as exc:
         raise OslabError(f"the save in {save_dir} is damaged: {exc}", hint=hint) from exc
     _refuse_existing(out, "choose another name or remove it")
+    other = next((b["path"] for b in manifest["bases"] if b["path"].startswith(
+        f"{save_dir.parent}/") and not b["path"].startswith(f"{save_dir}/")), None)
+    if other:  # the archive would carry one level of a chain whose bottom it lacks
+        raise OslabError(f"save {manifest['name']}'s disks are overlays on another save's "
+                         f"({other}): it was made from a lab made from that save",
+                         hint="export that save instead, or save a lab built by `oslab up`")
     archived, carried = for_archive(manifest)
     raw = json.dumps(archived, indent=2, sort_keys=True).encode()
     name, total = manifest["name"], len(raw)

@@ -71,38 +71,58 @@ class DiskCopy:
     format: str  # qcow2 or raw
     backing: str  # the base it stays an overlay on; "" when flattened or raw
     capacity: int
+    # the image between it and that base (another save's disk, for a lab made from a save):
+    # its clusters are written down into the copy, so that no save needs another
+    via: str = ""
 
     @property
     def file(self) -> str:
         return self.volume
 
 
-def qemu_img_info(path: Path) -> dict[str, Any]:
-    proc = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
-                          capture_output=True, text=True, check=False)
+def qemu_img_chain(path: Path) -> list[dict[str, Any]]:
+    """`qemu-img info` of ``path`` and of each image below it, the disk first."""
+    proc = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json",
+                           str(path)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SaveError(f"qemu-img cannot read {path}: {proc.stderr.strip()[-300:]}",
                         hint="scripts/setup-host.sh installs qemu-utils")
-    info: dict[str, Any] = json.loads(proc.stdout)
-    return info
+    chain = json.loads(proc.stdout)
+    return chain if isinstance(chain, list) else [chain]
 
 
-def disk_copy(volume: str, path: Path, info: dict[str, Any]) -> DiskCopy:
-    """How to keep one disk: an overlay on its base stays one; a raw one (a seed) is copied."""
+def disk_copy(volume: str, path: Path, chain: list[dict[str, Any]]) -> DiskCopy:
+    """How to keep one disk: an overlay stays one on the bottom of its chain (a cached base);
+    a raw one (a seed) is copied. A lab made from a save has its disks on that save's: saved
+    again, they end on the base too (``via``), so that no save needs another (an export
+    carries one level; a delete of the first would break the second)."""
+    info = chain[0]
     fmt = str(info.get("format", "raw"))
-    backing = str(info.get("full-backing-filename") or info.get("backing-filename") or "")
-    return DiskCopy(volume, path, fmt, backing if fmt == "qcow2" else "",
-                    int(info.get("virtual-size", 0)))
+    if fmt != "qcow2" or len(chain) < 2:
+        return DiskCopy(volume, path, fmt, "", int(info.get("virtual-size", 0)))
+    via = str(chain[1].get("filename", "")) if len(chain) > 2 else ""
+    return DiskCopy(volume, path, fmt, str(chain[-1].get("filename", "")),
+                    int(info.get("virtual-size", 0)), via)
 
 
 def copy_argv(disk: DiskCopy, out: Path) -> list[str] | None:
-    """The qemu-img command that writes ``disk`` into the save; None: a plain copy will do."""
+    """The qemu-img command that writes ``disk`` into the save; None: a plain copy will do.
+    `convert -B` writes only the clusters of the disk itself, so on its own backing."""
     if disk.format != "qcow2":
         return None
     argv = ["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2"]
     if disk.backing:
-        argv += ["-B", disk.backing, "-F", "qcow2"]
+        argv += ["-B", disk.via or disk.backing, "-F", "qcow2"]
     return [*argv, str(disk.source), str(out)]
+
+
+def rebase_argv(disk: DiskCopy, out: Path) -> list[str] | None:
+    """Then, for a disk with ``via``: the copy put on the base, the clusters of ``via`` that
+    differ from it written into the copy (a safe rebase)."""
+    if not disk.via:
+        return None
+    return ["qemu-img", "rebase", "-f", "qcow2", "-b", disk.backing, "-F", "qcow2",
+            str(out)]
 
 
 def domain_disks(conn: Connection, xml: str) -> list[tuple[str, Path]]:
@@ -198,7 +218,7 @@ class Saver:
         if rescue(self.conn, self.lab, self.state, root, self.say):
             doms = self._infos()  # the nodes brought back run again
         xmls = {i.meta.node: d.XMLDesc(INACTIVE) for i, d in doms}  # read once per node
-        disks = {node: [disk_copy(v, p, qemu_img_info(p))
+        disks = {node: [disk_copy(v, p, qemu_img_chain(p))
                         for v, p in domain_disks(self.conn, xml)]
                  for node, xml in xmls.items()}
         need = estimate_bytes(self.spec, [i for i, _d in doms],
@@ -277,8 +297,15 @@ class Saver:
                 else:
                     common.run(argv, lambda _line: None, f"copying {node}'s disk {disk.volume}",
                                hint="is there room in the saves root?")
+                rebase = rebase_argv(disk, out / disk.file)
+                if rebase is not None:
+                    common.run(rebase, lambda _line: None, f"putting {node}'s disk "
+                               f"{disk.volume} on its base", hint="is there room in the saves "
+                                                                  "root?")
                 size = (out / disk.file).stat().st_size
                 how = f"an overlay on {Path(disk.backing).name}" if disk.backing else "whole"
+                if disk.via:
+                    how += f", with what {disk.via} held"
                 self.say(f"{node}: disk {disk.volume} copied ({how}, {size / 1e6:.0f} MB) in "
                          f"{time.monotonic() - t:.1f}s")
 

@@ -119,6 +119,14 @@ class Save:
                 "verified": bool(m.get("verification"))}
 
 
+def leaning_on(save: Save, others: list[Save]) -> list[str]:
+    """The saves among ``others`` whose disks are overlays on ``save``'s (a lab made from
+    ``save``, saved again): deleting ``save`` would break them."""
+    inside = f"{save.path}/"
+    return [o.name for o in others if o.path != save.path
+            and any(b.startswith(inside) for b in o.bases)]
+
+
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     """A format-1 manifest, or a SaveError saying what is wrong with it."""
     hint = "it was not written by this oslab; `oslab saved --delete NAME` removes it"

@@ -465,3 +465,17 @@ def test_for_archive_refuses(tmp_path: Path, bases: list[dict[str, str]], messag
     manifest = {**GOOD, "files": {"bases/inside.qcow2": "3" * 64}, "bases": bases}
     with pytest.raises(OslabError, match=f"the save {NAME} is damaged: .*{message}"):
         for_archive(manifest)
+
+
+def test_export_refuses_a_save_whose_disks_lean_on_another_save(tmp_path: Path) -> None:
+    """A lab made from a save, saved again: its disks are overlays on the first save's, which
+    are overlays on a cached base; the archive would carry one level only."""
+    save = make_save(tmp_path)
+    other = tmp_path / "saves" / "first" / "disks" / "root.qcow2"
+    manifest = json.loads((save.dir / "manifest.json").read_text())
+    manifest["bases"] = [{"path": str(other), "file": "", "sha256": ""}]
+    (save.dir / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "lab1.tar.zst"
+    with pytest.raises(OslabError, match="overlays on another save's") as err:
+        export(save.dir, out, lambda _: None)
+    assert "export that save instead" in (err.value.hint or "") and not out.exists()

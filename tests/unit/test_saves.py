@@ -3,8 +3,10 @@ which lab states can be saved, and why a save cannot become a lab here."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,15 @@ from oslab.access.state import VERIFY_LEDGER, LabState
 from oslab.errors import OslabError
 from oslab.saves import store
 from oslab.saves.restore import refusals, renamed_spec_text, renamed_xml, restore_xml
-from oslab.saves.save import DiskCopy, copy_argv, copy_state_dir, disk_copy, refuse_state
+from oslab.saves.save import (
+    DiskCopy,
+    copy_argv,
+    copy_state_dir,
+    disk_copy,
+    qemu_img_chain,
+    rebase_argv,
+    refuse_state,
+)
 from oslab.saves.store import SaveError
 from oslab.virt.lab_objects import DomainInfo, DomainState
 from oslab.virt.metadata import LabMeta
@@ -109,18 +119,24 @@ def test_a_relative_saves_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         store.saves_root()
 
 
-@pytest.mark.parametrize(("info", "backing", "argv_tail"), [
+OVERLAY = {"format": "qcow2", "virtual-size": 9, "filename": "/p/v"}
+BASE = {"format": "qcow2", "filename": "/c/base.qcow2"}
+
+
+@pytest.mark.parametrize(("chain", "backing", "argv_tail"), [
     # an overlay on a cached base stays one: only its own clusters are written
-    ({"format": "qcow2", "full-backing-filename": "/c/base.qcow2", "virtual-size": 9},
-     "/c/base.qcow2", ["-B", "/c/base.qcow2", "-F", "qcow2", "/p/v", "/o/v"]),
+    ([OVERLAY, BASE], "/c/base.qcow2", ["-B", "/c/base.qcow2", "-F", "qcow2", "/p/v", "/o/v"]),
+    # a lab made from a save, saved again: its own clusters first (then the rebase below)
+    ([OVERLAY, {"format": "qcow2", "filename": "/s/s1/v"}, BASE], "/c/base.qcow2",
+     ["-B", "/s/s1/v", "-F", "qcow2", "/p/v", "/o/v"]),
     # a disk of its own (a kickstarted node) is flattened, its snapshots left behind
-    ({"format": "qcow2", "virtual-size": 9}, "", ["-O", "qcow2", "/p/v", "/o/v"]),
+    ([OVERLAY], "", ["-O", "qcow2", "/p/v", "/o/v"]),
     # a raw seed is copied as it is
-    ({"format": "raw", "virtual-size": 9}, "", None),
+    ([{"format": "raw", "virtual-size": 9}], "", None),
 ])
-def test_how_each_disk_is_kept(info: dict[str, Any], backing: str,
+def test_how_each_disk_is_kept(chain: list[dict[str, Any]], backing: str,
                                argv_tail: list[str] | None) -> None:
-    disk = disk_copy("v", Path("/p/v"), info)
+    disk = disk_copy("v", Path("/p/v"), chain)
     assert disk.backing == backing
     argv = copy_argv(disk, Path("/o/v"))
     if argv_tail is None:
@@ -313,3 +329,41 @@ def test_a_save_carries_the_keys_and_verifys_ledger_not_the_logs(
     copy_state_dir(state, out)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(
         ["hostkeys/ctl", "id_ed25519", "id_ed25519.pub", "passwords.json", VERIFY_LEDGER])
+
+
+def test_a_save_another_save_leans_on_is_named(tmp_path: Path) -> None:
+    first = store.Save("first", write_save(tmp_path, "first"), manifest("first"))
+    leaning = manifest("second", bases=[{"path": f"{first.path}/disks/ctl/ctl-system.qcow2",
+                                         "file": "", "sha256": ""}])
+    second = store.Save("second", write_save(tmp_path, "second", leaning), leaning)
+    # an imported save carries its bases inside itself: that is not another save's
+    own = manifest("third", bases=[{"path": f"{tmp_path}/third/bases/b.qcow2",
+                                    "file": "bases/b.qcow2", "sha256": "0" * 64}])
+    third = store.Save("third", write_save(tmp_path, "third", own), own)
+    assert store.leaning_on(first, [first, second, third]) == ["second"]
+    assert store.leaning_on(third, [first, second, third]) == []
+    assert store.leaning_on(second, [first, second, third]) == []
+
+
+def test_a_disk_on_another_saves_disk_is_kept_on_the_base_with_all_its_data(
+        tmp_path: Path) -> None:
+    """With the real qemu-img: base <- another save's disk <- the node's disk. The save's copy
+    is an overlay on the base alone and holds what both images above it held (`convert -B
+    base` alone would lose the middle's clusters: it copies only the source's own)."""
+    base, middle, top, out = (tmp_path / n for n in ("base.qcow2", "mid.qcow2", "top.qcow2",
+                                                     "out.qcow2"))
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "8M"])
+    run(["qemu-io", "-c", "write -P 0x11 0 64k", str(base)])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(middle)])
+    run(["qemu-io", "-c", "write -P 0x5a 1M 64k", str(middle)])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(middle), "-F", "qcow2", str(top)])
+    run(["qemu-io", "-c", "write -P 0x77 2M 64k", str(top)])
+    disk = disk_copy("top.qcow2", top, qemu_img_chain(top))
+    assert (disk.backing, disk.via) == (str(base), str(middle))
+    for argv in (copy_argv(disk, out), rebase_argv(disk, out)):
+        assert argv is not None
+        run(argv)
+    assert [c["filename"] for c in qemu_img_chain(out)] == [str(out), str(base)]
+    for pattern, offset in (("0x11", "0"), ("0x5a", "1M"), ("0x77", "2M")):
+        run(["qemu-io", "-c", f"read -P {pattern} {offset} 64k", str(out)])
