@@ -329,6 +329,7 @@ if [ "$up_rc" = 0 ] && [ "$saves" = 1 ]; then
     else row "save of the running verified cloud" FAIL "see $work/save.log"; fi
     timed "verify --only services after the save (the lab ran on)" verify-after-save \
         "${oslab[@]}" verify --only services
+    panics   # destroy removes the state directory, the console logs with it
     timed "destroy (the save is kept)" destroy-saved "${oslab[@]}" destroy --yes
     timed "up --from-saved, until every service reports up" from-saved \
         "${bare[@]}" up --from-saved "$save_name"
